@@ -1,0 +1,54 @@
+"""The ``riskmap`` command line: one Click group; each area registers its commands.
+
+- :mod:`riskmap.cli.core`  demo, build, export, show
+- :mod:`riskmap.cli.web`   serve
+- :mod:`riskmap.cli.real`  crosswalk, simulate, import-edition, fetch
+
+Errors the user can cause (:class:`~riskmap.errors.RiskmapError`) print one line
+``riskmap: error: ...`` on stderr and exit with code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import RiskmapError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="riskmap")
+def cli():
+    """riskmap: municipal risk maps of child labour (MIRTI-style model)."""
+
+
+def data_dir_option(func):
+    """The shared ``--data-dir`` option (default: the RISKMAP_DATA_DIR setting, else ./data)."""
+    return click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+                        help="Data directory (default: $RISKMAP_DATA_DIR or ./data).")(func)
+
+
+def resolve_data_dir(data_dir: str | None) -> str:
+    from ..settings import resolve
+    return data_dir or resolve()["data_dir"]
+
+
+def main(argv=None):
+    """Console-script entry point."""
+    try:
+        cli.main(args=argv, prog_name="riskmap", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("riskmap: aborted", err=True)
+        sys.exit(1)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except RiskmapError as exc:
+        click.echo(f"riskmap: error: {exc.message}", err=True)
+        sys.exit(exc.exit_code)
+    sys.exit(0)
+
+
+# Register the commands (imported for their side effect on ``cli``).
+from . import core, real, web  # noqa: E402,F401

@@ -1,0 +1,88 @@
+"""The published edition: what every downstream consumer (web, exports, comparison) reads.
+
+An edition is one survey edition's municipal results on one geography vintage:
+``rows`` (one row per municipality of the vintage, with geometry), ``factors`` (long table of
+factor contributions) and ``card`` (the model card, a JSON-able dict).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import geopandas as gpd
+import pandas as pd
+
+LEVELS = ("alto", "medio", "bajo", "sin_informacion")
+
+#: The edition output row of ARCHITECTURE.md, in order (exports and the API return these).
+ROW_COLUMNS = (
+    "edition", "cvegeo", "cve_ent", "nom_ent", "nom_mun", "children", "probability",
+    "ci_low", "ci_high", "level", "expected_child_labour", "rank_national", "rank_state",
+    "top_factors",
+)
+
+#: Extra per-municipality columns kept in the store (not all exported).
+EXTRA_COLUMNS = (
+    "cve_mun",      # 3-digit municipal code
+    "vintage",      # geography vintage name, e.g. "2015"
+    "se",           # standard error of probability: sqrt(var_model + var_census)
+    "var_model",    # delta-method variance from coefficient uncertainty
+    "var_census",   # census-sample variance (0 for a full count)
+    "n_records",    # census child records behind the estimate
+)
+
+#: Columns of the long factor table.
+FACTOR_COLUMNS = ("cvegeo", "covariate", "domain", "contribution", "municipal_mean",
+                  "national_mean")
+
+KINDS = ("modelled", "imported")
+
+
+@dataclass
+class Edition:
+    """One published edition.
+
+    Attributes
+    ----------
+    name : str
+        Edition name, e.g. ``"2023"``.
+    rows : geopandas.GeoDataFrame
+        ROW_COLUMNS + EXTRA_COLUMNS + geometry, EPSG:4326, one row per municipality of the
+        vintage (``level == "sin_informacion"`` where there is no estimate; never dropped).
+    factors : pandas.DataFrame
+        FACTOR_COLUMNS, one row per municipality and covariate (empty for imported editions).
+    card : dict
+        The model card (ARCHITECTURE.md). Always has ``edition``, ``kind``, ``vintage``,
+        ``synthetic``, ``sources``, ``rule``, ``created``, ``year``; modelled editions add
+        ``coefficients``, ``covariance``, ``national_rate``, ``diagnostics``, ``spec``...
+    """
+
+    name: str
+    rows: gpd.GeoDataFrame
+    factors: pd.DataFrame
+    card: dict
+
+    @property
+    def vintage(self) -> str:
+        return str(self.card["vintage"])
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.card.get("synthetic", False))
+
+    @property
+    def kind(self) -> str:
+        return self.card.get("kind", "modelled")
+
+    @property
+    def year(self) -> int:
+        return int(self.card.get("year") or 0)
+
+    @property
+    def national_rate(self) -> float | None:
+        rate = self.card.get("national_rate")
+        return None if rate is None else float(rate["estimate"])
+
+    def level_counts(self) -> dict[str, int]:
+        counts = self.rows["level"].value_counts()
+        return {level: int(counts.get(level, 0)) for level in LEVELS}

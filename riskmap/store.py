@@ -1,0 +1,196 @@
+"""The data directory: published editions, geography vintages and crosswalks.
+
+Layout::
+
+    <data_dir>/editions/<name>.gpkg             layers municipios (geometry), factores, model_card
+    <data_dir>/editions/<name>.model_card.json  convenience copy of the card (read-only use)
+    <data_dir>/geography/<vintage>.gpkg          layers municipios, estados
+    <data_dir>/crosswalks/<from>__<to>.csv       cvegeo_from, cvegeo_to, share
+
+Every write goes to a temporary file in the same folder and is renamed into place
+(:func:`os.replace` is atomic on POSIX), so a reader never sees half a file and a failed
+build leaves what was published before byte-for-byte intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+
+from .edition import Edition, EXTRA_COLUMNS, FACTOR_COLUMNS, ROW_COLUMNS
+from .errors import InputError, NotFound
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_CODE_COLUMNS = {"cvegeo": str, "cve_ent": str, "cve_mun": str}
+
+
+def check_name(name: str, what: str = "edition") -> str:
+    """Return ``name`` if it is a safe file-name token, else raise :class:`InputError`."""
+    name = str(name)
+    if not _NAME.match(name) or name.endswith(".tmp"):
+        raise InputError(f"invalid {what} name {name!r}: use letters, digits, '-', '_' or '.'")
+    return name
+
+
+@contextmanager
+def atomic_path(target: Path):
+    """Yield a temporary path beside ``target``; rename it onto ``target`` on success.
+
+    On any exception the temporary file is removed and ``target`` is untouched.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    os.unlink(tmp)  # writers (GDAL) want to create the file themselves
+    try:
+        yield Path(tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+class DataStore:
+    """Read and write the data directory.
+
+    Parameters
+    ----------
+    data_dir : str or Path
+    """
+
+    def __init__(self, data_dir):
+        self.root = Path(data_dir)
+
+    # -- editions ---------------------------------------------------------------------------
+    def edition_path(self, name: str) -> Path:
+        return self.root / "editions" / f"{check_name(name)}.gpkg"
+
+    def edition_names(self) -> list[str]:
+        """Names of published editions, oldest first (by card year, then name)."""
+        folder = self.root / "editions"
+        if not folder.is_dir():
+            return []
+        names = [p.stem for p in folder.glob("*.gpkg") if not p.name.startswith(".")]
+        return sorted(names, key=lambda n: (self._year(n), n))
+
+    def _year(self, name: str) -> int:
+        card_file = self.root / "editions" / f"{name}.model_card.json"
+        try:
+            return int(json.loads(card_file.read_text(encoding="utf-8")).get("year") or 0)
+        except (OSError, ValueError):
+            return 0
+
+    def publish_edition(self, edition: Edition) -> Path:
+        """Write ``edition`` atomically; return the GeoPackage path."""
+        name = check_name(edition.name)
+        missing = [c for c in ROW_COLUMNS + EXTRA_COLUMNS if c not in edition.rows.columns]
+        if missing:
+            raise ValueError(f"edition rows lack columns: {missing}")
+        target = self.edition_path(name)
+        rows = edition.rows.to_crs(4326) if edition.rows.crs else edition.rows.set_crs(4326)
+        factors = edition.factors
+        if factors is None or len(factors) == 0:
+            factors = pd.DataFrame({c: pd.Series(dtype="float64" if c.endswith(("mean", "tion"))
+                                                 else "str") for c in FACTOR_COLUMNS})
+        card_json = json.dumps(edition.card, ensure_ascii=False, allow_nan=False, default=_jsonable)
+        with atomic_path(target) as tmp:
+            pyogrio.write_dataframe(rows, tmp, layer="municipios", driver="GPKG")
+            pyogrio.write_dataframe(pd.DataFrame(factors), tmp, layer="factores", driver="GPKG")
+            pyogrio.write_dataframe(pd.DataFrame({"key": ["model_card"], "json": [card_json]}),
+                                    tmp, layer="model_card", driver="GPKG")
+        with atomic_path(target.with_suffix(".model_card.json")) as tmp:
+            tmp.write_text(json.dumps(edition.card, ensure_ascii=False, indent=2,
+                                      default=_jsonable), encoding="utf-8")
+        return target
+
+    def load_edition(self, name: str) -> Edition:
+        """Read a published edition; :class:`NotFound` lists the published ones."""
+        path = self.edition_path(name)
+        if not path.exists():
+            raise NotFound(f"edition {name!r} is not published; published: "
+                           + (", ".join(self.edition_names()) or "none"))
+        rows = pyogrio.read_dataframe(path, layer="municipios")
+        for col in _CODE_COLUMNS:
+            if col in rows.columns:
+                rows[col] = rows[col].astype(str)
+        factors = pyogrio.read_dataframe(path, layer="factores", read_geometry=False)
+        if "cvegeo" in factors.columns:
+            factors["cvegeo"] = factors["cvegeo"].astype(str)
+        card_df = pyogrio.read_dataframe(path, layer="model_card", read_geometry=False)
+        card = json.loads(card_df["json"].iloc[0])
+        return Edition(name=name, rows=rows, factors=pd.DataFrame(factors), card=card)
+
+    def load_card(self, name: str) -> dict:
+        """The model card only (cheap: reads the JSON copy)."""
+        path = self.edition_path(name)
+        if not path.exists():
+            raise NotFound(f"edition {name!r} is not published; published: "
+                           + (", ".join(self.edition_names()) or "none"))
+        return json.loads(path.with_suffix(".model_card.json").read_text(encoding="utf-8"))
+
+    # -- geography --------------------------------------------------------------------------
+    def vintage_path(self, vintage: str) -> Path:
+        return self.root / "geography" / f"{check_name(vintage, 'vintage')}.gpkg"
+
+    def vintage_names(self) -> list[str]:
+        folder = self.root / "geography"
+        return sorted(p.stem for p in folder.glob("*.gpkg")) if folder.is_dir() else []
+
+    def save_vintage(self, vintage: str, municipios: gpd.GeoDataFrame,
+                     estados: gpd.GeoDataFrame | None = None) -> Path:
+        """Store a normalised boundary set (cvegeo, cve_ent, cve_mun, nom_ent, nom_mun)."""
+        target = self.vintage_path(vintage)
+        with atomic_path(target) as tmp:
+            pyogrio.write_dataframe(municipios.to_crs(4326), tmp, layer="municipios", driver="GPKG")
+            if estados is not None:
+                pyogrio.write_dataframe(estados.to_crs(4326), tmp, layer="estados", driver="GPKG")
+        return target
+
+    def load_vintage(self, vintage: str, layer: str = "municipios") -> gpd.GeoDataFrame:
+        path = self.vintage_path(vintage)
+        if not path.exists():
+            raise NotFound(f"geography vintage {vintage!r} is not stored; stored: "
+                           + (", ".join(self.vintage_names()) or "none"))
+        gdf = pyogrio.read_dataframe(path, layer=layer)
+        for col in _CODE_COLUMNS:
+            if col in gdf.columns:
+                gdf[col] = gdf[col].astype(str)
+        return gdf
+
+    # -- crosswalks -------------------------------------------------------------------------
+    def crosswalk_path(self, vintage_from: str, vintage_to: str) -> Path:
+        return self.root / "crosswalks" / (f"{check_name(vintage_from, 'vintage')}__"
+                                           f"{check_name(vintage_to, 'vintage')}.csv")
+
+    def save_crosswalk(self, vintage_from: str, vintage_to: str, table: pd.DataFrame) -> Path:
+        target = self.crosswalk_path(vintage_from, vintage_to)
+        with atomic_path(target) as tmp:
+            table[["cvegeo_from", "cvegeo_to", "share"]].to_csv(tmp, index=False)
+        return target
+
+    def load_crosswalk(self, vintage_from: str, vintage_to: str) -> pd.DataFrame:
+        """Return the crosswalk; identity for equal vintages; NotFound when not stored."""
+        path = self.crosswalk_path(vintage_from, vintage_to)
+        if not path.exists():
+            raise NotFound(f"no crosswalk from vintage {vintage_from} to {vintage_to}")
+        return pd.read_csv(path, dtype={"cvegeo_from": str, "cvegeo_to": str})
+
+
+def _jsonable(obj):
+    """json.dumps fallback for numpy scalars and arrays."""
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
