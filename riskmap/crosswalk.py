@@ -1,0 +1,225 @@
+"""Area-overlay crosswalks between two boundary vintages, and the changes they reveal.
+
+A crosswalk row ``(cvegeo_from, cvegeo_to, share)`` says that ``share`` of the
+from-municipality's area lies in the to-municipality. Areas are measured in an Albers
+equal-area projection (EPSG:6372, INEGI's Lambert conformal conic, is conformal, not equal
+area, so its areas are biased by latitude). Shares below ``min_share`` are simplification
+slivers and are dropped; the remaining shares of each from-code are renormalised to sum to 1.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import CRS
+
+from .errors import InputError
+
+#: Albers equal-area conic fitted to Mexico (standard parallels 14.5 N and 32.5 N).
+MEXICO_ALBERS = ("+proj=aea +lat_1=14.5 +lat_2=32.5 +lat_0=24 +lon_0=-102 "
+                 "+ellps=GRS80 +units=m +no_defs")
+
+CROSSWALK_COLUMNS = ("cvegeo_from", "cvegeo_to", "share")
+CHANGE_COLUMNS = ("change", "cvegeo_from", "cvegeo_to", "share")
+
+
+def equal_area_crs(gdf: gpd.GeoDataFrame) -> CRS:
+    """An Albers equal-area CRS suited to the extent of ``gdf``.
+
+    Mexico's own parameters are used when the data lie within Mexico's extent; elsewhere the
+    standard parallels are placed at 1/6 and 5/6 of the latitude range (Snyder's rule).
+    """
+    lon0, lat0, lon1, lat1 = gdf.to_crs(4326).total_bounds
+    if lon0 >= -118.5 and lon1 <= -86.5 and lat0 >= 14.0 and lat1 <= 33.0:
+        return CRS.from_proj4(MEXICO_ALBERS)
+    span = max(lat1 - lat0, 1e-6)
+    p1, p2 = lat0 + span / 6, lat1 - span / 6
+    return CRS.from_proj4(f"+proj=aea +lat_1={p1:.4f} +lat_2={p2:.4f} "
+                          f"+lat_0={(lat0 + lat1) / 2:.4f} +lon_0={(lon0 + lon1) / 2:.4f} "
+                          "+ellps=GRS80 +units=m +no_defs")
+
+
+def area_crosswalk(gdf_from: gpd.GeoDataFrame, gdf_to: gpd.GeoDataFrame,
+                   min_share: float = 0.001) -> pd.DataFrame:
+    """Crosswalk two boundary vintages by area overlay.
+
+    Parameters
+    ----------
+    gdf_from, gdf_to : geopandas.GeoDataFrame
+        Normalised boundaries (a ``cvegeo`` column and polygon geometries, any CRS).
+    min_share : float, default 0.001
+        Overlaps smaller than this fraction of the from-municipality are treated as
+        simplification noise and dropped before renormalising.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``cvegeo_from, cvegeo_to, share``; the shares of each from-code sum to 1. Sorted by
+        ``cvegeo_from`` then decreasing share.
+
+    Raises
+    ------
+    InputError
+        Missing ``cvegeo`` column, missing CRS, or duplicated codes.
+
+    Warns
+    -----
+    UserWarning
+        From-municipalities that overlap nothing in ``gdf_to`` (listed by code; they are
+        absent from the result).
+    """
+    for name, gdf in (("from", gdf_from), ("to", gdf_to)):
+        if "cvegeo" not in gdf.columns:
+            raise InputError(f"the '{name}' boundaries have no cvegeo column")
+        if gdf.crs is None:
+            raise InputError(f"the '{name}' boundaries have no CRS")
+        dup = gdf["cvegeo"][gdf["cvegeo"].duplicated()]
+        if len(dup):
+            raise InputError(f"the '{name}' boundaries repeat codes: "
+                             + ", ".join(sorted(set(dup))[:10]))
+    crs = equal_area_crs(gdf_from)
+    a = gdf_from.to_crs(crs)
+    b = gdf_to.to_crs(crs)
+    ga = _valid(a.geometry.to_numpy())
+    gb = _valid(b.geometry.to_numpy())
+    codes_a = a["cvegeo"].astype(str).to_numpy()
+    codes_b = b["cvegeo"].astype(str).to_numpy()
+
+    tree = shapely.STRtree(gb)
+    ia, ib = tree.query(ga, predicate="intersects")
+    inter = _intersection_area(ga, gb, ia, ib)
+    area_a = shapely.area(ga)
+    share = np.divide(inter, area_a[ia], out=np.zeros_like(inter), where=area_a[ia] > 0)
+    table = pd.DataFrame({"cvegeo_from": codes_a[ia], "cvegeo_to": codes_b[ib],
+                          "share": share})
+    table = table[table["share"] >= min_share]
+    total = table.groupby("cvegeo_from")["share"].transform("sum")
+    table["share"] = table["share"] / total
+    lost = sorted(set(codes_a) - set(table["cvegeo_from"]))
+    if lost:
+        warnings.warn(f"{len(lost)} municipalit{'y' if len(lost) == 1 else 'ies'} of the "
+                      "'from' boundaries overlap nothing in the 'to' boundaries: "
+                      + ", ".join(lost[:20]), stacklevel=2)
+    table = table.sort_values(["cvegeo_from", "share"], ascending=[True, False])
+    table = table.reset_index(drop=True)[list(CROSSWALK_COLUMNS)]
+    # Kept for detect_changes (ranking the parents of new codes by contributed area); not
+    # part of the CSV contract.
+    table.attrs["area_from"] = dict(zip(codes_a, area_a.tolist()))
+    return table
+
+
+def detect_changes(crosswalk: pd.DataFrame, codes_from, codes_to,
+                   threshold: float = 0.02, areas_from=None) -> pd.DataFrame:
+    """List the territorial changes a crosswalk reveals.
+
+    Only changes that create or remove codes are listed: boundary adjustments between
+    municipalities that exist in both vintages are indistinguishable from the noise of
+    differently simplified boundary files, so they are not reported as splits or merges.
+
+    Parameters
+    ----------
+    crosswalk : pandas.DataFrame
+        Output of :func:`area_crosswalk`.
+    codes_from, codes_to : iterable of str
+        All municipal codes of each vintage.
+    threshold : float, default 0.02
+        Minimum share of the from-municipality for a piece to count as substantial.
+    areas_from : mapping or pandas.Series, optional
+        Area of each from-municipality (any unit). Used to rank the parents of a new code by
+        the area they gave it; defaults to ``crosswalk.attrs["area_from"]`` (set by
+        :func:`area_crosswalk`), else parents are ranked by share.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``change, cvegeo_from, cvegeo_to, share`` with ``change`` one of
+
+        * ``new``: ``cvegeo_to`` did not exist before; ``cvegeo_from`` is a municipality it
+          was carved from, the main parent (largest contributed area) first; ``share`` is
+          the fraction of the parent's area it took;
+        * ``split``: ``cvegeo_from`` is now spread over two or more codes, at least one of
+          them new (or ``cvegeo_from`` itself no longer exists); one row per piece;
+        * ``merge``: ``cvegeo_to`` took more than half of two or more municipalities, at
+          least one of which no longer exists; one row per absorbed code;
+        * ``removed``: ``cvegeo_from`` no longer exists; ``cvegeo_to`` receives most of it
+          (empty when it overlaps nothing).
+    """
+    codes_from = {str(c) for c in codes_from}
+    codes_to = {str(c) for c in codes_to}
+    if areas_from is None:
+        areas_from = crosswalk.attrs.get("area_from")
+    cw = crosswalk[crosswalk["share"] > threshold].copy()
+    if areas_from is not None:
+        cw["weight"] = cw["share"] * cw["cvegeo_from"].map(pd.Series(areas_from)).fillna(0)
+    else:
+        cw["weight"] = cw["share"]
+    new_codes = codes_to - codes_from
+    removed_codes = codes_from - codes_to
+    rows = []
+    for code in sorted(new_codes):
+        parents = cw[cw["cvegeo_to"] == code].sort_values("weight", ascending=False)
+        if parents.empty:
+            rows.append(("new", "", code, np.nan))
+        for _, p in parents.iterrows():
+            rows.append(("new", p["cvegeo_from"], code, p["share"]))
+    pieces = cw.groupby("cvegeo_from")["cvegeo_to"].transform("size")
+    touches_new = cw.groupby("cvegeo_from")["cvegeo_to"].transform(
+        lambda s: s.isin(new_codes).any())
+    split = cw[(pieces >= 2) & (touches_new | cw["cvegeo_from"].isin(removed_codes))]
+    for _, r in split.iterrows():
+        rows.append(("split", r["cvegeo_from"], r["cvegeo_to"], r["share"]))
+    whole = cw[cw["share"] > 0.5]
+    absorbed = whole.groupby("cvegeo_to")["cvegeo_from"].transform("size")
+    gone = whole.groupby("cvegeo_to")["cvegeo_from"].transform(
+        lambda s: s.isin(removed_codes).any())
+    for _, r in whole[(absorbed >= 2) & gone].iterrows():
+        rows.append(("merge", r["cvegeo_from"], r["cvegeo_to"], r["share"]))
+    for code in sorted(removed_codes):
+        dest = crosswalk[crosswalk["cvegeo_from"] == code].sort_values("share", ascending=False)
+        if dest.empty:
+            rows.append(("removed", code, "", np.nan))
+        else:
+            rows.append(("removed", code, dest["cvegeo_to"].iloc[0], dest["share"].iloc[0]))
+    out = pd.DataFrame(rows, columns=list(CHANGE_COLUMNS))
+    out["share"] = out["share"].astype(float)
+    return out
+
+
+def parents_of_new(crosswalk: pd.DataFrame, codes_from, codes_to,
+                   threshold: float = 0.02, areas_from=None) -> dict[str, str]:
+    """Map each code new in ``codes_to`` to the from-code it was mainly carved from."""
+    changes = detect_changes(crosswalk, codes_from, codes_to, threshold, areas_from)
+    new = changes[(changes["change"] == "new") & (changes["cvegeo_from"] != "")]
+    return new.drop_duplicates("cvegeo_to").set_index("cvegeo_to")["cvegeo_from"].to_dict()
+
+
+# -- helpers --------------------------------------------------------------------------------
+def _valid(geoms: np.ndarray) -> np.ndarray:
+    bad = ~shapely.is_valid(geoms)
+    if bad.any():
+        geoms = geoms.copy()
+        geoms[bad] = shapely.make_valid(geoms[bad])
+    return geoms
+
+
+def _intersection_area(ga, gb, ia, ib) -> np.ndarray:
+    """Areas of ga[ia] ∩ gb[ib], vectorised, with a per-pair fallback on GEOS errors."""
+    # Identical polygons (an unchanged municipality) are the common case between vintages:
+    # skip the costly overlay for them.
+    same = shapely.equals_exact(ga[ia], gb[ib], tolerance=0.0)
+    out = np.empty(len(ia))
+    out[same] = shapely.area(ga[ia[same]])
+    rest = np.flatnonzero(~same)
+    try:
+        out[rest] = shapely.area(shapely.intersection(ga[ia[rest]], gb[ib[rest]]))
+    except shapely.errors.GEOSException:
+        for k in rest:
+            try:
+                out[k] = shapely.intersection(ga[ia[k]], gb[ib[k]]).area
+            except shapely.errors.GEOSException:
+                out[k] = shapely.intersection(ga[ia[k]], gb[ib[k]], grid_size=1.0).area
+    return out
