@@ -1,0 +1,175 @@
+"""The simplified, topology-preserving geometry layer the web maps draw.
+
+Geometry is served once per geography vintage from a cached endpoint rather than embedded
+in every page. The layer is simplified as a *coverage* (``shapely.coverage_simplify``): every
+shared border is simplified once, so neighbours stay edge-matched (no gaps or overlaps appear
+between municipalities). Coordinates are then rounded (5 decimals is about 1 m), which keeps
+shared vertices identical on both sides.
+
+Cache: ``<data_dir>/geography/<vintage>.web.json.gz`` plus a small ``.meta.json`` that records
+the key it was built from (size, modification time and sha256 of the vintage GeoPackage, and
+the simplification parameters). A changed vintage file rebuilds the layer; writes are atomic.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import threading
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import shapely
+
+from .crosswalk import equal_area_crs
+from .store import DataStore, atomic_path
+
+#: Properties carried by each feature (everything else is joined client-side by cvegeo).
+WEB_PROPERTIES = ("cvegeo", "cve_ent", "nom_mun", "nom_ent")
+DEFAULT_TOLERANCE_M = 500.0
+DEFAULT_QUANTIZE = 5
+_LAYER_VERSION = 1  # bump when the output format changes, to invalidate old caches
+
+_memo: dict = {}
+_lock = threading.Lock()
+
+
+def web_layer(gdf: gpd.GeoDataFrame, tolerance_m: float = DEFAULT_TOLERANCE_M,
+              quantize: int = DEFAULT_QUANTIZE) -> dict:
+    """Build the simplified GeoJSON FeatureCollection of a boundary set.
+
+    Parameters
+    ----------
+    gdf : geopandas.GeoDataFrame
+        Normalised boundaries (``cvegeo, cve_ent, nom_mun, nom_ent`` and polygons, any CRS).
+    tolerance_m : float, default 500
+        Simplification tolerance in metres (0 keeps every vertex).
+    quantize : int, default 5
+        Decimal places kept in the output longitudes/latitudes.
+
+    Returns
+    -------
+    dict
+        A GeoJSON FeatureCollection (EPSG:4326) whose features carry only
+        :data:`WEB_PROPERTIES`, in the input order.
+    """
+    if gdf.crs is None:
+        gdf = gdf.set_crs(4326)
+    geoms = gdf.geometry.to_numpy()
+    if tolerance_m and tolerance_m > 0:
+        metric = gdf.to_crs(equal_area_crs(gdf))
+        simplified = _coverage_simplify(metric.geometry.to_numpy(), float(tolerance_m))
+        geoms = gpd.GeoSeries(simplified, crs=metric.crs).to_crs(4326).to_numpy()
+    elif not gdf.crs.equals("EPSG:4326"):
+        geoms = gdf.geometry.to_crs(4326).to_numpy()
+    geoms = shapely.transform(geoms, lambda xy: np.round(xy, quantize))
+    features = []
+    props = {c: gdf[c].astype(str).to_numpy() if c in gdf.columns else [""] * len(gdf)
+             for c in WEB_PROPERTIES}
+    for i, geom in enumerate(geoms):
+        features.append({
+            "type": "Feature",
+            "properties": {c: str(props[c][i]) for c in WEB_PROPERTIES},
+            "geometry": None if geom is None or geom.is_empty else geom.__geo_interface__,
+        })
+    return {"type": "FeatureCollection", "features": features}
+
+
+def encode_layer(layer: dict) -> bytes:
+    """Compact UTF-8 JSON, gzip-compressed deterministically (no timestamp in the header)."""
+    raw = json.dumps(layer, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return gzip.compress(raw, compresslevel=9, mtime=0)
+
+
+def cached_web_layer(store: DataStore, vintage: str, tolerance_m: float = DEFAULT_TOLERANCE_M,
+                     quantize: int = DEFAULT_QUANTIZE) -> tuple[bytes, str]:
+    """Return the gzip-compressed web layer of a stored vintage and its ETag.
+
+    Built on first use and cached on disk (and in memory) until the vintage file changes.
+
+    Parameters
+    ----------
+    store : DataStore
+    vintage : str
+        A geography vintage stored in ``store``.
+    tolerance_m, quantize
+        As in :func:`web_layer`; part of the cache key.
+
+    Returns
+    -------
+    (bytes, str)
+        The gzip bytes of the GeoJSON and a strong ETag (quoted hex digest).
+
+    Raises
+    ------
+    riskmap.errors.NotFound
+        When the vintage is not stored.
+    """
+    source = store.vintage_path(vintage)
+    if not source.exists():
+        store.load_vintage(vintage)  # raises NotFound listing the stored vintages
+    stat = source.stat()
+    quick_key = (str(source), stat.st_size, stat.st_mtime_ns, float(tolerance_m), int(quantize))
+    with _lock:
+        hit = _memo.get(quick_key)
+    if hit is not None:
+        return hit
+    target = source.with_name(f"{source.stem}.web.json.gz")
+    meta_path = source.with_name(f"{source.stem}.web.meta.json")
+    meta = _read_meta(meta_path)
+    params = {"tolerance_m": float(tolerance_m), "quantize": int(quantize),
+              "version": _LAYER_VERSION}
+    result = None
+    if (meta and target.exists() and meta.get("params") == params
+            and meta.get("size") == stat.st_size and meta.get("mtime_ns") == stat.st_mtime_ns):
+        result = (target.read_bytes(), meta["etag"])
+    else:
+        digest = _sha256(source)
+        if meta and target.exists() and meta.get("params") == params \
+                and meta.get("sha256") == digest:
+            result = (target.read_bytes(), meta["etag"])  # touched but unchanged
+        else:
+            gdf = store.load_vintage(vintage)
+            body = encode_layer(web_layer(gdf, tolerance_m=tolerance_m, quantize=quantize))
+            etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+            with atomic_path(target) as tmp:
+                tmp.write_bytes(body)
+            result = (body, etag)
+        with atomic_path(meta_path) as tmp:
+            tmp.write_text(json.dumps({"size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                                       "sha256": digest, "params": params,
+                                       "etag": result[1]}), encoding="utf-8")
+    with _lock:
+        _memo[quick_key] = result
+    return result
+
+
+# -- helpers --------------------------------------------------------------------------------
+def _coverage_simplify(geoms: np.ndarray, tolerance: float) -> np.ndarray:
+    # coverage_simplify needs valid input; it keeps shared edges shared. simplify_boundary
+    # stays True so the outer coastline is simplified too.
+    valid = shapely.make_valid(geoms)
+    out = shapely.coverage_simplify(valid, tolerance)
+    # Very small islands can collapse; keep the unsimplified part rather than lose the
+    # municipality from the map.
+    lost = shapely.is_empty(out) & ~shapely.is_empty(valid)
+    if lost.any():
+        out[lost] = valid[lost]
+    return out
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _read_meta(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
