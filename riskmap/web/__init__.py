@@ -1,0 +1,177 @@
+"""The web service: Flask app factory (``create_app``) wiring blueprints, i18n and security.
+
+Run with ``riskmap serve`` or ``gunicorn wsgi:app``. The service is read-only (GET/HEAD only),
+Spanish first with English available, and never asks the browser to contact another host:
+Leaflet is served from the installed ``django-js-lib-leaflet`` package.
+"""
+
+from __future__ import annotations
+
+import gzip
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from flask import Flask, g, request, send_from_directory, url_for
+from flask_babel import Babel, get_locale, gettext
+from werkzeug.exceptions import MethodNotAllowed, NotFound as HTTPNotFound
+
+from .. import paths, settings as settings_mod
+
+LANGUAGES = ("es", "en")
+TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
+
+#: Leaflet files the pages use; nothing else of the package is served.
+LEAFLET_FILES = ("leaflet.js", "leaflet.css", "images/layers.png", "images/layers-2x.png",
+                 "images/marker-icon.png", "images/marker-icon-2x.png",
+                 "images/marker-shadow.png")
+
+# Responses worth compressing when the client accepts gzip (geometry is pre-compressed).
+_COMPRESSIBLE = ("text/html", "text/css", "text/csv", "application/javascript",
+                 "text/javascript", "application/json", "image/svg+xml")
+
+
+def leaflet_dir() -> Path:
+    """Folder of Leaflet 1.9.4's files in the installed ``js_lib_leaflet`` package."""
+    import js_lib_leaflet
+
+    return Path(js_lib_leaflet.__file__).resolve().parent / "static" / "js_lib_leaflet"
+
+
+def select_locale() -> str:
+    """Interface language: ``?lang=``, then the ``lang`` cookie, then Accept-Language."""
+    from flask import current_app
+
+    asked = request.args.get("lang")
+    if asked in LANGUAGES:
+        return asked
+    cookie = request.cookies.get("lang")
+    if cookie in LANGUAGES:
+        return cookie
+    default = current_app.config["RISKMAP"]["default_language"]
+    best = request.accept_languages.best_match(LANGUAGES) if request.accept_languages else None
+    return best or (default if default in LANGUAGES else "es")
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the Flask application.
+
+    Parameters
+    ----------
+    config : dict, optional
+        Setting overrides (see :mod:`riskmap.settings`), plus ``TESTING`` (bool).
+
+    Returns
+    -------
+    flask.Flask
+    """
+    config = dict(config or {})
+    testing = config.pop("TESTING", config.pop("testing", None))
+    settings = settings_mod.resolve(config)
+    app = Flask(__name__, template_folder=str(paths.TEMPLATES_DIR), static_folder="static")
+    app.config["RISKMAP"] = settings
+    if testing is not None:
+        app.config["TESTING"] = bool(testing)
+    app.config["BABEL_DEFAULT_LOCALE"] = "es"
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(TRANSLATIONS_DIR)
+    app.config["SEND_FILE_MAX_AGE_DEFAULT"] = settings["cache_max_age"]
+    Babel(app, locale_selector=select_locale)
+
+    from . import atlas, errors, pages, api, downloads
+
+    atlas.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp, url_prefix="/api/v1")
+    app.register_blueprint(downloads.bp)
+
+    app.add_url_rule("/assets/leaflet/<path:filename>", "leaflet_asset", _leaflet_asset)
+    app.jinja_env.globals.update(_=gettext, url_for=url_for, csp_nonce=_csp_nonce,
+                                 LANGUAGES=LANGUAGES)
+    app.context_processor(_template_context)
+    app.before_request(_read_only)
+    app.after_request(_finish_response)
+    return app
+
+
+def current_lang() -> str:
+    """Language of the current request ("es" or "en")."""
+    locale = get_locale()
+    return locale.language if locale is not None else "es"
+
+
+def _template_context() -> dict:
+    return {"lang": current_lang(), "settings": _settings()}
+
+
+def _settings() -> dict:
+    from flask import current_app
+
+    return current_app.config["RISKMAP"]
+
+
+def _csp_nonce() -> str:
+    """Per-response nonce for the few inline scripts folium emits (map construction)."""
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(16)
+    return g.csp_nonce
+
+
+def _leaflet_asset(filename: str):
+    """Serve Leaflet's own files (JS, CSS, control images) from the installed package."""
+    if filename not in LEAFLET_FILES:
+        raise HTTPNotFound()
+    from flask import current_app
+
+    response = send_from_directory(leaflet_dir(), filename,
+                                   max_age=current_app.config["RISKMAP"]["cache_max_age"])
+    # Let the after-request hook gzip leaflet.js/css (148 KB -> ~40 KB on the wire).
+    response.direct_passthrough = False
+    return response
+
+
+def _read_only():
+    # The service publishes; it never accepts writes. OPTIONS stays for CORS-less clients.
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        raise MethodNotAllowed(valid_methods=["GET", "HEAD"])
+
+
+def _finish_response(response):
+    settings = _settings()
+    script_src = "'self'"
+    if "csp_nonce" in g:
+        script_src += f" 'nonce-{g.csp_nonce}'"
+    img_src = "'self' data:"
+    tile_url = settings.get("tile_url") or ""
+    if tile_url:
+        parts = urlsplit(tile_url.replace("{s}", "a"))
+        if parts.scheme and parts.netloc:
+            host = parts.netloc if "{s}" not in tile_url else "*." + parts.netloc.split(".", 1)[-1]
+            img_src += f" {parts.scheme}://{host}"
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'self'; script-src {script_src}; style-src 'self' 'unsafe-inline'; "
+        f"img-src {img_src}; connect-src 'self'; font-src 'self'; object-src 'none'; "
+        "base-uri 'self'; form-action 'self'; frame-ancestors 'self'")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    asked = request.args.get("lang")
+    if asked in LANGUAGES and request.cookies.get("lang") != asked:
+        response.set_cookie("lang", asked, max_age=365 * 24 * 3600, samesite="Lax")
+    return _maybe_gzip(response)
+
+
+def _maybe_gzip(response):
+    """Compress text responses for clients that accept gzip (pages, JSON, assets)."""
+    if (response.direct_passthrough or response.is_streamed
+            or response.status_code < 200 or response.status_code >= 300
+            or "Content-Encoding" in response.headers
+            or "gzip" not in request.headers.get("Accept-Encoding", "")
+            or response.mimetype not in _COMPRESSIBLE):
+        return response
+    data = response.get_data()
+    if len(data) < 1024:
+        return response
+    response.set_data(gzip.compress(data, compresslevel=6))
+    response.headers["Content-Encoding"] = "gzip"
+    response.headers["Vary"] = "Accept-Encoding"
+    return response
