@@ -1,0 +1,385 @@
+"""Exports of an edition (and of any table) to CSV, XLSX, GeoJSON, GeoPackage and Shapefile.
+
+A registry keyed by a normalised format string (``"CSV"``, ``".csv"`` and ``"csv"`` are the
+same); an unknown format raises :class:`~riskmap.errors.BadParameter` listing the valid ones.
+Every format carries the edition's provenance (sources, synthetic flag, classification rule,
+attribution):
+
+========  =================================================================================
+csv       the output row (ROW_COLUMNS, in order) + ``synthetic``, ``rule``, ``source``
+          columns; UTF-8 with BOM so Excel in Spanish shows accents
+xlsx      sheet ``municipios`` (same table) + sheet ``metadatos`` (provenance, data dictionary)
+geojson   FeatureCollection with a top-level ``metadata`` member
+gpkg      layer ``municipios`` + non-spatial table ``metadatos``
+shp       zip of .shp/.shx/.dbf/.prj/.cpg (UTF-8) + ``LEEME.txt`` (provenance and the
+          mapping of the 10-character field names)
+========  =================================================================================
+
+Spreadsheet cells are data, never formulas: text starting with ``= + - @`` (or a tab or
+carriage return) is prefixed with ``'`` in CSV and XLSX.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+
+from .edition import LEVELS, ROW_COLUMNS
+from .errors import BadParameter
+from .provenance import provenance, provenance_text
+
+#: Data dictionary of the exported columns (Spanish first, as the service).
+DICTIONARY = {
+    "edition": "Edición (encuesta) de la estimación / survey edition",
+    "cvegeo": "Clave geoestadística municipal de INEGI (5 dígitos) / municipal code",
+    "cve_ent": "Clave de la entidad federativa (2 dígitos) / state code",
+    "nom_ent": "Entidad federativa / state",
+    "nom_mun": "Municipio / municipality",
+    "children": "Niñas, niños y adolescentes de 5 a 17 años (censo, ponderado) / children 5-17",
+    "probability": "Probabilidad estimada de trabajo infantil / estimated probability",
+    "ci_low": "Límite inferior del intervalo de confianza al 95 % / 95% CI lower bound",
+    "ci_high": "Límite superior del intervalo de confianza al 95 % / 95% CI upper bound",
+    "level": "Nivel de riesgo: alto, medio, bajo, sin_informacion / risk level",
+    "expected_child_labour": "Número esperado de NNA en trabajo infantil / expected count",
+    "rank_national": "Lugar nacional por probabilidad (1 = mayor) / national rank",
+    "rank_state": "Lugar dentro de la entidad por probabilidad / rank within state",
+    "top_factors": "Principales factores asociados / main associated factors",
+    "synthetic": "Datos sintéticos de demostración (true/false) / synthetic data",
+    "rule": "Regla de clasificación / classification rule",
+    "source": "Fuente y atribución / source and attribution",
+}
+
+#: Shapefile (DBF) field names are limited to 10 characters.
+SHP_FIELDS = {
+    "edition": "edition", "cvegeo": "cvegeo", "cve_ent": "cve_ent", "nom_ent": "nom_ent",
+    "nom_mun": "nom_mun", "children": "children", "probability": "prob",
+    "ci_low": "ci_low", "ci_high": "ci_high", "level": "level",
+    "expected_child_labour": "exp_cl", "rank_national": "rank_nat",
+    "rank_state": "rank_state", "top_factors": "top_fact", "synthetic": "synthetic",
+}
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    extension: str
+    mimetype: str
+    writer: Callable
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def normalise_format(fmt) -> str:
+    """Return the registry key for ``fmt``; :class:`BadParameter` lists the valid ones."""
+    key = str(fmt or "").strip().lower().lstrip(".")
+    key = _ALIASES.get(key, key)
+    if key not in FORMATS:
+        raise BadParameter("format", fmt, list(FORMATS))
+    return key
+
+
+def _defuse(value):
+    """Prefix text a spreadsheet would run as a formula with ``'`` (it stays data)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def defuse_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Copy of ``df`` whose text columns cannot be read as spreadsheet formulas."""
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(_defuse)
+    return out
+
+
+def filter_rows(edition, state=None, level=None) -> gpd.GeoDataFrame:
+    """The edition's rows, optionally restricted to one state and/or one level.
+
+    Parameters
+    ----------
+    edition : riskmap.edition.Edition
+    state : str, optional
+        2-digit state code (``"07"``; ``"7"`` is accepted as ``"07"``).
+    level : str, optional
+        One of :data:`~riskmap.edition.LEVELS`.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        A copy, in the edition's row order.
+
+    Raises
+    ------
+    BadParameter
+        Unknown state (lists the edition's state codes) or level (lists LEVELS).
+    """
+    rows = edition.rows
+    mask = pd.Series(True, index=rows.index)
+    if state is not None and str(state).strip() != "":
+        code = str(state).strip()
+        if code.isdigit() and len(code) == 1:
+            code = code.zfill(2)
+        states = sorted(rows["cve_ent"].astype(str).unique())
+        if code not in states:
+            raise BadParameter("state", state, states)
+        mask &= rows["cve_ent"].astype(str) == code
+    if level is not None and str(level).strip() != "":
+        lev = str(level).strip().lower()
+        if lev not in LEVELS:
+            raise BadParameter("level", level, LEVELS)
+        mask &= rows["level"] == lev
+    return rows.loc[mask].copy()
+
+
+def _table(edition, rows: pd.DataFrame) -> pd.DataFrame:
+    """Output row columns in order plus the provenance columns (no geometry)."""
+    info = provenance(edition.card)
+    table = pd.DataFrame(rows[list(ROW_COLUMNS)]).reset_index(drop=True)
+    table["synthetic"] = info["synthetic"]
+    table["rule"] = info["rule_text"]["es"]
+    table["source"] = info["attribution"]["es"]
+    return table
+
+
+def _metadata(edition, state=None, level=None, n_rows=None) -> dict:
+    info = provenance(edition.card)
+    info["filters"] = {"state": state, "level": level}
+    info["n_rows"] = n_rows
+    info["columns"] = {c: DICTIONARY[c] for c in ROW_COLUMNS}
+    return info
+
+
+# -- generic tables --------------------------------------------------------------------------
+def export_table(df: pd.DataFrame, fmt: str, path_or_buffer, metadata: dict | None = None, *,
+                 sheet: str = "datos", dictionary: dict | None = None) -> None:
+    """Write a plain table (e.g. a targeting worklist) as CSV or XLSX with its metadata.
+
+    Parameters
+    ----------
+    df : DataFrame
+    fmt : {"csv", "xlsx"}
+    path_or_buffer : str, Path or binary file object
+    metadata : dict, optional
+        CSV: each item becomes a trailing constant column (lists/dicts as JSON text), so
+        the file stays one clean table. XLSX: rows ``campo, valor`` of sheet ``metadatos``.
+    sheet : str
+        Name of the data sheet (XLSX).
+    dictionary : dict, optional
+        Column -> description, appended to the ``metadatos`` sheet (XLSX).
+
+    Raises
+    ------
+    BadParameter
+        For a format other than csv or xlsx.
+    """
+    key = normalise_format(fmt)
+    if key not in ("csv", "xlsx"):
+        raise BadParameter("format", fmt, ["csv", "xlsx"],
+                           message=f"tables export only to csv or xlsx, not {fmt!r}")
+    metadata = metadata or {}
+    if key == "csv":
+        out = df.copy()
+        for k, v in metadata.items():
+            out[k] = json.dumps(v, ensure_ascii=False, default=str) if isinstance(
+                v, (dict, list, tuple)) else v
+        text = defuse_frame(out).to_csv(index=False)
+        data = ("\ufeff" + text).encode("utf-8")
+        if hasattr(path_or_buffer, "write"):
+            path_or_buffer.write(data)
+        else:
+            Path(path_or_buffer).write_bytes(data)
+        return
+    meta_rows = [(str(k), v if isinstance(v, (str, int, float, bool)) or v is None
+                  else json.dumps(v, ensure_ascii=False, default=str))
+                 for k, v in metadata.items()]
+    if dictionary:
+        meta_rows += [("", "")] + [("columna: " + c, d) for c, d in dictionary.items()]
+    meta = pd.DataFrame(meta_rows, columns=["campo", "valor"])
+    with pd.ExcelWriter(path_or_buffer, engine="openpyxl") as writer:
+        defuse_frame(df).to_excel(writer, sheet_name=sheet, index=False)
+        defuse_frame(meta).to_excel(writer, sheet_name="metadatos", index=False)
+
+
+# -- writers ---------------------------------------------------------------------------------
+def _write_csv(edition, rows, path, state, level):
+    export_table(_table(edition, rows).drop(columns=["synthetic", "rule", "source"]), "csv",
+                 path, {"synthetic": edition.synthetic,
+                        "rule": provenance(edition.card)["rule_text"]["es"],
+                        "source": provenance(edition.card)["attribution"]["es"]})
+
+
+def _write_xlsx(edition, rows, path, state, level):
+    info = provenance(edition.card)
+    meta = {
+        "edición": info["edition"], "fuentes": "; ".join(info["sources"]),
+        "datos sintéticos": "sí" if info["synthetic"] else "no",
+        "regla de clasificación": info["rule_text"]["es"],
+        "classification rule": info["rule_text"]["en"],
+        "atribución": info["attribution"]["es"], "attribution": info["attribution"]["en"],
+        "creado": info["created"] or "", "filtro entidad": state or "",
+        "filtro nivel": level or "", "municipios": len(rows),
+    }
+    export_table(_table(edition, rows), "xlsx", path, meta, sheet="municipios",
+                 dictionary=DICTIONARY)
+
+
+def _write_geojson(edition, rows, path, state, level):
+    gdf = gpd.GeoDataFrame(rows[list(ROW_COLUMNS)], geometry=rows.geometry, crs=rows.crs)
+    if gdf.crs is not None:
+        gdf = gdf.to_crs(4326)
+    doc = json.loads(gdf.to_json(na="null", drop_id=True))
+    doc["metadata"] = _metadata(edition, state, level, len(rows))
+    Path(path).write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+
+
+def _meta_frame(edition, state, level, n_rows) -> pd.DataFrame:
+    info = _metadata(edition, state, level, n_rows)
+    items = [(k, v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str))
+             for k, v in info.items()]
+    return pd.DataFrame(items, columns=["clave", "valor"])
+
+
+def _geo(rows, columns) -> gpd.GeoDataFrame:
+    gdf = gpd.GeoDataFrame(pd.DataFrame(rows[columns]).reset_index(drop=True),
+                           geometry=rows.geometry.reset_index(drop=True), crs=rows.crs)
+    return gdf.to_crs(4326) if gdf.crs is not None else gdf.set_crs(4326)
+
+
+def _write_gpkg(edition, rows, path, state, level):
+    gdf = _geo(rows, list(ROW_COLUMNS))
+    gdf["synthetic"] = edition.synthetic
+    pyogrio.write_dataframe(gdf, path, layer="municipios", driver="GPKG")
+    pyogrio.write_dataframe(_meta_frame(edition, state, level, len(rows)), path,
+                            layer="metadatos", driver="GPKG")
+
+
+def _write_shp(edition, rows, path, state, level):
+    gdf = _geo(rows, list(ROW_COLUMNS))
+    gdf["synthetic"] = edition.synthetic
+    gdf = gdf.rename(columns=SHP_FIELDS)
+    with tempfile.TemporaryDirectory() as tmp:
+        shp = Path(tmp) / "municipios.shp"
+        pyogrio.write_dataframe(gdf, shp, driver="ESRI Shapefile", encoding="UTF-8")
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for part in sorted(Path(tmp).iterdir()):
+                zf.write(part, arcname=part.name)
+            zf.writestr("LEEME.txt", _readme(edition, state, level, len(rows)))
+
+
+def _readme(edition, state, level, n_rows) -> str:
+    lines = ["riskmap — riesgo de trabajo infantil por municipio / child labour risk by "
+             "municipality", "", provenance_text(edition.card, "es"), "",
+             provenance_text(edition.card, "en"), "",
+             f"Filtros / filters: entidad={state or '-'}, nivel={level or '-'}; "
+             f"municipios / rows: {n_rows}", "",
+             "Campos (los nombres del Shapefile tienen como máximo 10 caracteres) / "
+             "fields (Shapefile names are at most 10 characters):"]
+    for full, short in SHP_FIELDS.items():
+        lines.append(f"  {short:<10} = {full:<22} {DICTIONARY.get(full, '')}")
+    lines += ["", "Codificación de texto / text encoding: UTF-8 (municipios.cpg). "
+              "Sistema de referencia / CRS: EPSG:4326.", ""]
+    return "\n".join(lines)
+
+
+FORMATS: dict[str, Format] = {
+    "csv": Format("csv", "csv", "text/csv; charset=utf-8", _write_csv),
+    "xlsx": Format("xlsx", "xlsx",
+                   "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                   _write_xlsx),
+    "geojson": Format("geojson", "geojson", "application/geo+json", _write_geojson),
+    "gpkg": Format("gpkg", "gpkg", "application/geopackage+sqlite3", _write_gpkg),
+    "shp": Format("shp", "zip", "application/zip", _write_shp),
+}
+_ALIASES = {"excel": "xlsx", "geopackage": "gpkg", "shapefile": "shp", "zip": "shp",
+            "shp.zip": "shp"}
+
+
+# -- public entry points ---------------------------------------------------------------------
+def export_edition(edition, fmt: str, path, state=None, level=None) -> Path:
+    """Write ``edition`` (optionally filtered) to ``path`` in format ``fmt``, atomically.
+
+    Parameters
+    ----------
+    edition : riskmap.edition.Edition
+    fmt : str
+        csv, xlsx, geojson, gpkg or shp (normalised: case, leading dot, aliases).
+    path : str or Path
+        Output file (for ``shp`` a ``.zip``).
+    state, level : str, optional
+        Filters, as in :func:`filter_rows`.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    BadParameter
+        Unknown format, state or level.
+    """
+    key = normalise_format(fmt)
+    rows = filter_rows(edition, state, level)
+    path = Path(path)
+    with _atomic(path) as tmp:
+        FORMATS[key].writer(edition, rows, tmp, state, level)
+    return path
+
+
+@contextmanager
+def _atomic(target: Path):
+    """Yield a path of the same name in a temporary folder beside ``target``; move it there.
+
+    Same name, because GDAL drivers check the extension; same file system, so the final
+    :func:`os.replace` is atomic and a failed export leaves any previous file untouched.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    folder = tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        tmp = Path(folder) / target.name
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def export_filename(edition, fmt: str, state=None, level=None) -> str:
+    """Download file name, e.g. ``riskmap_2023_07_alto.csv``."""
+    key = normalise_format(fmt)
+    state = str(state).strip().zfill(2) if state and str(state).strip().isdigit() else state
+    parts = ["riskmap", str(edition.name)] + [str(p) for p in (state, level) if p]
+    return "_".join(parts) + "." + FORMATS[key].extension
+
+
+def export_bytes(edition, fmt: str, state=None, level=None) -> tuple[bytes, str, str]:
+    """The export as bytes for a web download.
+
+    Returns
+    -------
+    (bytes, mimetype, filename)
+    """
+    key = normalise_format(fmt)
+    rows = filter_rows(edition, state, level)
+    name = export_filename(edition, key, state, level)
+    if key in ("csv", "xlsx"):
+        buf = io.BytesIO()
+        FORMATS[key].writer(edition, rows, buf, state, level)
+        return buf.getvalue(), FORMATS[key].mimetype, name
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / name
+        FORMATS[key].writer(edition, rows, target, state, level)
+        return target.read_bytes(), FORMATS[key].mimetype, name

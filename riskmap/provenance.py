@@ -1,0 +1,118 @@
+"""Attribution and provenance texts (Spanish and English) for exports, the API and web pages.
+
+Real Mexican data come under INEGI's "Términos de Libre Uso de la Información": credit INEGI as
+the source, say the data were transformed, and never suggest INEGI endorses the product.
+Synthetic demo data carry a banner that they represent no real country, so a screenshot or a
+downloaded file cannot be mistaken for official figures.
+"""
+
+from __future__ import annotations
+
+import json
+
+SYNTHETIC_ES = "DATOS SINTÉTICOS DE DEMOSTRACIÓN — no representan a ningún país real"
+SYNTHETIC_EN = "SYNTHETIC DEMONSTRATION DATA — they do not represent any real country"
+_INEGI_ES = "Datos transformados por riskmap; INEGI no avala este producto."
+_INEGI_EN = "Data transformed by riskmap; INEGI does not endorse this product."
+
+
+def _sources(card: dict) -> list[str]:
+    sources = card.get("sources") or []
+    if isinstance(sources, str):
+        sources = [sources]
+    return [str(s) for s in sources]
+
+
+def attribution(card: dict, lang: str = "es") -> str:
+    """The attribution line an edition's outputs must carry.
+
+    Parameters
+    ----------
+    card : dict
+        The edition's model card (uses ``synthetic`` and ``sources``).
+    lang : {"es", "en"}
+
+    Returns
+    -------
+    str
+        For synthetic editions the demonstration banner; otherwise
+        ``"Fuente: INEGI (<sources>). Datos transformados por riskmap; INEGI no avala este
+        producto."`` (or its English version).
+    """
+    en = lang == "en"
+    if card.get("synthetic"):
+        return SYNTHETIC_EN if en else SYNTHETIC_ES
+    sources = [s for s in _sources(card) if s.strip().upper() != "INEGI"]
+    detail = f" ({'; '.join(sources)})" if sources else ""
+    if en:
+        return f"Source: INEGI{detail}. {_INEGI_EN}"
+    return f"Fuente: INEGI{detail}. {_INEGI_ES}"
+
+
+def rule_text(rule, lang: str = "es") -> str:
+    """One-line description of the classification rule stored in a card.
+
+    Accepts the rule as stored by the pipeline (a dict, ideally with ``description_es`` /
+    ``description_en`` or ``description``, and ``name``) or a plain string.
+    """
+    if rule is None:
+        return ""
+    if isinstance(rule, str):
+        return rule
+    if isinstance(rule, dict):
+        for key in (f"description_{lang}", "description", "description_es", "text"):
+            value = rule.get(key)
+            if isinstance(value, str) and value:
+                extra = rule.get("min_records")
+                if extra is not None and str(extra) not in value:
+                    word = "minimum records" if lang == "en" else "mínimo de registros"
+                    value = f"{value} ({word}: {extra})"
+                return value
+        if rule.get("name"):
+            return str(rule["name"])
+    return json.dumps(rule, ensure_ascii=False, default=str)
+
+
+def provenance(card: dict) -> dict:
+    """The provenance block shown with every output of an edition.
+
+    Parameters
+    ----------
+    card : dict
+        The edition's model card.
+
+    Returns
+    -------
+    dict
+        ``edition``, ``kind``, ``year``, ``vintage``, ``sources`` (list of str), ``synthetic``
+        (bool), ``rule`` (as stored), ``rule_text`` {es, en}, ``attribution`` {es, en},
+        ``created`` (UTC ISO string or None).
+    """
+    return {
+        "edition": str(card.get("edition", "")),
+        "kind": card.get("kind", "modelled"),
+        "year": card.get("year"),
+        "vintage": card.get("vintage"),
+        "sources": _sources(card),
+        "synthetic": bool(card.get("synthetic", False)),
+        "rule": card.get("rule"),
+        "rule_text": {"es": rule_text(card.get("rule"), "es"),
+                      "en": rule_text(card.get("rule"), "en")},
+        "attribution": {"es": attribution(card, "es"), "en": attribution(card, "en")},
+        "created": card.get("created"),
+    }
+
+
+def provenance_text(card: dict, lang: str = "es") -> str:
+    """Provenance as plain text lines (for LEEME.txt and spreadsheet metadata)."""
+    info = provenance(card)
+    en = lang == "en"
+    labels = (("Edition", "Sources", "Synthetic data", "Classification rule", "Created",
+               "Attribution") if en else
+              ("Edición", "Fuentes", "Datos sintéticos", "Regla de clasificación", "Creado",
+               "Atribución"))
+    yes, no = ("yes", "no") if en else ("sí", "no")
+    values = (info["edition"], "; ".join(info["sources"]) or "-",
+              yes if info["synthetic"] else no, info["rule_text"][lang] or "-",
+              info["created"] or "-", info["attribution"][lang])
+    return "\n".join(f"{k}: {v}" for k, v in zip(labels, values))

@@ -1,0 +1,201 @@
+"""Exports: every format opens again, with the right columns, rows, filters and provenance."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import geopandas as gpd
+import numpy as np
+import openpyxl
+import pandas as pd
+import pyogrio
+import pytest
+from shapely.geometry import box
+
+from riskmap.edition import EXTRA_COLUMNS, ROW_COLUMNS, Edition
+from riskmap.errors import BadParameter
+from riskmap.export import (FORMATS, SHP_FIELDS, export_bytes, export_edition, export_table,
+                            filter_rows, normalise_format)
+from riskmap.provenance import SYNTHETIC_ES
+
+HOSTILE = '<script>alert("x")</script> O\'Brien'
+
+
+def make_edition(synthetic=True) -> Edition:
+    """Six municipalities in two states, with accents, a hostile name and a formula-like name."""
+    names = ["Álamos", HOSTILE, "=HYPERLINK(\"http://x\")", "Santa María Peñoles",
+             "+cmd", "Ciudad Ñu"]
+    codes = ["01001", "01002", "01003", "07001", "07002", "07003"]
+    levels = ["alto", "medio", "bajo", "alto", "sin_informacion", "medio"]
+    prob = [0.2, 0.1, 0.05, 0.25, np.nan, 0.12]
+    rows = gpd.GeoDataFrame({
+        "edition": "2023", "cvegeo": codes, "cve_ent": [c[:2] for c in codes],
+        "nom_ent": ["Aguascalientes"] * 3 + ["Chiapas"] * 3, "nom_mun": names,
+        "children": [1000.0, 2000, 3000, 4000, 0, 500], "probability": prob,
+        "ci_low": [p - 0.01 for p in prob], "ci_high": [p + 0.01 for p in prob],
+        "level": levels, "expected_child_labour": [200.0, 200, 150, 1000, np.nan, 60],
+        "rank_national": [2.0, 4, 5, 1, np.nan, 3], "rank_state": [1.0, 2, 3, 1, np.nan, 2],
+        "top_factors": ["Edad; Hombre", "-Edad", None, "Jefatura en agricultura", None, ""],
+        "cve_mun": [c[2:] for c in codes], "vintage": "2020", "se": 0.005,
+        "var_model": 0.00002, "var_census": 0.000005, "n_records": [100, 200, 300, 400, 0, 50],
+    }, geometry=[box(i, 0, i + 1, 1) for i in range(6)], crs=4326)
+    card = {"edition": "2023", "kind": "modelled", "vintage": "2020", "year": 2023,
+            "synthetic": synthetic, "sources": ["ENTI 2022", "Censo 2020"],
+            "created": "2026-01-01T00:00:00+00:00",
+            "rule": {"name": "significance", "description_es": "alto si ci_low > tasa",
+                     "description_en": "alto if ci_low > rate", "min_records": 30}}
+    return Edition(name="2023", rows=rows, factors=pd.DataFrame(), card=card)
+
+
+@pytest.fixture
+def edition():
+    return make_edition()
+
+
+def test_registry_normalises_and_lists_allowed():
+    assert normalise_format(" .CSV ") == "csv"
+    assert normalise_format("GeoPackage") == "gpkg"
+    with pytest.raises(BadParameter, match="allowed: csv, xlsx, geojson, gpkg, shp"):
+        normalise_format("pdf")
+
+
+def test_csv_bom_columns_provenance_and_defused_text(edition, tmp_path):
+    path = export_edition(edition, "csv", tmp_path / "out.csv")
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    df = pd.read_csv(path, encoding="utf-8-sig", dtype={"cvegeo": str, "cve_ent": str})
+    assert list(df.columns) == list(ROW_COLUMNS) + ["synthetic", "rule", "source"]
+    assert len(df) == 6
+    assert df["cvegeo"].tolist()[0] == "01001"
+    assert df.loc[0, "nom_mun"] == "Álamos"
+    assert df.loc[1, "nom_mun"] == HOSTILE
+    assert df.loc[2, "nom_mun"] == "'=HYPERLINK(\"http://x\")"
+    assert df.loc[4, "nom_mun"] == "'+cmd"
+    assert df.loc[1, "top_factors"] == "'-Edad"
+    assert df["synthetic"].all()
+    assert df.loc[0, "source"] == SYNTHETIC_ES
+    assert df.loc[0, "rule"].startswith("alto si ci_low > tasa")
+    np.testing.assert_allclose(df["probability"].to_numpy(),
+                               edition.rows["probability"].to_numpy())
+
+
+def test_xlsx_two_sheets_and_no_formulas(edition, tmp_path):
+    path = export_edition(edition, "xlsx", tmp_path / "out.xlsx")
+    wb = openpyxl.load_workbook(path)
+    assert wb.sheetnames == ["municipios", "metadatos"]
+    ws = wb["municipios"]
+    header = [c.value for c in ws[1]]
+    assert header == list(ROW_COLUMNS) + ["synthetic", "rule", "source"]
+    assert ws.max_row == 7
+    cells = [c for row in ws.iter_rows() for c in row]
+    assert not any(c.data_type == "f" for c in cells)
+    values = [c.value for c in cells]
+    assert HOSTILE in values and "Santa María Peñoles" in values
+    assert "'=HYPERLINK(\"http://x\")" in values
+    meta = {r[0]: r[1] for r in wb["metadatos"].iter_rows(min_row=2, values_only=True)}
+    assert meta["datos sintéticos"] == "sí"
+    assert meta["atribución"] == SYNTHETIC_ES
+    assert "columna: probability" in meta
+
+
+def test_geojson_metadata_and_features(edition, tmp_path):
+    path = export_edition(edition, "GeoJSON", tmp_path / "out.geojson", state="07")
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    assert doc["type"] == "FeatureCollection"
+    assert doc["metadata"]["synthetic"] is True
+    assert doc["metadata"]["filters"] == {"state": "07", "level": None}
+    props = [f["properties"] for f in doc["features"]]
+    assert [p["cvegeo"] for p in props] == ["07001", "07002", "07003"]
+    assert list(props[0]) == list(ROW_COLUMNS)
+    assert props[1]["probability"] is None
+    gdf = pyogrio.read_dataframe(path)
+    assert len(gdf) == 3 and gdf.crs.to_epsg() == 4326
+
+
+def test_gpkg_layer_and_metadata_table(edition, tmp_path):
+    path = export_edition(edition, "gpkg", tmp_path / "out.gpkg", level="alto")
+    layers = [name for name, _ in pyogrio.list_layers(path)]
+    assert set(layers) == {"municipios", "metadatos"}
+    gdf = pyogrio.read_dataframe(path, layer="municipios")
+    assert gdf["cvegeo"].tolist() == ["01001", "07001"]
+    assert list(gdf.columns[:len(ROW_COLUMNS)]) == list(ROW_COLUMNS)
+    meta = pyogrio.read_dataframe(path, layer="metadatos", read_geometry=False)
+    values = dict(zip(meta["clave"], meta["valor"]))
+    assert json.loads(values["filters"]) == {"state": None, "level": "alto"}
+
+
+def test_shapefile_zip_short_fields_utf8_and_readme(edition, tmp_path):
+    path = export_edition(edition, "shp", tmp_path / "out.zip")
+    with zipfile.ZipFile(path) as zf:
+        names = set(zf.namelist())
+        assert {"municipios.shp", "municipios.shx", "municipios.dbf", "municipios.prj",
+                "municipios.cpg", "LEEME.txt"} <= names
+        readme = zf.read("LEEME.txt").decode("utf-8")
+        assert zf.read("municipios.cpg").decode().strip().upper().replace("-", "") == "UTF8"
+        zf.extractall(tmp_path / "x")
+    assert "exp_cl     = expected_child_labour" in readme
+    assert SYNTHETIC_ES in readme
+    gdf = pyogrio.read_dataframe(tmp_path / "x" / "municipios.shp")
+    assert all(len(c) <= 10 for c in gdf.columns)
+    assert list(gdf.columns[:-1]) == [SHP_FIELDS[c] for c in ROW_COLUMNS] + ["synthetic"]
+    assert gdf["nom_mun"].tolist()[:2] == ["Álamos", HOSTILE]
+    assert len(gdf) == 6
+
+
+def test_real_data_carries_inegi_attribution(tmp_path):
+    ed = make_edition(synthetic=False)
+    data, mime, name = export_bytes(ed, "csv")
+    text = data.decode("utf-8-sig")
+    assert "Fuente: INEGI (ENTI 2022; Censo 2020). Datos transformados por riskmap; " \
+           "INEGI no avala este producto." in text
+    assert mime.startswith("text/csv") and name == "riskmap_2023.csv"
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_export_bytes_every_format(edition, fmt):
+    data, mime, name = export_bytes(edition, fmt, state="1", level="medio")
+    assert len(data) > 0 and mime
+    assert name == f"riskmap_2023_01_medio.{FORMATS[fmt].extension}"
+    if fmt == "csv":
+        df = pd.read_csv(io.BytesIO(data), encoding="utf-8-sig", dtype={"cvegeo": str})
+        assert df["cvegeo"].tolist() == ["01002"]
+
+
+def test_filters_validate_values(edition):
+    assert len(filter_rows(edition, state="01")) == 3
+    assert filter_rows(edition, level="sin_informacion")["cvegeo"].tolist() == ["07002"]
+    with pytest.raises(BadParameter, match="allowed: 01, 07"):
+        filter_rows(edition, state="99")
+    with pytest.raises(BadParameter, match="allowed: alto, medio, bajo, sin_informacion"):
+        filter_rows(edition, level="muy alto")
+
+
+def test_failed_export_leaves_previous_file(edition, tmp_path):
+    target = tmp_path / "out.csv"
+    target.write_text("previous")
+    with pytest.raises(BadParameter):
+        export_edition(edition, "csv", target, level="nope")
+    assert target.read_text() == "previous"
+
+
+def test_export_table_csv_and_xlsx():
+    df = pd.DataFrame({"rank": [1, 2], "nom_mun": ["@SUM(A1)", "Peñón"]})
+    buf = io.BytesIO()
+    export_table(df, "csv", buf, {"visits": 10, "edition": "2023"})
+    back = pd.read_csv(io.BytesIO(buf.getvalue()), encoding="utf-8-sig")
+    assert list(back.columns) == ["rank", "nom_mun", "visits", "edition"]
+    assert back["nom_mun"].tolist() == ["'@SUM(A1)", "Peñón"]
+    buf = io.BytesIO()
+    export_table(df, "xlsx", buf, {"visits": 10}, sheet="focalizacion")
+    wb = openpyxl.load_workbook(buf)
+    assert wb.sheetnames == ["focalizacion", "metadatos"]
+    assert wb["focalizacion"]["B2"].value == "'@SUM(A1)"
+    with pytest.raises(BadParameter, match="allowed: csv, xlsx"):
+        export_table(df, "gpkg", io.BytesIO())
+
+
+def test_extra_columns_not_exported(edition, tmp_path):
+    df = pd.read_csv(export_edition(edition, "csv", tmp_path / "o.csv"), encoding="utf-8-sig")
+    assert not set(EXTRA_COLUMNS) & set(df.columns)
