@@ -61,6 +61,101 @@ def _loglik(eta: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
     return float(np.dot(w, y * eta - np.logaddexp(0.0, eta)))
 
 
+def _psu_keys(s_codes, c_codes, n):
+    """PSU index per record (PSUs nested in strata) and the stratum of each PSU."""
+    s = np.zeros(n, np.int64) if s_codes is None else s_codes
+    if c_codes is None:
+        key = np.arange(n, dtype=np.int64)
+    else:
+        key, _ = pd.factorize(s * (int(c_codes.max()) + 1) + c_codes)
+    n_psu = int(key.max()) + 1
+    psu_stratum = np.zeros(n_psu, np.int64)
+    psu_stratum[key] = s
+    return key, n_psu, psu_stratum
+
+
+def _count_psu(s_codes, c_codes, n):
+    _, n_psu, psu_stratum = _psu_keys(s_codes, c_codes, n)
+    n_h = np.bincount(psu_stratum)
+    return n_psu, int((n_h > 0).sum()), [int(h) for h in np.flatnonzero(n_h == 1)]
+
+
+def _stratum_names(singles, s_codes, strata_labels, limit=10):
+    if strata_labels is None or s_codes is None:
+        return "the only stratum"
+    labels = np.asarray(strata_labels).reshape(-1)
+    first = [labels[int(np.flatnonzero(s_codes == h)[0])] for h in singles[:limit]]
+    text = ", ".join(str(v) for v in first)
+    return text + (f" and {len(singles) - limit} more" if len(singles) > limit else "")
+
+
+def _meat(u, s_codes, c_codes, strata_labels, single_psu):
+    n, p_ = u.shape
+    key, n_psu, psu_stratum = _psu_keys(s_codes, c_codes, n)
+    if c_codes is None:
+        totals = u  # every record is its own PSU, in row order
+    else:
+        totals = np.empty((n_psu, p_))
+        for j in range(p_):
+            totals[:, j] = np.bincount(key, weights=u[:, j], minlength=n_psu)
+    n_h = np.bincount(psu_stratum)
+    n_strata = int((n_h > 0).sum())
+    stratum_mean = np.empty((n_h.size, p_))
+    for j in range(p_):
+        stratum_mean[:, j] = np.bincount(psu_stratum, weights=totals[:, j], minlength=n_h.size)
+    stratum_mean /= np.maximum(n_h, 1)[:, None]
+    dev = totals - stratum_mean[psu_stratum]
+    nh_psu = n_h[psu_stratum]
+    multi = nh_psu > 1
+    factor = np.zeros(n_psu)
+    factor[multi] = nh_psu[multi] / (nh_psu[multi] - 1.0)
+    singles = [int(h) for h in np.flatnonzero(n_h == 1)]
+    if singles:
+        lone = ~multi
+        if single_psu == "centre":
+            # Stata singleunit(centered): deviation from the grand mean of all PSU totals,
+            # with scale factor 1 (n_h/(n_h-1) is undefined for n_h = 1).
+            dev[lone] = totals[lone] - totals.mean(axis=0)
+            factor[lone] = 1.0
+        labels = _stratum_names(singles, s_codes, strata_labels)
+        how = "centred on the grand mean" if single_psu == "centre" else "contributing nothing"
+        warnings.warn(f"{len(singles)} stratum/strata with a single PSU ({labels}); "
+                      f"variance {how}", RuntimeWarning, stacklevel=4)
+    meat = dev.T @ (factor[:, None] * dev)
+    return meat, n_psu, n_strata, singles
+
+
+def design_meat(u, strata=None, psu=None, single_psu="centre"):
+    """Centred between-PSU sum of squares of linearised scores (Stata's svy variance).
+
+    Parameters
+    ----------
+    u : array-like (n,) or (n, p)
+        Linearised score of each record (already weighted).
+    strata, psu : array-like (n,), optional
+        Labels; PSUs are nested in strata. No strata: one stratum; no PSU: one per record.
+    single_psu : {"centre", "skip"}
+        Treatment of strata with one PSU (see :class:`SurveyLogit`); warns when used.
+
+    Returns
+    -------
+    meat : ndarray (p, p)
+        ``sum_h n_h/(n_h-1) sum_c (z_hc - zbar_h)(z_hc - zbar_h)^T``.
+    n_psu, n_strata : int
+    """
+    if single_psu not in SINGLE_PSU:
+        from ..errors import BadParameter
+
+        raise BadParameter("single_psu", single_psu, SINGLE_PSU)
+    arr = np.asarray(u, dtype=np.float64)
+    arr = arr[:, None] if arr.ndim == 1 else arr
+    n = arr.shape[0]
+    s_codes = _labels(strata, "strata", n)
+    c_codes = _labels(psu, "psu", n)
+    meat, n_psu, n_strata, _ = _meat(arr, s_codes, c_codes, strata, single_psu)
+    return meat, n_psu, n_strata
+
+
 class SurveyLogit:
     """Weighted (pseudo-likelihood) logistic regression with design-based covariance.
 
@@ -227,13 +322,14 @@ class SurveyLogit:
         self.sum_weights_ = float(w.sum())
         Hinv = np.linalg.inv(H)
         if design:
-            p = expit(Xd @ beta)
-            meat, n_psu, n_strata, singles = self._meat(Xd, yf, w, p, s_codes, c_codes, strata)
+            u = (w * (yf - expit(Xd @ beta)))[:, None] * Xd
+            meat, n_psu, n_strata, singles = _meat(u, s_codes, c_codes, strata,
+                                                   self.single_psu)
             cov = Hinv @ meat @ Hinv
             self.cov_type_ = "design"
         else:
             cov = Hinv
-            n_psu, n_strata, singles = self._count_psu(s_codes, c_codes, n)
+            n_psu, n_strata, singles = _count_psu(s_codes, c_codes, n)
             self.cov_type_ = "model"
         self.cov_ = (cov + cov.T) / 2.0
         self.se_ = np.sqrt(np.clip(np.diag(self.cov_), 0.0, None))
@@ -298,72 +394,6 @@ class SurveyLogit:
         raise ModelError("perfect or quasi-complete separation" + who + ": fitted "
                          "probabilities reach 0 or 1 and the coefficients diverge; drop or "
                          "recode the covariate(s), or merge sparse categories")
-
-    @staticmethod
-    def _count_psu(s_codes, c_codes, n):
-        s = np.zeros(n, np.int64) if s_codes is None else s_codes
-        c = np.arange(n, dtype=np.int64) if c_codes is None else c_codes
-        key, _ = pd.factorize(s * (int(c.max()) + 1) + c)
-        n_psu = int(key.max()) + 1
-        psu_stratum = np.zeros(n_psu, np.int64)
-        psu_stratum[key] = s
-        counts = np.bincount(psu_stratum)
-        n_strata = int((counts > 0).sum())
-        singles = [int(h) for h in np.flatnonzero(counts == 1)]
-        return n_psu, n_strata, singles
-
-    def _meat(self, Xd, y, w, prob, s_codes, c_codes, strata_labels):
-        """Sum over strata of the centred PSU score outer products (with n_h/(n_h-1))."""
-        n, p_ = Xd.shape
-        s = np.zeros(n, np.int64) if s_codes is None else s_codes
-        c = np.arange(n, dtype=np.int64) if c_codes is None else c_codes
-        key, _ = pd.factorize(s * (int(c.max()) + 1) + c)
-        n_psu = int(key.max()) + 1
-        r = w * (y - prob)
-        if c_codes is None:
-            totals = r[:, None] * Xd  # every record is its own PSU; key is the row order
-        else:
-            totals = np.empty((n_psu, p_))
-            for j in range(p_):
-                totals[:, j] = np.bincount(key, weights=r * Xd[:, j], minlength=n_psu)
-        psu_stratum = np.zeros(n_psu, np.int64)
-        psu_stratum[key] = s
-        n_h = np.bincount(psu_stratum)
-        n_strata = int((n_h > 0).sum())
-        stratum_mean = np.zeros((n_h.size, p_))
-        for j in range(p_):
-            stratum_mean[:, j] = np.bincount(psu_stratum, weights=totals[:, j],
-                                             minlength=n_h.size)
-        stratum_mean /= np.maximum(n_h, 1)[:, None]
-        dev = totals - stratum_mean[psu_stratum]
-        factor = np.zeros(n_psu)
-        multi = n_h[psu_stratum] > 1
-        nh_multi = n_h[psu_stratum][multi]
-        factor[multi] = nh_multi / (nh_multi - 1.0)
-        singles = [int(h) for h in np.flatnonzero(n_h == 1)]
-        if singles:
-            lone = ~multi
-            if self.single_psu == "centre":
-                dev[lone] = totals[lone] - totals.mean(axis=0)
-                factor[lone] = 1.0
-            labels = self._stratum_names(singles, s_codes, strata_labels)
-            how = ("centred on the grand mean" if self.single_psu == "centre"
-                   else "contributing nothing")
-            warnings.warn(f"{len(singles)} stratum/strata with a single PSU ({labels}); "
-                          f"variance {how}", RuntimeWarning, stacklevel=3)
-        meat = dev.T @ (factor[:, None] * dev)
-        return meat, n_psu, n_strata, singles
-
-    @staticmethod
-    def _stratum_names(singles, s_codes, strata_labels, limit=10):
-        if strata_labels is None or s_codes is None:
-            return "the only stratum"
-        labels = np.asarray(strata_labels).reshape(-1)
-        first = {}
-        for h in singles[:limit]:
-            first[h] = labels[int(np.flatnonzero(s_codes == h)[0])]
-        text = ", ".join(str(v) for v in first.values())
-        return text + (f" and {len(singles) - limit} more" if len(singles) > limit else "")
 
     # ------------------------------------------------------------------ prediction
     def _check_fitted(self):
