@@ -1,0 +1,537 @@
+"""Read-only, in-memory view of a data directory for the web service.
+
+:class:`Atlas` loads editions lazily, keeps them in memory and reloads one when its file changes
+on disk (a new publication replaces the file atomically, so the modification time moves).
+Everything the views need is derived here, once, and cached: rows without geometry, rank
+denominators, neighbours, search keys, comparisons. Views never touch the store directly.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import math
+import threading
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..edition import EXTRA_COLUMNS, LEVELS, ROW_COLUMNS, Edition
+from ..errors import NotFound
+from ..store import DataStore
+from . import params
+
+EXTENSION_KEY = "riskmap_atlas"
+#: Two polygons closer than this (degrees) are neighbours; absorbs coordinate round-off.
+NEIGHBOUR_TOLERANCE = 1e-6
+Z95 = 1.959964
+
+
+def fold(text) -> str:
+    """Lower-case, accent-free form of ``text`` for accent-insensitive matching."""
+    decomposed = unicodedata.normalize("NFKD", str(text))
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold().strip()
+
+
+def clean(value):
+    """JSON-friendly scalar: NaN/NA -> None, numpy scalars -> Python."""
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def record(row: pd.Series | dict) -> dict:
+    """A row as a dict of JSON-friendly values."""
+    return {k: clean(v) for k, v in dict(row).items()}
+
+
+class Atlas:
+    """In-memory, read-only view of a :class:`~riskmap.store.DataStore`.
+
+    Parameters
+    ----------
+    data_dir : str or Path
+        The data directory (``RISKMAP_DATA_DIR``).
+
+    Notes
+    -----
+    Thread-safe: gunicorn thread workers may share one instance. Loaded data are never
+    mutated; methods that return tables return copies.
+    """
+
+    def __init__(self, data_dir):
+        self.store = DataStore(data_dir)
+        self._lock = threading.RLock()
+        self._loaded: dict[str, tuple[int, Edition, pd.DataFrame]] = {}
+        self._cache: dict[tuple, object] = {}
+
+    # -- editions ---------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        """Published edition names, oldest first."""
+        return self.store.edition_names()
+
+    def _check(self, name: str) -> str:
+        names = self.names()
+        if str(name) not in names:
+            raise NotFound(f"edition {name!r} is not published; published: "
+                           + (", ".join(names) or "none"),
+                           errors=[f"edicion: published editions are {', '.join(names)}"])
+        return str(name)
+
+    def _mtime(self, name: str) -> int:
+        return self.store.edition_path(name).stat().st_mtime_ns
+
+    def _entry(self, name: str) -> tuple[int, Edition, pd.DataFrame]:
+        name = self._check(name)
+        mtime = self._mtime(name)
+        with self._lock:
+            entry = self._loaded.get(name)
+            if entry is None or entry[0] != mtime:
+                edition = self.store.load_edition(name)
+                entry = (mtime, edition, _plain_rows(edition))
+                self._loaded[name] = entry
+                # Anything derived from the previous file is stale now.
+                self._cache = {k: v for k, v in self._cache.items() if name not in k}
+            return entry
+
+    def edition(self, name: str) -> Edition:
+        """The published edition ``name``; :class:`NotFound` lists the valid names."""
+        return self._entry(name)[1]
+
+    def card(self, name: str) -> dict:
+        """The model card of edition ``name``."""
+        self._check(name)
+        return self._cached(("card", name, self._mtime(name)), lambda: self.store.load_card(name))
+
+    def editions(self) -> list[dict]:
+        """``[{name, year, kind, vintage, synthetic}]`` for every edition, oldest first."""
+        out = []
+        for name in self.names():
+            card = self.card(name)
+            out.append({"name": name, "year": int(card.get("year") or 0),
+                        "kind": card.get("kind", "modelled"), "vintage": str(card.get("vintage")),
+                        "synthetic": bool(card.get("synthetic", False))})
+        return out
+
+    def latest(self) -> str:
+        """Name of the most recent edition; :class:`NotFound` when none is published."""
+        names = self.names()
+        if not names:
+            raise NotFound("no edition is published in the data directory")
+        return names[-1]
+
+    def provenance(self, name: str) -> dict:
+        """Provenance block (synthetic flag, sources, attribution) of edition ``name``."""
+        from ..provenance import provenance
+
+        return provenance(self.card(name))
+
+    # -- rows -------------------------------------------------------------------------------
+    def rows(self, name: str, estado: str | None = None, nivel: str | None = None) -> pd.DataFrame:
+        """Municipal rows of an edition without geometry, optionally filtered.
+
+        Parameters
+        ----------
+        name : str
+            Edition name.
+        estado : str, optional
+            Two-digit state code; must be a state of the edition.
+        nivel : str, optional
+            One of :data:`riskmap.edition.LEVELS`.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ROW_COLUMNS + EXTRA_COLUMNS, sorted by ``cvegeo`` (a copy).
+
+        Raises
+        ------
+        NotFound
+            Unknown edition.
+        BadParameter
+            Unknown state or level (the message lists the allowed values).
+        """
+        table = self._entry(name)[2]
+        estado = params.estado(estado, table["cve_ent"].unique())
+        nivel = params.nivel(nivel)
+        mask = np.ones(len(table), dtype=bool)
+        if estado is not None:
+            mask &= (table["cve_ent"] == estado).to_numpy()
+        if nivel is not None:
+            mask &= (table["level"] == nivel).to_numpy()
+        return table.loc[mask].reset_index(drop=True)
+
+    def geojson_geometries(self, name: str) -> dict[str, str]:
+        """cvegeo -> GeoJSON geometry text of an edition's rows (encoded once, cached)."""
+        def build():
+            import shapely
+
+            rows = self.edition(name).rows
+            texts = shapely.to_geojson(rows.geometry.to_numpy())
+            return dict(zip(rows["cvegeo"].astype(str), (str(t) for t in texts)))
+
+        return self._cached(("geojson", name, self._mtime(name)), build)
+
+    def municipality(self, name: str, cvegeo: str) -> dict:
+        """One municipality of an edition: its row, factor contributions and rank context.
+
+        Returns
+        -------
+        dict
+            The row's fields, plus ``factors`` (list sorted by decreasing contribution, each
+            with covariate, label_es, label_en, domain, contribution, municipal_mean,
+            national_mean), ``n_ranked`` (classified municipalities nationally) and
+            ``n_ranked_state``.
+
+        Raises
+        ------
+        NotFound
+            Unknown edition or code (the message says which edition was searched).
+        """
+        _, edition, table = self._entry(name)
+        hit = table.index[table["cvegeo"] == str(cvegeo)]
+        if len(hit) == 0:
+            raise NotFound(f"municipality {cvegeo!r} is not in edition {name} "
+                           f"(geography {edition.vintage})",
+                           errors=["cvegeo: a 5-digit INEGI code of that geography"])
+        out = record(table.loc[hit[0]])
+        ranked = table["rank_national"].notna()
+        out["n_ranked"] = int(ranked.sum())
+        out["n_ranked_state"] = int((ranked & (table["cve_ent"] == out["cve_ent"])).sum())
+        out["factors"] = self._factors(name, edition).get(str(cvegeo), [])
+        out["national_rate"] = edition.national_rate
+        return out
+
+    def _factors(self, name: str, edition: Edition) -> dict[str, list[dict]]:
+        def build():
+            labels = _covariate_labels()
+            fac = edition.factors
+            if fac is None or len(fac) == 0:
+                return {}
+            fac = fac.sort_values(["cvegeo", "contribution"], ascending=[True, False])
+            out: dict[str, list[dict]] = {}
+            for code, group in fac.groupby("cvegeo", sort=False):
+                items = []
+                for rec in group.drop(columns=["cvegeo"]).to_dict("records"):
+                    rec = record(rec)
+                    lab = labels.get(rec["covariate"], {})
+                    rec["label_es"] = lab.get("es", rec["covariate"])
+                    rec["label_en"] = lab.get("en", rec["covariate"])
+                    items.append(rec)
+                out[str(code)] = items
+            return out
+
+        return self._cached(("factors", name, self._mtime(name)), build)
+
+    # -- history through crosswalks ------------------------------------------------------------
+    def history(self, cvegeo: str) -> list[dict]:
+        """A municipality across all editions, oldest first, mapped through crosswalks.
+
+        For each edition: ``edition, year, vintage, cvegeo`` (the code used in that edition),
+        ``derived_from`` (the parent's code when the municipality did not exist in that
+        vintage and takes its parent's value, else ``None``), ``level, probability, ci_low,
+        ci_high, se`` and ``change`` versus the previous listed edition (``None`` for the
+        first): ``{diff, sd, significant, direction}`` with direction ``increase`` /
+        ``decrease`` / ``none`` (METHOD.md section 6: significant when |d| > 1.96 sd,
+        Var = Var_A + Var_B).
+
+        Raises
+        ------
+        NotFound
+            When the code is in no edition's geography.
+        """
+        cvegeo = str(cvegeo)
+        names = self.names()
+        home = None  # newest vintage where the code exists
+        for name in reversed(names):
+            table = self._entry(name)[2]
+            if (table["cvegeo"] == cvegeo).any():
+                home = self.edition(name).vintage
+                break
+        if home is None:
+            raise NotFound(f"municipality {cvegeo!r} is in no published edition",
+                           errors=["cvegeo: a 5-digit INEGI code"])
+        out, previous = [], None
+        for name in names:
+            edition, table = self.edition(name), self._entry(name)[2]
+            code, parent = self._map_code(cvegeo, home, edition.vintage, table)
+            if code is None:
+                continue
+            row = table.loc[table["cvegeo"] == code].iloc[0]
+            item = {"edition": name, "year": edition.year, "vintage": edition.vintage,
+                    "cvegeo": code, "derived_from": parent,
+                    **{k: clean(row[k]) for k in ("nom_mun", "level", "probability", "ci_low",
+                                                  "ci_high", "se")}}
+            item["change"] = None if previous is None else change(previous, item)
+            out.append(item)
+            previous = item
+        return out
+
+    def _map_code(self, code: str, home: str, vintage: str, table: pd.DataFrame):
+        """Code of municipality ``code`` (of vintage ``home``) in ``vintage``: (code, parent)."""
+        if (table["cvegeo"] == code).any():
+            return code, None
+        for src, dst, pick in ((vintage, home, "cvegeo_from"), (home, vintage, "cvegeo_to")):
+            try:
+                cw = self._crosswalk(src, dst)
+            except NotFound:
+                continue
+            key = "cvegeo_to" if pick == "cvegeo_from" else "cvegeo_from"
+            rows = cw[cw[key] == code].sort_values("share", ascending=False)
+            for other in rows[pick]:
+                if (table["cvegeo"] == other).any():
+                    return other, other
+        return None, None
+
+    def _crosswalk(self, src: str, dst: str) -> pd.DataFrame:
+        path = self.store.crosswalk_path(src, dst)
+        mtime = path.stat().st_mtime_ns if path.exists() else None
+        return self._cached(("crosswalk", src, dst, mtime), lambda: self.store.load_crosswalk(src, dst))
+
+    # -- geography --------------------------------------------------------------------------
+    def _vintage_mtime(self, vintage: str) -> int:
+        path = self.store.vintage_path(vintage)
+        if not path.exists():
+            raise NotFound(f"geography vintage {vintage!r} is not stored; stored: "
+                           + (", ".join(self.store.vintage_names()) or "none"),
+                           errors=[f"vintage: stored vintages are "
+                                   f"{', '.join(self.store.vintage_names())}"])
+        return path.stat().st_mtime_ns
+
+    def vintages(self) -> list[str]:
+        """Stored geography vintages."""
+        return self.store.vintage_names()
+
+    def geometry(self, vintage: str) -> tuple[bytes, str]:
+        """The vintage's web layer as ``(gzip-compressed GeoJSON bytes, etag)``."""
+        mtime = self._vintage_mtime(vintage)
+
+        def build():
+            from ..weblayer import cached_web_layer
+
+            return cached_web_layer(self.store, vintage)
+
+        return self._cached(("geometry", vintage, mtime), build)
+
+    def states(self, vintage: str) -> list[dict]:
+        """``[{cve_ent, nom_ent, bounds, bbox}]`` sorted by code.
+
+        ``bounds`` is ``[[south, west], [north, east]]`` (Leaflet's order), ``bbox`` is
+        ``[west, south, east, north]`` (GeoJSON's order).
+        """
+        mtime = self._vintage_mtime(vintage)
+
+        def build():
+            mun = self.store.load_vintage(vintage)
+            out = []
+            for (ent, nom), group in mun.groupby(["cve_ent", "nom_ent"], sort=True):
+                w, s, e, n = (float(v) for v in group.total_bounds)
+                out.append({"cve_ent": str(ent), "nom_ent": str(nom),
+                            "bounds": [[s, w], [n, e]], "bbox": [w, s, e, n]})
+            return out
+
+        return self._cached(("states", vintage, mtime), build)
+
+    def neighbours(self, vintage: str, cvegeo: str, edition: str | None = None) -> list[dict]:
+        """Municipalities touching ``cvegeo`` in ``vintage``, with their level and probability.
+
+        Parameters
+        ----------
+        vintage : str
+        cvegeo : str
+        edition : str, optional
+            Edition whose values are attached; default the latest edition on ``vintage``.
+        """
+        mtime = self._vintage_mtime(vintage)
+        adjacency = self._cached(("adjacency", vintage, mtime), lambda: self._adjacency(vintage))
+        if str(cvegeo) not in adjacency:
+            raise NotFound(f"municipality {cvegeo!r} is not in geography {vintage}")
+        if edition is None:
+            on_vintage = [e["name"] for e in self.editions() if e["vintage"] == vintage]
+            edition = on_vintage[-1] if on_vintage else None
+        values = {}
+        if edition is not None:
+            table = self._entry(edition)[2]
+            values = table.set_index("cvegeo")[["nom_mun", "level", "probability"]].to_dict("index")
+        out = []
+        for code, name in adjacency[str(cvegeo)]:
+            v = values.get(code, {})
+            out.append({"cvegeo": code, "nom_mun": v.get("nom_mun", name),
+                        "level": v.get("level"), "probability": clean(v.get("probability"))})
+        return out
+
+    def _adjacency(self, vintage: str) -> dict[str, list[tuple[str, str]]]:
+        """Touching polygons, computed once per vintage with an STRtree."""
+        from shapely import STRtree
+
+        mun = self.store.load_vintage(vintage)
+        geoms = mun.geometry.to_numpy()
+        tree = STRtree(geoms)
+        left, right = tree.query(geoms, predicate="dwithin", distance=NEIGHBOUR_TOLERANCE)
+        codes = mun["cvegeo"].astype(str).to_numpy()
+        names = mun["nom_mun"].astype(str).to_numpy()
+        out: dict[str, list[tuple[str, str]]] = {c: [] for c in codes}
+        for i, j in zip(left, right):
+            if i != j:
+                out[codes[i]].append((codes[j], names[j]))
+        return {k: sorted(v) for k, v in out.items()}
+
+    # -- search -----------------------------------------------------------------------------
+    def search(self, query: str, edition: str | None = None, limit: int = 20) -> list[dict]:
+        """Municipalities whose name or code matches ``query`` (accent- and case-insensitive).
+
+        Exact matches come first, then prefixes, then substrings; codes match by prefix.
+        Returns ``[{cvegeo, nom_mun, cve_ent, nom_ent, level}]`` (at most ``limit``).
+        """
+        edition = edition or self.latest()
+        table = self._entry(edition)[2]
+        key = self._cached(("search", edition, self._mtime(edition)),
+                           lambda: table["nom_mun"].map(fold).to_numpy())
+        q = fold(query or "")
+        if not q:
+            return []
+        if q.isdigit():
+            hits = table.index[table["cvegeo"].str.startswith(q)]
+            order = [(0 if table.at[i, "cvegeo"] == q else 1, i) for i in hits]
+        else:
+            order = []
+            for i, name in zip(table.index, key):
+                pos = name.find(q)
+                if pos >= 0:
+                    order.append((0 if name == q else 1 if pos == 0 else 2, i))
+        sort_col = table["cvegeo"] if q.isdigit() else pd.Series(key, index=table.index)
+        order.sort(key=lambda t: (t[0], sort_col.at[t[1]], t[1]))
+        cols = ["cvegeo", "nom_mun", "cve_ent", "nom_ent", "level"]
+        return [record(table.loc[i, cols]) for _, i in order[:limit]]
+
+    # -- comparison and targeting -------------------------------------------------------------
+    def comparison(self, a: str, b: str):
+        """The comparison of editions ``a`` and ``b`` (riskmap.compare), cached."""
+        ea, eb = self.edition(a), self.edition(b)
+        key = ("comparison", a, b, self._mtime(a), self._mtime(b))
+
+        def build():
+            from .. import compare
+
+            return compare.compare(ea, eb, store=self.store)
+
+        return self._cached(key, build)
+
+    def targeting(self, edition: str, visits: int, q: float, states=None, levels=None,
+                  by: str = "conteo") -> pd.DataFrame:
+        """Greedy allocation of ``visits`` inspections (riskmap.targeting.allocate).
+
+        Parameters
+        ----------
+        edition : str
+        visits : int
+        q : float
+            Share of a municipality's child labour one visit reaches, in (0, 1].
+        states, levels : list of str, optional
+            Restrict to these state codes / levels (validated; empty = all).
+        by : {"conteo", "tasa"}
+            Rank by expected children in child labour or by probability.
+        """
+        from .. import targeting
+
+        table = self._entry(edition)[2]
+        states = params.choices("estados", states, sorted(table["cve_ent"].unique()))
+        levels = params.choices("niveles", levels, LEVELS)
+        by = params.choice("criterio", by, params.CRITERIA, "conteo")
+        pool = table
+        if states:
+            pool = pool[pool["cve_ent"].isin(states)]
+        if levels:
+            pool = pool[pool["level"].isin(levels)]
+        return targeting.allocate(pool.reset_index(drop=True), visits=visits, q=q,
+                                  by="count" if by == "conteo" else "rate")
+
+    # -- cache ------------------------------------------------------------------------------
+    def _cached(self, key: tuple, build):
+        with self._lock:
+            if key in self._cache:
+                return self._cache[key]
+        value = build()
+        with self._lock:
+            self._cache[key] = value
+        return value
+
+
+def change(a: dict, b: dict) -> dict | None:
+    """Change from ``a`` to ``b`` (dicts with probability and se); None without estimates."""
+    pa, pb, sa, sb = a.get("probability"), b.get("probability"), a.get("se"), b.get("se")
+    if pa is None or pb is None:
+        return None
+    diff = pb - pa
+    sd = math.sqrt((sa or 0.0) ** 2 + (sb or 0.0) ** 2) if (sa is not None and sb is not None) else None
+    significant = bool(sd is not None and abs(diff) > Z95 * sd)
+    direction = ("increase" if diff > 0 else "decrease") if significant else "none"
+    return {"diff": diff, "sd": sd, "significant": significant, "direction": direction}
+
+
+def _plain_rows(edition: Edition) -> pd.DataFrame:
+    """Edition rows without geometry, in contract column order, codes as str, ranks Int64."""
+    cols = [c for c in ROW_COLUMNS + EXTRA_COLUMNS if c in edition.rows.columns]
+    table = pd.DataFrame(edition.rows[cols]).copy()
+    for col in ("rank_national", "rank_state", "children", "n_records"):
+        if col in table.columns:
+            table[col] = pd.to_numeric(table[col]).round().astype("Int64")
+    for col in ("cvegeo", "cve_ent", "cve_mun", "edition", "vintage"):
+        if col in table.columns:
+            table[col] = table[col].astype(str)
+    table["top_factors"] = table["top_factors"].fillna("").astype(str)
+    return table.sort_values("cvegeo").reset_index(drop=True)
+
+
+def _covariate_labels() -> dict[str, dict]:
+    try:
+        from ..spec import load_spec
+
+        spec = load_spec()
+    except Exception:  # noqa: BLE001 - labels are a nicety; names are shown instead
+        return {}
+    return {c.name: {"es": c.label_es, "en": c.label_en} for c in spec.covariates}
+
+
+# -- Flask wiring -----------------------------------------------------------------------------
+def ensure_data(data_dir, auto_demo: bool, seed: int) -> None:
+    """Build the synthetic demo into an empty data directory, once across processes.
+
+    Several gunicorn workers start together; an exclusive ``fcntl`` lock on
+    ``<data_dir>/.demo.lock`` makes the first build and the others wait, then find it built.
+    """
+    store = DataStore(data_dir)
+    if store.edition_names() or not auto_demo:
+        return
+    root = Path(data_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".demo.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not store.edition_names():
+                from ..demo import build_demo
+
+                build_demo(root, seed=seed)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def init_app(app) -> None:
+    """Attach an :class:`Atlas` of ``settings["data_dir"]`` to ``app`` (building the demo if due)."""
+    settings = app.config["RISKMAP"]
+    ensure_data(settings["data_dir"], settings["auto_demo"], settings["demo_seed"])
+    app.extensions[EXTENSION_KEY] = Atlas(settings["data_dir"])
+
+
+def get_atlas() -> Atlas:
+    """The current application's :class:`Atlas`."""
+    from flask import current_app
+
+    return current_app.extensions[EXTENSION_KEY]

@@ -1,0 +1,138 @@
+"""Validation of query parameters shared by pages and the API.
+
+Each helper takes the raw string (``None`` when absent) and returns a clean value or raises
+:class:`~riskmap.errors.BadParameter`, whose message and ``errors`` list the allowed values,
+so that every route answers a bad parameter with the same 400 shape.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+from ..edition import LEVELS
+from ..errors import BadParameter
+
+#: Map layers of the national and state maps (query parameter ``capa``).
+LAYERS = ("nivel", "probabilidad", "esperados", "incertidumbre")
+LANGUAGES = ("es", "en")
+#: Targeting criteria: rank by expected children in child labour or by probability.
+CRITERIA = ("conteo", "tasa")
+#: Formats of the municipality listing and of the comparison.
+LIST_FORMATS = ("json", "geojson", "csv")
+
+
+def _blank(value) -> bool:
+    return value is None or str(value).strip() == ""
+
+
+def choice(name: str, value, allowed: Sequence[str], default=None):
+    """Return ``value`` if it is one of ``allowed`` (``default`` when absent).
+
+    Raises
+    ------
+    BadParameter
+        If the value is present and not allowed, or absent with no default.
+    """
+    if _blank(value):
+        if default is None:
+            raise BadParameter(name, value, allowed, message=f"missing parameter '{name}'")
+        return default
+    value = str(value).strip()
+    if value not in allowed:
+        raise BadParameter(name, value, allowed)
+    return value
+
+
+def choices(name: str, values, allowed: Sequence[str]) -> list[str]:
+    """Parse a multi-valued parameter (repeated and/or comma-separated) into a checked list.
+
+    ``values`` is a string, an iterable of strings, or ``None``; the result keeps the order of
+    first appearance and is empty when nothing was given (meaning "no restriction").
+    """
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = [values]
+    out: list[str] = []
+    for raw in values:
+        for item in str(raw).split(","):
+            item = item.strip()
+            if not item:
+                continue
+            if item not in allowed:
+                raise BadParameter(name, item, allowed)
+            if item not in out:
+                out.append(item)
+    return out
+
+
+def edition(value, allowed: Sequence[str], default: str | None = None) -> str:
+    """A published edition name (``default``, usually the latest, when absent)."""
+    return choice("edicion", value, list(allowed), default)
+
+
+def estado(value, allowed: Iterable[str]) -> str | None:
+    """A 2-digit state code among ``allowed`` or ``None`` when absent (``"7"`` means ``"07"``)."""
+    if _blank(value):
+        return None
+    text = str(value).strip()
+    if text.isdigit() and len(text) == 1:
+        text = "0" + text
+    allowed = sorted(allowed)
+    if text not in allowed:
+        raise BadParameter("estado", value, allowed)
+    return text
+
+
+def nivel(value) -> str | None:
+    """A risk level (``alto``, ``medio``, ``bajo``, ``sin_informacion``) or ``None``."""
+    if _blank(value):
+        return None
+    return choice("nivel", value, LEVELS)
+
+
+def layer(value, default: str = "nivel") -> str:
+    """A map layer among :data:`LAYERS`."""
+    return choice("capa", value, LAYERS, default)
+
+
+def lang(value, default: str = "es") -> str:
+    """An interface language among :data:`LANGUAGES`."""
+    return choice("lang", value, LANGUAGES, default)
+
+
+def integer(name: str, value, *, minimum: int, maximum: int, default: int | None = None) -> int:
+    """An integer in ``[minimum, maximum]``; ``default`` when absent."""
+    if _blank(value):
+        if default is None:
+            raise BadParameter(name, value, message=f"missing parameter '{name}': "
+                               f"an integer from {minimum} to {maximum}")
+        return default
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = None
+    if number is None or not minimum <= number <= maximum:
+        raise BadParameter(name, value, message=f"invalid value {str(value)!r} for '{name}': "
+                           f"expected an integer from {minimum} to {maximum}")
+    return number
+
+
+def number(name: str, value, *, minimum: float, maximum: float, default: float | None = None,
+           open_low: bool = False) -> float:
+    """A finite real number in ``[minimum, maximum]`` (``(minimum, maximum]`` if ``open_low``)."""
+    if _blank(value):
+        if default is None:
+            raise BadParameter(name, value, message=f"missing parameter '{name}'")
+        return default
+    try:
+        x = float(str(value).strip())
+    except ValueError:
+        x = math.nan
+    low_ok = x > minimum if open_low else x >= minimum
+    if not (math.isfinite(x) and low_ok and x <= maximum):
+        bracket = "(" if open_low else "["
+        raise BadParameter(name, value, message=f"invalid value {str(value)!r} for '{name}': "
+                           f"expected a number in {bracket}{minimum}, {maximum}]")
+    return x
