@@ -57,6 +57,15 @@ COVARIATES = {  # covariate -> (policy domain, coefficient)
     "head_agriculture": ("trabajo", 0.7), "head_social_security": ("proteccion_social", -0.5),
     "household_size": ("demografia", 0.05), "dirt_floor": ("vivienda_servicios", 0.25),
 }
+LABELS = {"age": ("Edad", "Age"), "male": ("Hombre", "Male"),
+          "attends_school": ("Asiste a la escuela", "Attends school"),
+          "indigenous_language": ("Habla lengua indígena", "Speaks an indigenous language"),
+          "rural": ("Localidad rural", "Rural locality"),
+          "head_schooling_years": ("Escolaridad del jefe", "Head's schooling"),
+          "head_agriculture": ("Jefe en agricultura", "Head works in agriculture"),
+          "head_social_security": ("Jefe con seguridad social", "Head has social security"),
+          "household_size": ("Tamaño del hogar", "Household size"),
+          "dirt_floor": ("Piso de tierra", "Dirt floor")}
 NATIONAL_RATE = {"2017": 0.110, "2023": 0.131}
 MIN_RECORDS = 30
 #: Municipalities without enough census records (sin_informacion) per edition.
@@ -180,15 +189,21 @@ def _card(name: str, vintage: str, kind: str, seed: int) -> dict:
     card = {
         "edition": name, "year": int(name), "kind": kind, "vintage": vintage,
         "synthetic": True, "created": f"{name}-06-01T00:00:00+00:00",
-        "sources": [
-            {"role": "survey", "name": "Encuesta sintética de trabajo infantil", "synthetic": True},
-            {"role": "census", "name": "Censo sintético", "synthetic": True},
-            {"role": "boundaries", "name": "Geografía sintética (cuadrícula)", "synthetic": True},
-        ],
-        "rule": ("alto si el límite inferior del intervalo de 95 % supera la tasa nacional; "
-                 "bajo si el límite superior queda por debajo; medio en otro caso; "
-                 f"sin_informacion con menos de {MIN_RECORDS} registros censales"),
-        "min_records": MIN_RECORDS,
+        "sources": ["Encuesta sintética de trabajo infantil (demo)", "Censo sintético (demo)",
+                    "Geografía sintética en cuadrícula (demo)"],
+        "rule": {"id": "significance",
+                 "text": {"es": "Nivel alto: el intervalo de confianza al 95 % está por completo "
+                                "sobre la tasa nacional; bajo: por completo debajo; medio: "
+                                "contiene la tasa nacional; sin información: menos de "
+                                f"{MIN_RECORDS} registros censales.",
+                          "en": "High: the 95 % confidence interval lies entirely above the "
+                                "national rate; low: entirely below; medium: it contains the "
+                                "national rate; no information: fewer than "
+                                f"{MIN_RECORDS} census records."},
+                 "parameters": {"confidence": 0.95, "reference": "national_rate",
+                                "min_records": MIN_RECORDS, "reference_value": r}},
+        "limitations_es": ["Estimador sintético sin efectos de área."],
+        "limitations_en": ["Synthetic estimator without area effects."],
         "national_rate": {"estimate": r, "se": 0.004, "ci_low": r - 0.008, "ci_high": r + 0.008},
     }
     if kind == "imported":
@@ -204,7 +219,8 @@ def _card(name: str, vintage: str, kind: str, seed: int) -> dict:
     zval = est / se
     pval = [math.erfc(abs(z) / math.sqrt(2)) for z in zval]
     card["coefficients"] = [
-        {"name": nm, "estimate": float(b), "se": float(s), "ci_low": float(b - Z * s),
+        {"name": nm, "label_es": LABELS.get(nm, ("Intercepto", "Intercept"))[0],
+         "label_en": LABELS.get(nm, ("Intercepto", "Intercept"))[1], "estimate": float(b), "se": float(s), "ci_low": float(b - Z * s),
          "ci_high": float(b + Z * s), "odds_ratio": float(math.exp(b)), "z": float(zz),
          "p_value": float(pv), "domain": None if nm == "intercept" else COVARIATES[nm][0]}
         for nm, b, s, zz, pv in zip(names, est, se, zval, pval)]
@@ -215,7 +231,10 @@ def _card(name: str, vintage: str, kind: str, seed: int) -> dict:
         "calibration": [{"decile": k + 1, "predicted": 0.02 + 0.025 * k,
                          "observed": 0.021 + 0.024 * k, "n": 1200} for k in range(10)],
     }
-    card["spec"] = {"name": "mirti", "covariates": list(COVARIATES)}
+    card["spec"] = {"name": "mirti", "covariates": [
+        {"name": c, "kind": "record", "domain": d, "label_es": LABELS[c][0],
+         "label_en": LABELS[c][1], "definition_es": LABELS[c][0], "definition_en": LABELS[c][1]}
+        for c, (d, _) in COVARIATES.items()]}
     return card
 
 
@@ -250,6 +269,9 @@ def build_fake_atlas(path, *, imported_2023: bool = False, seed: int = 7) -> Pat
             factors = factors.iloc[0:0]
         rows = gpd.GeoDataFrame(rows[list(ROW_COLUMNS) + list(EXTRA_COLUMNS) + ["geometry"]],
                                 geometry="geometry", crs=4326)
-        store.publish_edition(Edition(name=name, rows=rows, factors=factors,
-                                      card=_card(name, vintage, kind, seed)))
+        card = _card(name, vintage, kind, seed)
+        counts = rows["level"].value_counts()
+        card["level_counts"] = {lev: int(counts.get(lev, 0))
+                                for lev in ("alto", "medio", "bajo", "sin_informacion")}
+        store.publish_edition(Edition(name=name, rows=rows, factors=factors, card=card))
     return path

@@ -33,8 +33,12 @@ def respond(status: int, message: str, errors=None, headers=None):
         response = jsonify(error_body(status, message, errors))
         response.status_code = status
     else:
-        response = current_app.make_response(
-            (render_template("error.html", **_page_context(status, message, errors)), status))
+        try:
+            html = render_template("error.html", **_page_context(status, message, errors))
+        except Exception:  # noqa: BLE001 - the error page itself must never fail
+            current_app.logger.exception("error page could not be rendered")
+            html = _bare_page(status, message)
+        response = current_app.make_response((html, status))
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response
@@ -74,6 +78,14 @@ def handle_unexpected(exc: Exception):
         return handle_http_error(exc)
     current_app.logger.exception("unhandled error at %s", request.path)
     return respond(500, _internal_message())
+
+
+def _bare_page(status: int, message: str) -> str:
+    """Minimal error page used when the templates cannot render (escaped, no layout)."""
+    from markupsafe import escape
+
+    return (f"<!doctype html><html lang=\"es\"><meta charset=\"utf-8\"><title>{status}</title>"
+            f"<h1>{status}</h1><p>{escape(message)}</p><p><a href=\"/\">riskmap</a></p></html>")
 
 
 def _internal_message() -> str:

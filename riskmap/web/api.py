@@ -1,0 +1,335 @@
+"""JSON API under ``/api/v1`` (read-only; one resource, many formats).
+
+Successful JSON answers are ``{"ok": true, "data": ..., "meta": {...}, "links": {...}}``;
+``meta`` carries the provenance (synthetic flag, attribution) of the editions involved. Errors
+use the shared shape (:mod:`riskmap.web.errors`). Every link is built with ``url_for``.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import gzip
+import io
+import json
+
+import numpy as np
+import pandas as pd
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
+
+from ..edition import LEVELS, ROW_COLUMNS
+from ..errors import BadParameter
+from . import params
+from .atlas import clean, get_atlas, record
+
+bp = Blueprint("api", __name__)
+
+#: Columns of the JSON and CSV listings (the edition output row + uncertainty detail).
+LIST_COLUMNS = list(ROW_COLUMNS) + ["se", "n_records", "vintage"]
+COMPARE_FORMATS = ("json", "csv")
+WORKLIST_FORMATS = ("json", "csv")
+MAX_VISITS = 1_000_000
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def meta_for(*names: str) -> dict:
+    """Provenance of the editions behind a response: synthetic flag and attribution texts."""
+    atlas = get_atlas()
+    infos = [atlas.provenance(n) for n in names]
+    meta = {"synthetic": any(i["synthetic"] for i in infos),
+            "attribution": {lang: " | ".join(dict.fromkeys(i["attribution"][lang] for i in infos))
+                            for lang in ("es", "en")}}
+    if len(infos) == 1:
+        meta["provenance"] = infos[0]
+    else:
+        meta["editions"] = {n: i for n, i in zip(names, infos)}
+    return meta
+
+
+def ok(data, meta: dict | None = None, links: dict | None = None, **extra):
+    """The success envelope."""
+    body = {"ok": True, "data": data}
+    body.update(extra)
+    if meta is not None:
+        body["meta"] = meta
+    if links:
+        body["links"] = links
+    return jsonify(body)
+
+
+def _edition_param(name: str) -> str:
+    atlas = get_atlas()
+    atlas.edition(name)  # NotFound lists the published editions
+    return name
+
+
+def jsonable(obj):
+    """Recursively turn DataFrames, Series, numpy values and dataclasses into JSON values."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, pd.DataFrame):
+        frame = obj.drop(columns=["geometry"], errors="ignore")
+        if not isinstance(frame.index, pd.RangeIndex):
+            frame = frame.reset_index()
+        return [record(r) for r in frame.to_dict("records")]
+    if isinstance(obj, pd.Series):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    return clean(obj)
+
+
+# -- editions ---------------------------------------------------------------------------------
+@bp.get("/ediciones")
+def ediciones():
+    """List the published editions, oldest first, with links."""
+    atlas = get_atlas()
+    items = []
+    for item in atlas.editions():
+        name = item["name"]
+        items.append(dict(item, links=_edition_links(name, item["vintage"])))
+    latest = atlas.latest()
+    return ok(items, meta_for(*[i["name"] for i in items]),
+              {"self": url_for(".ediciones"), "latest": url_for(".edicion", edicion=latest),
+               "openapi": url_for(".openapi")}, latest=latest)
+
+
+def _edition_links(name: str, vintage: str) -> dict:
+    return {"self": url_for(".edicion", edicion=name),
+            **{f"municipios_{fmt}": url_for(".municipios", edicion=name, formato=fmt)
+               for fmt in params.LIST_FORMATS},
+            "geometria": url_for(".geometria", vintage=vintage)}
+
+
+@bp.get("/ediciones/<edicion>")
+def edicion(edicion: str):
+    """Summary of one edition's model card, with its level counts."""
+    atlas = get_atlas()
+    ed = atlas.edition(edicion)
+    card = atlas.card(edicion)
+    keep = ("edition", "year", "kind", "vintage", "synthetic", "created", "sources", "rule",
+            "n_survey", "national_rate", "coefficients", "min_records")
+    data = {k: card.get(k) for k in keep if k in card}
+    diag = card.get("diagnostics") or {}
+    data["diagnostics"] = {k: v for k, v in diag.items() if k != "calibration"} or None
+    data["level_counts"] = ed.level_counts()
+    data["n_municipalities"] = int(len(ed.rows))
+    return ok(jsonable(data), meta_for(edicion), _edition_links(edicion, ed.vintage))
+
+
+@bp.get("/ediciones/<edicion>/municipios.<formato>")
+def municipios(edicion: str, formato: str):
+    """Municipalities of an edition as paginated JSON, or complete streamed GeoJSON / CSV."""
+    atlas = get_atlas()
+    edicion = _edition_param(edicion)
+    formato = params.choice("formato", formato, params.LIST_FORMATS)
+    estado, nivel = request.args.get("estado"), request.args.get("nivel")
+    table = atlas.rows(edicion, estado=estado, nivel=nivel)
+    filters = {k: v for k, v in (("estado", estado), ("nivel", nivel)) if v}
+    if formato == "csv":
+        return _csv_response(edicion, table, f"riskmap_{edicion}_municipios.csv")
+    if formato == "geojson":
+        return _geojson_response(edicion, table)
+    settings = current_app.config["RISKMAP"]
+    per_page = params.integer("per_page", request.args.get("per_page"), minimum=1,
+                              maximum=settings["max_page_size"], default=settings["page_size"])
+    total = len(table)
+    pages = max(1, -(-total // per_page))
+    page = params.integer("page", request.args.get("page"), minimum=1, maximum=pages, default=1)
+    chunk = table.iloc[(page - 1) * per_page: page * per_page][LIST_COLUMNS]
+    link = lambda p: url_for(".municipios", edicion=edicion, formato="json", page=p,  # noqa: E731
+                             per_page=per_page, **filters)
+    links = {"self": link(page), "first": link(1), "last": link(pages),
+             "next": link(page + 1) if page < pages else None,
+             "prev": link(page - 1) if page > 1 else None,
+             "geojson": url_for(".municipios", edicion=edicion, formato="geojson", **filters),
+             "csv": url_for(".municipios", edicion=edicion, formato="csv", **filters)}
+    return ok([record(r) for r in chunk.to_dict("records")], meta_for(edicion), links,
+              pagination={"page": page, "per_page": per_page, "total": total, "pages": pages},
+              filters=filters)
+
+
+def _csv_response(edicion: str, table: pd.DataFrame, filename: str, columns=None):
+    """Stream a table as UTF-8 CSV, with the provenance columns exports carry."""
+    from ..export import defuse_frame
+
+    info = get_atlas().provenance(edicion)
+    columns = list(columns or ROW_COLUMNS)
+    out = defuse_frame(table[columns])
+    out["synthetic"] = info["synthetic"]
+    out["source"] = info["attribution"]["es"]
+
+    def generate():
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(out.columns)
+        for start in range(0, len(out), 500):
+            for row in out.iloc[start:start + 500].itertuples(index=False):
+                writer.writerow(["" if v is None or v is pd.NA or (isinstance(v, float) and v != v)
+                                 else v for v in row])
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+        if not len(out):
+            yield buf.getvalue()
+
+    return Response(stream_with_context(generate()), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _geojson_response(edicion: str, table: pd.DataFrame):
+    """Stream a FeatureCollection (full-resolution geometry), feature by feature."""
+    geoms = get_atlas().geojson_geometries(edicion)
+    meta = json.dumps(meta_for(edicion), ensure_ascii=False)
+    records = [record(r) for r in table[LIST_COLUMNS].to_dict("records")]
+
+    def generate():
+        yield '{"type":"FeatureCollection","meta":' + meta + ',"features":['
+        for i, props in enumerate(records):
+            geometry = geoms.get(props["cvegeo"], "null")
+            yield ((',' if i else '') + '{"type":"Feature","id":' + json.dumps(props["cvegeo"])
+                   + ',"properties":' + json.dumps(props, ensure_ascii=False)
+                   + ',"geometry":' + geometry + '}')
+        yield ']}'
+
+    return Response(stream_with_context(generate()), mimetype="application/geo+json")
+
+
+@bp.get("/ediciones/<edicion>/municipios/<cvegeo>")
+def municipio(edicion: str, cvegeo: str):
+    """One municipality: values, factor contributions, history and neighbours."""
+    atlas = get_atlas()
+    data = atlas.municipality(edicion, cvegeo)
+    vintage = atlas.edition(edicion).vintage
+    data["history"] = atlas.history(cvegeo)
+    data["neighbours"] = atlas.neighbours(vintage, cvegeo, edition=edicion)
+    links = {"self": url_for(".municipio", edicion=edicion, cvegeo=cvegeo),
+             "edition": url_for(".edicion", edicion=edicion),
+             "neighbours": [url_for(".municipio", edicion=edicion, cvegeo=n["cvegeo"])
+                            for n in data["neighbours"]]}
+    return ok(jsonable(data), meta_for(edicion), links)
+
+
+# -- comparison and targeting -------------------------------------------------------------------
+@bp.get("/comparar")
+def comparar():
+    """Compare two editions: level counts, transition matrix, significant changes."""
+    atlas = get_atlas()
+    names = atlas.names()
+    default_b = names[-1] if names else None
+    default_a = names[-2] if len(names) > 1 else default_b
+    a = params.edition(request.args.get("a"), names, default_a)
+    b = params.edition(request.args.get("b"), names, default_b)
+    formato = params.choice("formato", request.args.get("formato"), COMPARE_FORMATS, "json")
+    comparison = atlas.comparison(a, b)
+    payload = comparison_payload(comparison)
+    if formato == "csv":
+        changes = _changes_table(comparison)
+        return _plain_csv(changes, f"riskmap_comparacion_{a}_{b}.csv", [a, b])
+    links = {"self": url_for(".comparar", a=a, b=b),
+             "csv": url_for(".comparar", a=a, b=b, formato="csv")}
+    return ok(payload, meta_for(a, b), links, editions={"a": a, "b": b})
+
+
+def comparison_payload(comparison) -> dict:
+    """JSON of a :class:`riskmap.compare.Comparison` without its per-municipality table."""
+    if hasattr(comparison, "to_dict"):
+        data = comparison.to_dict()
+    else:
+        data = jsonable(comparison)
+    data = jsonable(data)
+    if isinstance(data, dict):
+        # The per-municipality table is what the CSV gives; keep the JSON summary small.
+        for key in ("changes", "table", "rows"):
+            if isinstance(data.get(key), list) and len(data[key]) > 50:
+                data[key + "_count"] = len(data.pop(key))
+    return data
+
+
+def _changes_table(comparison) -> pd.DataFrame:
+    for key in ("changes", "table", "rows"):
+        value = getattr(comparison, key, None)
+        if isinstance(value, pd.DataFrame):
+            return value.drop(columns=["geometry"], errors="ignore")
+    raise BadParameter("formato", "csv", ["json"],
+                       message="this comparison has no per-municipality table")
+
+
+def _plain_csv(table: pd.DataFrame, filename: str, editions: list[str]):
+    from ..export import defuse_frame
+
+    meta = meta_for(*editions)
+    if not isinstance(table.index, pd.RangeIndex):
+        table = table.reset_index()  # a cvegeo index becomes a column
+    out = defuse_frame(table)
+    out["synthetic"] = meta["synthetic"]
+    out["source"] = meta["attribution"]["es"]
+    text = out.to_csv(index=False, lineterminator="\n")
+    return Response(text, mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@bp.get("/focalizacion")
+def focalizacion():
+    """Greedy allocation of inspection visits: the worklist."""
+    atlas = get_atlas()
+    names = atlas.names()
+    edicion = params.edition(request.args.get("edicion"), names, names[-1] if names else None)
+    visits = params.integer("visitas", request.args.get("visitas"), minimum=1,
+                            maximum=MAX_VISITS, default=2000)
+    q = params.number("q", request.args.get("q"), minimum=0.0, maximum=1.0, default=0.05,
+                      open_low=True)
+    states = request.args.getlist("estados")
+    levels = request.args.getlist("niveles")
+    by = params.choice("criterio", request.args.get("criterio"), params.CRITERIA, "conteo")
+    formato = params.choice("formato", request.args.get("formato"), WORKLIST_FORMATS, "json")
+    states = params.choices("estados", states, sorted(atlas.rows(edicion)["cve_ent"].unique()))
+    levels = params.choices("niveles", levels, LEVELS)
+    worklist = atlas.targeting(edicion, visits, q, states, levels, by)
+    query = {"edicion": edicion, "visitas": visits, "q": q, "criterio": by}
+    if states:
+        query["estados"] = ",".join(states)
+    if levels:
+        query["niveles"] = ",".join(levels)
+    if formato == "csv":
+        return _plain_csv(worklist, f"riskmap_focalizacion_{edicion}.csv", [edicion])
+    links = {"self": url_for(".focalizacion", **query),
+             "csv": url_for(".focalizacion", formato="csv", **query)}
+    return ok(jsonable(worklist), meta_for(edicion), links, parameters=query)
+
+
+# -- geometry and the OpenAPI document ----------------------------------------------------------
+@bp.get("/geometria/<vintage>.geojson")
+def geometria(vintage: str):
+    """Simplified web geometry of a vintage: ETag, conditional GET, gzip when accepted."""
+    body, etag = get_atlas().geometry(vintage)
+    max_age = current_app.config["RISKMAP"]["cache_max_age"]
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}",
+               "Vary": "Accept-Encoding"}
+    if etag in _etags(request.headers.get("If-None-Match", "")):
+        return Response(status=304, headers=headers)
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        response = Response(body, mimetype="application/geo+json", headers=headers)
+        response.headers["Content-Encoding"] = "gzip"
+    else:
+        response = Response(gzip.decompress(body), mimetype="application/geo+json",
+                            headers=headers)
+    return response
+
+
+def _etags(header: str) -> set[str]:
+    tags = {t.strip() for t in header.split(",") if t.strip()}
+    # Weak comparison (RFC 9110 13.1.2): W/"x" matches "x".
+    return tags | {t[2:] for t in tags if t.startswith("W/")}
+
+
+@bp.get("/openapi.json")
+def openapi():
+    """The OpenAPI 3 document describing this API."""
+    from .openapi import document
+
+    return jsonify(document(api_root=url_for(".ediciones").rsplit("/", 1)[0]))

@@ -1,0 +1,186 @@
+"""The OpenAPI 3.1 document of ``/api/v1`` (built in code so it cannot drift from the routes).
+
+``tests/test_openapi.py`` checks that every API rule of the Flask URL map appears here and
+vice versa, and validates the document with ``openapi_spec_validator``.
+"""
+
+from __future__ import annotations
+
+from ..edition import LEVELS, ROW_COLUMNS
+from . import params
+
+VERSION = "1.0.0"
+
+
+def _param(name: str, where: str, schema: dict, description: str, required: bool = False,
+           explode: bool | None = None) -> dict:
+    p = {"name": name, "in": where, "required": required or where == "path",
+         "description": description, "schema": schema}
+    if explode is not None:
+        p["style"], p["explode"] = "form", explode
+    return p
+
+
+_STR = {"type": "string"}
+EDICION = _param("edicion", "path", _STR, "Edition name, e.g. 2023 (see /ediciones).")
+CVEGEO = _param("cvegeo", "path", {"type": "string", "pattern": "^[0-9]{5}$"},
+                "INEGI municipal code (2-digit state + 3-digit municipality).")
+ESTADO = _param("estado", "query", {"type": "string", "pattern": "^[0-9]{1,2}$"},
+                "Restrict to one state (2-digit code).")
+NIVEL = _param("nivel", "query", {"type": "string", "enum": list(LEVELS)},
+               "Restrict to one risk level.")
+
+_ROW_TYPES = {"children": "integer", "rank_national": "integer", "rank_state": "integer",
+              "n_records": "integer", "probability": "number", "ci_low": "number",
+              "ci_high": "number", "expected_child_labour": "number", "se": "number"}
+
+
+def _row_schema() -> dict:
+    props = {}
+    for col in list(ROW_COLUMNS) + ["se", "n_records", "vintage"]:
+        kind = _ROW_TYPES.get(col, "string")
+        props[col] = {"type": [kind, "null"]} if kind != "string" else {"type": "string"}
+    props["level"] = {"type": "string", "enum": list(LEVELS)}
+    return {"type": "object", "properties": props}
+
+
+def _ok(data_schema: dict, description: str) -> dict:
+    return {"200": {"description": description, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["ok", "data", "meta"],
+        "properties": {"ok": {"const": True}, "data": data_schema,
+                       "meta": {"$ref": "#/components/schemas/Meta"},
+                       "links": {"type": "object"}}}}}}}
+
+
+def _errors(*codes: int) -> dict:
+    text = {400: "Bad parameter; the message lists the allowed values.",
+            404: "Unknown edition, municipality or vintage.",
+            405: "Method not allowed (the service is read-only)."}
+    return {str(c): {"description": text[c], "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/Error"}}}} for c in codes}
+
+
+def document(api_root: str = "/api/v1") -> dict:
+    """Return the OpenAPI document.
+
+    Parameters
+    ----------
+    api_root : str
+        Base URL path of the API (the ``servers`` entry).
+
+    Returns
+    -------
+    dict
+    """
+    row_ref = {"$ref": "#/components/schemas/Municipio"}
+    paths = {
+        "/ediciones": {"get": {
+            "operationId": "listEditions", "summary": "Published editions, oldest first.",
+            "responses": {**_ok({"type": "array", "items": {"type": "object", "properties": {
+                "name": _STR, "year": {"type": "integer"}, "kind": _STR, "vintage": _STR,
+                "synthetic": {"type": "boolean"}, "links": {"type": "object"}}}},
+                "Edition list."), **_errors(405)}}},
+        "/ediciones/{edicion}": {"get": {
+            "operationId": "getEdition", "summary": "Model card summary and level counts.",
+            "parameters": [EDICION],
+            "responses": {**_ok({"type": "object"}, "Edition summary."), **_errors(404, 405)}}},
+        "/ediciones/{edicion}/municipios.{formato}": {"get": {
+            "operationId": "listMunicipalities",
+            "summary": "Municipalities of an edition: JSON (paginated), GeoJSON or CSV "
+                       "(complete, streamed).",
+            "parameters": [
+                EDICION,
+                _param("formato", "path", {"type": "string", "enum": list(params.LIST_FORMATS)},
+                       "Response format."),
+                ESTADO, NIVEL,
+                _param("page", "query", {"type": "integer", "minimum": 1}, "Page (JSON only)."),
+                _param("per_page", "query", {"type": "integer", "minimum": 1},
+                       "Rows per page (JSON only; capped by the max_page_size setting)."),
+            ],
+            "responses": {
+                "200": {"description": "Rows of the edition.", "content": {
+                    "application/json": {"schema": {"type": "object", "properties": {
+                        "ok": {"const": True}, "data": {"type": "array", "items": row_ref},
+                        "meta": {"$ref": "#/components/schemas/Meta"},
+                        "pagination": {"type": "object"}, "links": {"type": "object"}}}},
+                    "application/geo+json": {"schema": {"type": "object"}},
+                    "text/csv": {"schema": {"type": "string"}}}},
+                **_errors(400, 404, 405)}}},
+        "/ediciones/{edicion}/municipios/{cvegeo}": {"get": {
+            "operationId": "getMunicipality",
+            "summary": "One municipality: values, factors, history across editions, neighbours.",
+            "parameters": [EDICION, CVEGEO],
+            "responses": {**_ok(row_ref, "The municipality."), **_errors(404, 405)}}},
+        "/comparar": {"get": {
+            "operationId": "compareEditions",
+            "summary": "Compare two editions through the crosswalk: level counts, transition "
+                       "matrix, significant changes (|d| > 1.96 sd).",
+            "parameters": [
+                _param("a", "query", _STR, "First (older) edition; default the second latest."),
+                _param("b", "query", _STR, "Second edition; default the latest."),
+                _param("formato", "query", {"type": "string", "enum": ["json", "csv"]},
+                       "json (summary) or csv (one row per municipality)."),
+            ],
+            "responses": {**_ok({"type": "object"}, "Comparison."), **_errors(400, 404, 405)}}},
+        "/focalizacion": {"get": {
+            "operationId": "targetVisits",
+            "summary": "Greedy allocation of inspection visits maximising expected detections "
+                       "E_m (1 - (1 - q)^v).",
+            "parameters": [
+                _param("edicion", "query", _STR, "Edition; default the latest."),
+                _param("visitas", "query", {"type": "integer", "minimum": 1, "default": 2000},
+                       "Number of visits to allocate."),
+                _param("q", "query", {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
+                                      "default": 0.05},
+                       "Share of a municipality's child labour one visit reaches."),
+                _param("estados", "query", {"type": "array", "items": _STR},
+                       "State codes (repeated or comma-separated); default all.", explode=True),
+                _param("niveles", "query", {"type": "array",
+                                            "items": {"type": "string", "enum": list(LEVELS)}},
+                       "Levels (repeated or comma-separated); default all.", explode=True),
+                _param("criterio", "query", {"type": "string", "enum": list(params.CRITERIA)},
+                       "conteo: by expected children in child labour; tasa: by probability."),
+                _param("formato", "query", {"type": "string", "enum": ["json", "csv"]},
+                       "Response format."),
+            ],
+            "responses": {**_ok({"type": "array", "items": {"type": "object"}}, "Worklist."),
+                          **_errors(400, 404, 405)}}},
+        "/geometria/{vintage}.geojson": {"get": {
+            "operationId": "getGeometry",
+            "summary": "Simplified, quantised web geometry of a vintage (cached; ETag; gzip).",
+            "parameters": [
+                _param("vintage", "path", _STR, "Geography vintage, e.g. 2020."),
+                _param("If-None-Match", "header", _STR, "ETag of a cached copy."),
+            ],
+            "responses": {
+                "200": {"description": "GeoJSON FeatureCollection (properties cvegeo, cve_ent, "
+                                       "nom_mun, nom_ent).",
+                        "headers": {"ETag": {"schema": _STR}},
+                        "content": {"application/geo+json": {"schema": {"type": "object"}}}},
+                "304": {"description": "Not modified."},
+                **_errors(404, 405)}}},
+        "/openapi.json": {"get": {
+            "operationId": "getOpenAPI", "summary": "This document.",
+            "responses": {"200": {"description": "OpenAPI document.", "content": {
+                "application/json": {"schema": {"type": "object"}}}}}}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "riskmap API", "version": VERSION,
+                 "description": "Municipal risk of child labour (MIRTI-style model): editions, "
+                                "municipalities, comparisons and inspection targeting. "
+                                "Read-only. Every JSON answer carries provenance in `meta`.",
+                 "license": {"name": "MIT", "identifier": "MIT"}},
+        "servers": [{"url": api_root}],
+        "paths": paths,
+        "components": {"schemas": {
+            "Municipio": _row_schema(),
+            "Meta": {"type": "object", "required": ["synthetic", "attribution"], "properties": {
+                "synthetic": {"type": "boolean"},
+                "attribution": {"type": "object", "properties": {"es": _STR, "en": _STR}}}},
+            "Error": {"type": "object", "required": ["ok", "status", "error", "errors"],
+                      "properties": {"ok": {"const": False}, "status": {"type": "integer"},
+                                     "error": _STR,
+                                     "errors": {"type": "array", "items": _STR}}},
+        }},
+    }
