@@ -208,6 +208,13 @@ def _check_columns(df: pd.DataFrame, expected: list[str], name: str) -> None:
                      f"{', '.join(expected)}", file=name, column=missing[0])
 
 
+def _show(value) -> str:
+    """A value as the user wrote it: '-2' from a CSV, -2.0 from Parquet (no numpy repr)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return repr(value)
+
+
 def _first_bad(mask: pd.Series) -> int:
     return int(np.flatnonzero(np.asarray(mask))[0])
 
@@ -218,7 +225,7 @@ def _codes(col: pd.Series, name: str, first_row: int) -> pd.Series:
         i = 0
         value = col.iloc[0]
         raise InputError(f"codes must be 5-digit strings, e.g. '01001', but the column is "
-                         f"numeric (first value {value!r}); store cvegeo as text",
+                         f"numeric (first value {_show(value)}); store cvegeo as text",
                          file=name, column="cvegeo", row=i + first_row)
     text = col.astype("string").str.strip()
     missing = text.isna() | (text == "")
@@ -266,7 +273,7 @@ def _numeric(col, column, name, first_row) -> pd.Series:
     inf = ~np.isfinite(values.to_numpy())
     if inf.any():
         i = _first_bad(inf)
-        raise InputError(f"expected a finite number, found {values.iloc[i]!r}", file=name,
+        raise InputError(f"expected a finite number, found {_show(col.iloc[i])}", file=name,
                          column=column, row=i + first_row)
     return values
 
@@ -276,7 +283,7 @@ def _weights(col, name, first_row) -> pd.Series:
     bad = ~(np.isfinite(values.to_numpy()) & (values.to_numpy() > 0))
     if bad.any():
         i = _first_bad(bad)
-        raise InputError(f"weights must be positive finite numbers, found {values.iloc[i]!r}",
+        raise InputError(f"weights must be positive finite numbers, found {_show(col.iloc[i])}",
                          file=name, column="weight", row=i + first_row)
     return values
 
@@ -287,7 +294,7 @@ def _binary(col, column, name, first_row) -> pd.Series:
     if bad.any():
         i = _first_bad(bad)
         shown = col.iloc[i]
-        raise InputError(f"the outcome must be 0 or 1, found {shown!r}", file=name,
+        raise InputError(f"the outcome must be 0 or 1, found {_show(shown)}", file=name,
                          column=column, row=i + first_row)
     return values.astype(int)
 
@@ -317,3 +324,41 @@ def _join_territorial(codes: pd.Series, values: pd.Series, column: str, name: st
         raise InputError(f"territorial covariate has no value for municipality "
                          f"'{codes.iloc[i]}'", file=name, column=column, row=i + first_row)
     return joined
+
+
+def join_territorial(records: pd.DataFrame, spec, territorial: dict | None) -> pd.DataFrame:
+    """Add the spec's territorial covariates that ``records`` lacks, from ``territorial``.
+
+    Parameters
+    ----------
+    records : DataFrame
+        Harmonised records with ``cvegeo``.
+    spec : riskmap.spec.ModelSpec
+    territorial : dict or None
+        ``{covariate name: Series indexed by cvegeo}``.
+
+    Returns
+    -------
+    DataFrame
+        ``records`` itself when nothing is missing, else a copy with the columns joined.
+
+    Raises
+    ------
+    InputError
+        A territorial covariate is neither a column nor given, or lacks a municipality.
+    """
+    missing = [c for c in spec.territorial_names if c not in records.columns]
+    if not missing:
+        return records
+    territorial = territorial or {}
+    name = records.attrs.get("file")
+    first_row = int(records.attrs.get("first_row", 2))
+    absent = [c for c in missing if c not in territorial]
+    if absent:
+        raise InputError(f"territorial covariate(s) {', '.join(absent)} are neither columns of "
+                         "the records nor given as rasters (--raster NAME=FILE)",
+                         file=name, column=absent[0])
+    out = records.copy()
+    for cov in missing:
+        out[cov] = _join_territorial(out["cvegeo"], territorial[cov], cov, name, first_row)
+    return out
