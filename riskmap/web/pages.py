@@ -1,0 +1,529 @@
+"""HTML pages: national map, state, municipality, comparison, targeting, methodology.
+
+Views read and validate the query (``riskmap.web.params``), ask the :class:`Atlas`, and render.
+Every view state (edition, layer, state, selection, targeting form) lives in the URL query, so
+any page is a permalink. Maps are folium maps whose geometry the glue script fetches once from
+the cached API endpoint; the page only carries a compact value table (``|tojson``).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+import pandas as pd
+from flask import Blueprint, Response, current_app, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
+
+from ..edition import LEVELS
+from ..errors import BadParameter, NotFound
+from . import current_lang, maps, params
+from .atlas import get_atlas
+
+bp = Blueprint("pages", __name__)
+
+LEVEL_LABELS = {"alto": _l("Alto"), "medio": _l("Medio"), "bajo": _l("Bajo"),
+                "sin_informacion": _l("Sin información")}
+LAYER_LABELS = {"nivel": _l("Nivel de riesgo"), "probabilidad": _l("Probabilidad"),
+                "esperados": _l("Niñas y niños esperados en trabajo infantil"),
+                "incertidumbre": _l("Incertidumbre (ancho del intervalo)")}
+CHANGE_LABELS = {"aumento": _l("Aumento significativo"), "disminucion": _l("Disminución significativa"),
+                 "sin_cambio": _l("Sin cambio significativo"), "sin_informacion": _l("Sin información")}
+DIRECTION_KEYS = {"increase": "aumento", "decrease": "disminucion", "none": "sin_cambio"}
+
+
+# -- formatting (es-MX: thousands "," and decimals "."; per cent with a space in Spanish) ------
+@bp.app_template_filter("pct")
+def pct(value, digits: int = 1) -> str:
+    """Format a proportion as a percentage ("12.3 %" in Spanish, "12.3%" in English)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)) or value is pd.NA:
+        return "–"
+    text = f"{float(value) * 100:,.{digits}f}"
+    return f"{text} %" if current_lang() == "es" else f"{text}%"
+
+
+@bp.app_template_filter("num")
+def num(value, digits: int = 0) -> str:
+    """Format a number with thousands separators."""
+    if value is None or value is pd.NA:
+        return "–"
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(value):
+        return "–"
+    return f"{value:,.{digits}f}"
+
+
+@bp.app_template_global("level_label")
+def level_label(level) -> str:
+    """Translated name of a risk level."""
+    return str(LEVEL_LABELS.get(str(level), level))
+
+
+# -- shared pieces ----------------------------------------------------------------------------
+def _edition(atlas, key: str = "edicion", default: str | None = None) -> str:
+    names = atlas.names()
+    if not names:
+        raise NotFound("no edition is published in the data directory")
+    return params.edition(request.args.get(key), names, default or names[-1])
+
+
+def _common(atlas, edition: str) -> dict:
+    """Template context every page with data needs: banner flag, attribution, editions."""
+    info = atlas.provenance(edition)
+    return {"synthetic": info["synthetic"], "attribution": info["attribution"][current_lang()],
+            "editions": atlas.editions(), "edition": edition}
+
+
+def _labels() -> dict:
+    """Translated words the glue script puts in tooltips and messages."""
+    out = {k: str(v) for k, v in LEVEL_LABELS.items()}
+    out.update({k: str(v) for k, v in CHANGE_LABELS.items()})
+    out.update({"level": str(_l("Nivel")), "probability": str(_l("Probabilidad")),
+                "children": str(_l("Niñas, niños y adolescentes de 5 a 17 años")),
+                "expected": str(_l("Esperados en trabajo infantil")),
+                "open": str(_l("Abrir ficha de")),
+                "mapError": str(_l("No se pudo cargar la geometría del mapa."))})
+    return out
+
+
+def _geometry_url(vintage: str) -> str:
+    return url_for("api.geometria", vintage=vintage)
+
+
+def _map_config(specs: list[dict], *, states=None, sync: bool = False) -> dict:
+    lang = current_lang()
+    return {"maps": specs, "labels": _labels(), "locale": "es-MX" if lang == "es" else "en-US",
+            "pctSpace": lang == "es", "levelColours": maps.LEVEL_COLOURS,
+            "noData": maps.NO_DATA_COLOUR, "sync": sync,
+            "states": {s["cve_ent"]: {"bounds": s["bounds"], "name": s["nom_ent"]}
+                       for s in (states or [])}}
+
+
+def _municipio_link(edition: str) -> str:
+    return url_for("pages.municipio", cvegeo="__CODE__", edicion=edition, lang=current_lang())
+
+
+def _tile_kwargs() -> dict:
+    settings = current_app.config["RISKMAP"]
+    return {"tile_url": settings["tile_url"], "tile_attribution": settings["tile_attribution"]}
+
+
+def _bbox(states: list[dict], cve_ent: str | None):
+    for s in states:
+        if s["cve_ent"] == cve_ent:
+            return s["bbox"]
+    return None
+
+
+def _layer_map(map_id, atlas, edition, rows, *, layer, states, estado=None, selected=None,
+               zoom_selected=False, only_state=False):
+    """One folium map with the four layers of an edition, plus its glue configuration."""
+    values, legends = maps.layer_table(rows)
+    vintage = atlas.edition(edition).vintage
+    parts = maps.build_map(map_id, bounds=_bbox(states, estado), **_tile_kwargs())
+    spec = {"var": parts.name, "geometry": _geometry_url(vintage), "values": values,
+            "layer": layer, "classColours": maps.class_colours(legends),
+            "link": _municipio_link(edition), "selected": selected,
+            "zoomToSelected": zoom_selected, "estado": estado if only_state else None,
+            "fit": bool(only_state or not estado)}
+    return parts, spec, legends
+
+
+# -- national map -----------------------------------------------------------------------------
+@bp.get("/")
+def index():
+    """National map of the latest (or chosen) edition."""
+    atlas = get_atlas()
+    edition = _edition(atlas)
+    vintage = atlas.edition(edition).vintage
+    layer = params.layer(request.args.get("capa"))
+    states = atlas.states(vintage)
+    estado = params.estado(request.args.get("estado"), [s["cve_ent"] for s in states])
+    rows = atlas.rows(edition)
+    selected = _selection(rows, request.args.get("sel"))
+    query = (request.args.get("q") or "").strip()[:80]
+    matches = atlas.search(query, edition) if query else []
+    parts, spec, legends = _layer_map("nacional", atlas, edition, rows, layer=layer,
+                                      states=states, estado=estado, selected=selected,
+                                      zoom_selected=bool(selected))
+    chosen = None
+    if selected:
+        chosen = rows.loc[rows["cvegeo"] == selected].iloc[0].to_dict()
+    return render_template(
+        "index.html", **_common(atlas, edition), layer=layer, layers=maps.LAYERS,
+        layer_labels=LAYER_LABELS, states=states, estado=estado, query=query, matches=matches,
+        legends=legends, counts=_counts(rows), map=parts, chosen=chosen,
+        config=_map_config([spec], states=states), total=len(rows))
+
+
+def _selection(rows: pd.DataFrame, value):
+    if value is None or str(value).strip() == "":
+        return None
+    value = str(value).strip()
+    if not (rows["cvegeo"] == value).any():
+        raise BadParameter("sel", value, message=f"invalid value {value!r} for 'sel': "
+                           "not a municipality code (5 digits) of this edition")
+    return value
+
+
+def _counts(rows: pd.DataFrame) -> list[dict]:
+    counts = rows["level"].value_counts()
+    return [{"level": lv, "count": int(counts.get(lv, 0))} for lv in LEVELS]
+
+
+# -- state ------------------------------------------------------------------------------------
+@bp.get("/estado/<cve_ent>")
+def estado(cve_ent):
+    """One state's map, level counts, sortable table and downloads."""
+    atlas = get_atlas()
+    edition = _edition(atlas)
+    vintage = atlas.edition(edition).vintage
+    states = atlas.states(vintage)
+    codes = [s["cve_ent"] for s in states]
+    if cve_ent not in codes:
+        raise NotFound(f"state {cve_ent!r} is not in edition {edition}",
+                       errors=["cve_ent: one of " + ", ".join(codes)])
+    layer = params.layer(request.args.get("capa"))
+    rows = atlas.rows(edition, estado=cve_ent)
+    parts, spec, legends = _layer_map("estado", atlas, edition, rows, layer=layer,
+                                      states=states, estado=cve_ent, only_state=True)
+    state = next(s for s in states if s["cve_ent"] == cve_ent)
+    table = rows.sort_values(["rank_state", "cvegeo"], na_position="last")
+    return render_template(
+        "estado.html", **_common(atlas, edition), state=state, layer=layer,
+        layers=maps.LAYERS, layer_labels=LAYER_LABELS, legends=legends, counts=_counts(rows),
+        rows=table.to_dict("records"), map=parts, config=_map_config([spec], states=states))
+
+
+# -- municipality -----------------------------------------------------------------------------
+@bp.get("/municipio/<cvegeo>")
+def municipio(cvegeo):
+    """A municipality's card: estimate, ranks, factors, history, neighbours."""
+    atlas = get_atlas()
+    asked = request.args.get("edicion")
+    names = atlas.names()
+    if asked:
+        edition = params.edition(asked, names)
+    else:
+        # The newest edition whose geography has this code (new municipalities only exist
+        # in recent vintages, dissolved ones only in old ones).
+        edition = next((n for n in reversed(names)
+                        if (atlas.rows(n)["cvegeo"] == str(cvegeo)).any()), names[-1] if names else None)
+        if edition is None:
+            raise NotFound("no edition is published in the data directory")
+    info = atlas.municipality(edition, cvegeo)
+    vintage = atlas.edition(edition).vintage
+    states = atlas.states(vintage)
+    rows = atlas.rows(edition)
+    parts, spec, legends = _layer_map("municipio", atlas, edition, rows, layer="nivel",
+                                      states=states, selected=str(cvegeo), zoom_selected=True)
+    spec["fit"] = False
+    history = atlas.history(cvegeo)
+    for item in history:
+        change = item.get("change")
+        item["change_key"] = (DIRECTION_KEYS.get(change["direction"], "sin_cambio")
+                              if change else None)
+    try:
+        neighbours = atlas.neighbours(vintage, cvegeo, edition)
+    except NotFound:
+        neighbours = []
+    lang = current_lang()
+    return render_template(
+        "municipio.html", **_common(atlas, edition), m=info, map=parts, legends=legends,
+        config=_map_config([spec], states=states), history=history, neighbours=neighbours,
+        bars=factor_bars(info.get("factors", []), lang, _domain_labels(lang)),
+        change_labels=CHANGE_LABELS)
+
+
+def _domain_labels(lang: str) -> dict:
+    try:
+        from ..spec import load_spec
+
+        return {k: (v.get(lang) or v.get("es") or k) for k, v in load_spec().domains.items()}
+    except Exception:  # noqa: BLE001 - a missing spec only loses the pretty domain names
+        return {}
+
+
+def factor_bars(factors: list[dict], lang: str, domains: dict, width: int = 560) -> dict:
+    """Geometry of the factor-contribution bar chart (drawn as inline SVG by the template).
+
+    Parameters
+    ----------
+    factors : list of dict
+        ``covariate, label_es, label_en, domain, contribution`` (log-odds contributions).
+    lang : str
+    domains : dict
+        Domain key -> display name.
+    width : int
+        Chart width in pixels.
+
+    Returns
+    -------
+    dict
+        ``width``, ``height``, ``zero`` (x of the zero line) and ``bars`` (x, y, w, label,
+        domain, value, positive).
+    """
+    items = [f for f in factors if f.get("contribution") is not None]
+    items.sort(key=lambda f: -f["contribution"])
+    label_w, bar_h, gap, top = 190, 18, 8, 10
+    plot_w = width - label_w - 70
+    vmax = max((abs(f["contribution"]) for f in items), default=0.0) or 1.0
+    lo = min(0.0, min((f["contribution"] for f in items), default=0.0))
+    hi = max(0.0, max((f["contribution"] for f in items), default=0.0))
+    span = (hi - lo) or vmax
+    zero = label_w + plot_w * (0 - lo) / span
+    bars = []
+    for i, f in enumerate(items):
+        value = float(f["contribution"])
+        w = plot_w * abs(value) / span
+        x = zero if value >= 0 else zero - w
+        bars.append({"x": round(x, 1), "y": top + i * (bar_h + gap), "w": round(max(w, 0.5), 1),
+                     "h": bar_h, "label": f.get(f"label_{lang}") or f.get("covariate"),
+                     "domain": domains.get(f.get("domain"), f.get("domain") or ""),
+                     "value": value, "positive": value > 0})
+    height = top * 2 + len(items) * (bar_h + gap)
+    return {"width": width, "height": max(height, 40), "zero": round(zero, 1), "bars": bars,
+            "label_w": label_w}
+
+
+# -- methodology ------------------------------------------------------------------------------
+@bp.get("/metodologia")
+def metodologia():
+    """The model card of an edition, rendered for people."""
+    atlas = get_atlas()
+    edition = _edition(atlas)
+    card = atlas.card(edition)
+    lang = current_lang()
+    spec = _spec_for(card)
+    covariates = []
+    if spec is not None:
+        domains = _domain_labels(lang)
+        for c in spec.covariates:
+            covariates.append({"name": c.name, "label": c.label(lang),
+                               "definition": getattr(c, f"definition_{lang}", "") or c.definition_es,
+                               "domain": domains.get(c.domain, c.domain)})
+    labels = {c["name"]: c["label"] for c in covariates}
+    coefficients = [dict(c, label=labels.get(c.get("name"), c.get("name")))
+                    for c in card.get("coefficients") or []]
+    diagnostics = card.get("diagnostics") or {}
+    return render_template(
+        "metodologia.html", **_common(atlas, edition), card=card, covariates=covariates,
+        coefficients=coefficients, diagnostics=diagnostics,
+        calibration=calibration_plot(diagnostics.get("calibration") or []),
+        rule_text=atlas.provenance(edition)["rule_text"][lang], sources=_sources(card))
+
+
+def _spec_for(card: dict):
+    from ..spec import ModelSpec, load_spec
+
+    spec = card.get("spec")
+    if isinstance(spec, dict) and spec.get("covariates") and isinstance(spec["covariates"][0], dict):
+        try:
+            return ModelSpec.from_dict(spec)
+        except Exception:  # noqa: BLE001 - fall back to the default specification below
+            pass
+    try:
+        return load_spec()
+    except Exception:  # noqa: BLE001 - the page still shows the coefficient table
+        return None
+
+
+def _sources(card: dict) -> list[str]:
+    out = []
+    for s in card.get("sources") or []:
+        if isinstance(s, dict):
+            name = s.get("name") or s.get("title") or ""
+            role = s.get("role")
+            out.append(f"{name} ({role})" if role else str(name))
+        else:
+            out.append(str(s))
+    return out
+
+
+def calibration_plot(table: list[dict], size: int = 300) -> dict | None:
+    """Geometry of the calibration plot (observed vs predicted by decile) as inline SVG.
+
+    Returns
+    -------
+    dict or None
+        ``size``, ``pad``, ``max`` (axis maximum), ``ticks`` and ``points`` (x, y, predicted,
+        observed, n); None when the card has no calibration table.
+    """
+    pts = [(float(r.get("predicted")), float(r.get("observed")), r.get("n"))
+           for r in table if r.get("predicted") is not None and r.get("observed") is not None]
+    if not pts:
+        return None
+    pad = 40
+    top = max(max(p for p, _, _ in pts), max(o for _, o, _ in pts))
+    top = math.ceil(top * 10 + 1e-9) / 10 if top > 0 else 0.1
+    inner = size - 2 * pad
+
+    def sx(v):
+        return round(pad + inner * v / top, 1)
+
+    def sy(v):
+        return round(size - pad - inner * v / top, 1)
+
+    ticks = [round(top * k / 4, 4) for k in range(5)]
+    return {"size": size, "pad": pad, "max": top,
+            "ticks": [{"v": t, "x": sx(t), "y": sy(t)} for t in ticks],
+            "points": [{"x": sx(p), "y": sy(o), "predicted": p, "observed": o, "n": n}
+                       for p, o, n in pts],
+            "diag": {"x0": sx(0), "y0": sy(0), "x1": sx(top), "y1": sy(top)}}
+
+
+# -- targeting --------------------------------------------------------------------------------
+#: Worklist columns shown (and exported), in order, with their headings.
+WORKLIST_COLUMNS = {
+    "rank": _l("Orden"), "cvegeo": _l("Clave"), "nom_mun": _l("Municipio"),
+    "nom_ent": _l("Estado"), "level": _l("Nivel"), "probability": _l("Probabilidad"),
+    "ci_low": _l("Límite inferior (95 %)"), "ci_high": _l("Límite superior (95 %)"),
+    "children": _l("Niñas y niños 5–17"),
+    "expected_child_labour": _l("Esperados en trabajo infantil"), "visits": _l("Visitas"),
+    "expected_detections": _l("Detecciones esperadas"),
+    "cumulative_detections": _l("Detecciones acumuladas"),
+}
+DEFAULT_LEVELS = ("alto", "medio")
+MAX_VISITS = 100_000
+
+
+def _targeting_query(atlas) -> dict:
+    """Validated targeting form values (also the permalink and the export query)."""
+    edition = _edition(atlas)
+    args = request.args
+    visits = params.integer("visitas", args.get("visitas"), minimum=1, maximum=MAX_VISITS,
+                            default=2000)
+    q = params.number("q", args.get("q"), minimum=0.0, maximum=1.0, default=0.05, open_low=True)
+    by = params.choice("criterio", args.get("criterio"), params.CRITERIA, "conteo")
+    all_states = sorted(atlas.rows(edition)["cve_ent"].unique())
+    states = params.choices("estados", args.getlist("estados"), all_states)
+    # A submitted form (enviado=1) with no level ticked means all levels; a first visit
+    # starts with the levels a national plan would target.
+    levels = params.choices("niveles", args.getlist("niveles"), LEVELS)
+    if not levels and not args.get("enviado"):
+        levels = list(DEFAULT_LEVELS)
+    return {"edicion": edition, "visitas": visits, "q": q, "criterio": by,
+            "estados": states, "niveles": levels}
+
+
+def _worklist(atlas, query: dict) -> pd.DataFrame:
+    table = atlas.targeting(query["edicion"], query["visitas"], query["q"], query["estados"],
+                            query["niveles"], query["criterio"])
+    if "visits" in table.columns:
+        table = table[table["visits"] > 0]
+    shown = [c for c in WORKLIST_COLUMNS if c in table.columns]
+    return table[shown].reset_index(drop=True)
+
+
+@bp.get("/focalizacion")
+def focalizacion():
+    """Inspection targeting: greedy allocation of visits, worklist table and map."""
+    atlas = get_atlas()
+    query = _targeting_query(atlas)
+    edition = query["edicion"]
+    worklist = _worklist(atlas, query)
+    vintage = atlas.edition(edition).vintage
+    states = atlas.states(vintage)
+    parts = maps.build_map("focalizacion", bounds=_union_bbox(states, query["estados"]),
+                           **_tile_kwargs())
+    values, legend = _visit_classes(worklist)
+    spec = {"var": parts.name, "geometry": _geometry_url(vintage), "values": values,
+            "mode": "keyed", "keyColours": {i["key"]: i["colour"] for i in legend},
+            "link": _municipio_link(edition), "fit": not query["estados"]}
+    export_query = dict(query, lang=current_lang(), enviado=1)
+    totals = {"visits": int(worklist["visits"].sum()) if "visits" in worklist else 0,
+              "detections": float(worklist["expected_detections"].sum())
+              if "expected_detections" in worklist else None,
+              "municipalities": len(worklist)}
+    cfg = _map_config([spec], states=states)
+    cfg["labels"].update({i["key"]: i["label"] for i in legend})
+    return render_template(
+        "focalizacion.html", **_common(atlas, edition), query=query, states=states,
+        worklist=worklist.to_dict("records"), columns=[(c, WORKLIST_COLUMNS[c]) for c in worklist.columns],
+        map=parts, config=cfg, legend=legend, totals=totals, export_query=export_query,
+        levels=LEVELS)
+
+
+def _union_bbox(states: list[dict], codes: list[str]):
+    boxes = [s["bbox"] for s in states if s["cve_ent"] in codes]
+    if not boxes:
+        return None
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes),
+            max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+def _visit_classes(worklist: pd.DataFrame):
+    """Colour classes of the targeting map: visits per municipality (quantile classes)."""
+    if "visits" not in worklist.columns or worklist.empty:
+        return {}, []
+    visits = worklist["visits"].astype(float)
+    breaks = maps.class_breaks(visits, k=4)
+    classes = maps.classify(visits, breaks)
+    colours = maps.VISIT_COLOURS[1:][-len(breaks):] if breaks else []
+    lows = [float(visits.min())] + breaks[:-1]
+    legend = []
+    for i, high in enumerate(breaks):
+        low = int(math.floor(lows[i])) if i == 0 else int(math.floor(lows[i])) + 1
+        label = f"{low:,}–{int(high):,}" if low < int(high) else f"{int(high):,}"
+        legend.append({"key": f"v{i}", "colour": colours[i], "label": label,
+                       "count": int((classes == i).sum())})
+    visits_word = str(_l("visitas"))
+    values = {}
+    for rec, cls in zip(worklist.to_dict("records"), classes):
+        values[str(rec["cvegeo"])] = [f"v{cls}", f"{int(rec['visits']):,} {visits_word}"]
+    return values, legend
+
+
+def _worklist_frame(worklist: pd.DataFrame) -> pd.DataFrame:
+    """The worklist with translated headings and readable levels (what the page shows)."""
+    out = worklist.copy()
+    if "level" in out.columns:
+        out["level"] = out["level"].map(level_label)
+    return out.rename(columns={c: str(WORKLIST_COLUMNS[c]) for c in out.columns})
+
+
+@bp.get("/focalizacion.csv")
+def focalizacion_csv():
+    """The worklist shown on the targeting page, as CSV (UTF-8 with BOM for Excel)."""
+    atlas = get_atlas()
+    query = _targeting_query(atlas)
+    frame = _worklist_frame(_worklist(atlas, query))
+    text = "\ufeff" + frame.to_csv(index=False, lineterminator="\r\n")
+    name = f"riskmap_focalizacion_{query['edicion']}.csv"
+    return Response(text, mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@bp.get("/focalizacion.xlsx")
+def focalizacion_xlsx():
+    """The worklist shown on the targeting page, as an Excel workbook (with its source)."""
+    atlas = get_atlas()
+    query = _targeting_query(atlas)
+    frame = _worklist_frame(_worklist(atlas, query))
+    info = atlas.provenance(query["edicion"])
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        frame.to_excel(writer, sheet_name="focalizacion", index=False)
+        about = pd.DataFrame({"": [str(_l("Parámetros")), *[f"{k}={v}" for k, v in query.items()],
+                                   "", info["attribution"][current_lang()]]})
+        about.to_excel(writer, sheet_name="fuente", index=False, header=False)
+    name = f"riskmap_focalizacion_{query['edicion']}.xlsx"
+    return Response(buffer.getvalue(),
+                    mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+# -- comparison -------------------------------------------------------------------------------
+@bp.get("/comparar")
+def comparar():
+    """Compare two editions: counts, transitions, change map, entries/exits of alto."""
+    atlas = get_atlas()
+    names = atlas.names()
+    if not names:
+        raise NotFound("no edition is published in the data directory")
+    a = params.edition(request.args.get("a"), names, names[-2] if len(names) > 1 else names[-1])
+    b = params.edition(request.args.get("b"), names, names[-1])
+    return render_template("comparar.html", **_common(atlas, b), a=a, b=b)
