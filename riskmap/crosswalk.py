@@ -167,15 +167,14 @@ def detect_changes(crosswalk: pd.DataFrame, codes_from, codes_to,
         for _, p in parents.iterrows():
             rows.append(("new", p["cvegeo_from"], code, p["share"]))
     pieces = cw.groupby("cvegeo_from")["cvegeo_to"].transform("size")
-    touches_new = cw.groupby("cvegeo_from")["cvegeo_to"].transform(
-        lambda s: s.isin(new_codes).any())
+    cw["to_new"] = cw["cvegeo_to"].isin(new_codes)
+    touches_new = cw.groupby("cvegeo_from")["to_new"].transform("any")
     split = cw[(pieces >= 2) & (touches_new | cw["cvegeo_from"].isin(removed_codes))]
     for _, r in split.iterrows():
         rows.append(("split", r["cvegeo_from"], r["cvegeo_to"], r["share"]))
     whole = cw[cw["share"] > 0.5]
     absorbed = whole.groupby("cvegeo_to")["cvegeo_from"].transform("size")
-    gone = whole.groupby("cvegeo_to")["cvegeo_from"].transform(
-        lambda s: s.isin(removed_codes).any())
+    gone = whole["cvegeo_from"].isin(removed_codes).groupby(whole["cvegeo_to"]).transform("any")
     for _, r in whole[(absorbed >= 2) & gone].iterrows():
         rows.append(("merge", r["cvegeo_from"], r["cvegeo_to"], r["share"]))
     for code in sorted(removed_codes):

@@ -1,0 +1,142 @@
+"""The simplified web layer: shared borders stay shared, properties, cache and ETag."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import time
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from shapely.geometry import Polygon
+
+from riskmap.errors import NotFound
+from riskmap.store import DataStore
+from riskmap.weblayer import WEB_PROPERTIES, cached_web_layer, web_layer
+
+
+def _wiggly_coverage(n=4) -> gpd.GeoDataFrame:
+    """n*n cells whose shared edges are jagged (many vertices), edge-matched exactly."""
+    rng = np.random.default_rng(0)
+    size = 0.5
+    xs = np.linspace(0, n * size, n * 40 + 1)
+    # one jagged vertical line per column boundary, one horizontal per row boundary
+    v_off = rng.normal(0, 0.003, (n + 1, len(xs)))
+    h_off = rng.normal(0, 0.003, (n + 1, len(xs)))
+    v_off[:, ::40] = 0  # lattice nodes stay put so corners match exactly
+    h_off[:, ::40] = 0
+    v_off[[0, -1]] = 0
+    h_off[[0, -1]] = 0
+    v_off[:, [0, -1]] = 0
+    h_off[:, [0, -1]] = 0
+
+    def vline(k, lo, hi):  # points along x = k*size from y index lo to hi
+        return [(-100 + k * size + v_off[k, t], 20 + xs[t]) for t in range(lo, hi + 1)]
+
+    def hline(k, lo, hi):
+        return [(-100 + xs[t], 20 + k * size + h_off[k, t]) for t in range(lo, hi + 1)]
+
+    rows, m = [], 40
+    for i in range(n):
+        for j in range(n):
+            bottom = hline(i, j * m, (j + 1) * m)
+            right = vline(j + 1, i * m, (i + 1) * m)
+            top = hline(i + 1, j * m, (j + 1) * m)[::-1]
+            left = vline(j, i * m, (i + 1) * m)[::-1]
+            ring = bottom + right[1:] + top[1:] + left[1:-1]
+            # start each ring mid-edge, at a different place: a per-polygon simplifier then
+            # treats the two sides of a shared border differently
+            shift = 13 + 7 * (i * n + j)
+            ring = ring[shift:] + ring[:shift]
+            rows.append({"cvegeo": f"01{i * n + j + 1:03d}", "cve_ent": "01",
+                         "cve_mun": f"{i * n + j + 1:03d}", "nom_ent": "Aguascalientes",
+                         "nom_mun": f"Municipio {i * n + j + 1}", "extra": 1,
+                         "geometry": Polygon(ring)})
+    return gpd.GeoDataFrame(rows, crs=4326)
+
+
+def _pairwise_overlap(geoms) -> float:
+    tree = shapely.STRtree(geoms)
+    i, j = tree.query(geoms, predicate="intersects")
+    keep = i < j
+    return float(shapely.area(shapely.intersection(geoms[i[keep]], geoms[j[keep]])).sum())
+
+
+def test_coverage_simplification_keeps_borders_shared():
+    gdf = _wiggly_coverage()
+    assert gdf.is_valid.all()
+    layer = web_layer(gdf, tolerance_m=3000)
+    out = gpd.GeoDataFrame.from_features(layer["features"], crs=4326)
+    before = shapely.get_num_coordinates(gdf.geometry.to_numpy()).sum()
+    after = shapely.get_num_coordinates(out.geometry.to_numpy()).sum()
+    assert after < before / 3  # really simplified
+    geoms = out.geometry.to_numpy()
+    assert out.is_valid.all()
+    total = shapely.area(geoms).sum()
+    # no overlaps and no gaps: the union is the outer square, areas add up
+    np.testing.assert_allclose(_pairwise_overlap(geoms) / total, 0.0, atol=1e-9)
+    np.testing.assert_allclose(shapely.union_all(geoms).area, total, rtol=1e-9)
+    # an independent per-polygon simplification would open gaps/overlaps (the oracle)
+    naive = gdf.to_crs(6372).simplify(3000).to_crs(4326).to_numpy()
+    assert _pairwise_overlap(naive) / total > 1e-4
+
+
+def test_properties_order_and_quantisation():
+    gdf = _wiggly_coverage(2)
+    layer = web_layer(gdf, tolerance_m=0, quantize=3)
+    assert layer["type"] == "FeatureCollection"
+    props = [f["properties"] for f in layer["features"]]
+    assert [p["cvegeo"] for p in props] == gdf["cvegeo"].tolist()
+    assert all(tuple(p) == WEB_PROPERTIES for p in props)
+    coords = np.array(layer["features"][0]["geometry"]["coordinates"][0])
+    np.testing.assert_array_equal(coords, np.round(coords, 3))
+    # tolerance 0 keeps every vertex
+    assert len(coords) == len(gdf.geometry.iloc[0].exterior.coords)
+
+
+def test_cached_web_layer_builds_once_and_rebuilds_on_change(tmp_path):
+    store = DataStore(tmp_path)
+    gdf = _wiggly_coverage(3)
+    store.save_vintage("2020", gdf.drop(columns=["extra"]))
+    body, etag = cached_web_layer(store, "2020")
+    cache = tmp_path / "geography" / "2020.web.json.gz"
+    assert cache.exists() and cache.read_bytes() == body
+    layer = json.loads(gzip.decompress(body))
+    assert len(layer["features"]) == 9
+    assert etag.startswith('"') and etag.endswith('"')
+    # second call: same bytes and ETag, no rebuild (the cache file is not rewritten)
+    mtime = cache.stat().st_mtime_ns
+    assert cached_web_layer(store, "2020") == (body, etag)
+    assert cache.stat().st_mtime_ns == mtime
+    # a new process (empty memo) reuses the disk cache too
+    from riskmap import weblayer
+    weblayer._memo.clear()
+    assert cached_web_layer(store, "2020") == (body, etag)
+    assert cache.stat().st_mtime_ns == mtime
+    # the vintage changes -> rebuilt with a new ETag
+    time.sleep(0.01)
+    store.save_vintage("2020", gdf.iloc[:4].drop(columns=["extra"]))
+    body2, etag2 = cached_web_layer(store, "2020")
+    assert etag2 != etag
+    assert len(json.loads(gzip.decompress(body2))["features"]) == 4
+    with pytest.raises(NotFound, match="2019.*stored: 2020"):
+        cached_web_layer(store, "2019")
+    assert not [p for p in os.listdir(tmp_path / "geography") if p.endswith(".tmp")]
+
+
+@pytest.mark.slow
+def test_real_national_layer_under_1mb(mx_dir):
+    from riskmap.ingest.boundaries import read_boundaries
+
+    gdf = read_boundaries(mx_dir / "municipios_2020.geojson")
+    layer = web_layer(gdf)
+    raw = json.dumps(layer, separators=(",", ":")).encode()
+    packed = gzip.compress(raw, mtime=0)
+    print(f"national web layer: {len(raw) / 1e6:.2f} MB raw, {len(packed) / 1e6:.2f} MB gzip")
+    assert len(packed) < 1_000_000
+    assert len(layer["features"]) == 2469
+    out = gpd.GeoDataFrame.from_features(layer["features"], crs=4326)
+    assert out.is_valid.all() and not out.is_empty.any()
