@@ -1,0 +1,249 @@
+"""Atlas: the web service's in-memory, read-only view of a data directory."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import os
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose
+
+from riskmap.edition import LEVELS, ROW_COLUMNS
+from riskmap.errors import BadParameter, NotFound
+from riskmap.store import DataStore
+from riskmap.web import atlas as atlas_mod
+from riskmap.web.atlas import Atlas, ensure_data, fold
+
+from webdata import EVIL_NAME, NO_INFO, SPLITS, build_fake_atlas
+
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
+
+@pytest.fixture(scope="module")
+def fake_dir(tmp_path_factory):
+    return build_fake_atlas(tmp_path_factory.mktemp("fake-atlas"))
+
+
+@pytest.fixture(scope="module")
+def atlas(fake_dir):
+    return Atlas(fake_dir)
+
+
+def test_editions_oldest_first_with_metadata(atlas):
+    assert atlas.editions() == [
+        {"name": "2017", "year": 2017, "kind": "modelled", "vintage": "2015", "synthetic": True},
+        {"name": "2023", "year": 2023, "kind": "modelled", "vintage": "2020", "synthetic": True},
+    ]
+    assert atlas.latest() == "2023"
+
+
+def test_unknown_edition_lists_published_ones(atlas):
+    with pytest.raises(NotFound, match=r"'1999' is not published; published: 2017, 2023"):
+        atlas.edition("1999")
+    with pytest.raises(NotFound, match="published: 2017, 2023"):
+        atlas.rows("../etc")
+
+
+def test_latest_without_editions(tmp_path):
+    with pytest.raises(NotFound, match="no edition"):
+        Atlas(tmp_path).latest()
+
+
+def test_rows_filters_and_order(atlas, fake_dir):
+    stored = DataStore(fake_dir).load_edition("2017").rows
+    table = atlas.rows("2017")
+    assert list(table.columns[:len(ROW_COLUMNS)]) == list(ROW_COLUMNS)
+    assert "geometry" not in table.columns
+    assert table["cvegeo"].tolist() == sorted(stored["cvegeo"])
+    alto22 = atlas.rows("2017", estado="22", nivel="alto")
+    expected = stored[(stored["cve_ent"] == "22") & (stored["level"] == "alto")]
+    assert sorted(alto22["cvegeo"]) == sorted(expected["cvegeo"])
+    assert EVIL_NAME in set(alto22["nom_mun"])
+    # One-digit state codes are accepted as their two-digit form.
+    assert atlas.rows("2017", estado="7")["cve_ent"].unique().tolist() == ["07"]
+
+
+def test_rows_bad_filters_list_allowed_values(atlas):
+    with pytest.raises(BadParameter, match="'estado'; allowed: 07, 12, 22, 30"):
+        atlas.rows("2017", estado="99")
+    with pytest.raises(BadParameter, match="allowed: alto, medio, bajo, sin_informacion"):
+        atlas.rows("2017", nivel="altisimo")
+
+
+def test_rows_returns_a_copy(atlas):
+    table = atlas.rows("2017")
+    table.loc[0, "probability"] = -1.0
+    assert atlas.rows("2017").loc[0, "probability"] != -1.0
+
+
+def test_reload_when_edition_file_changes(tmp_path):
+    root = build_fake_atlas(tmp_path)
+    atlas = Atlas(root)
+    assert atlas.rows("2017").loc[0, "nom_mun"] == "Tuxtla Gutiérrez"
+    store = DataStore(root)
+    edition = store.load_edition("2017")
+    edition.rows.loc[edition.rows["cvegeo"] == "07001", "nom_mun"] = "Nuevo nombre"
+    store.publish_edition(edition)
+    path = store.edition_path("2017")
+    st = path.stat()  # make sure the modification time moves even on coarse clocks
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10_000_000))
+    assert atlas.rows("2017").loc[0, "nom_mun"] == "Nuevo nombre"
+    assert atlas.search("nuevo nombre", "2017")[0]["cvegeo"] == "07001"
+
+
+def test_municipality_row_factors_and_ranks(atlas, fake_dir):
+    m = atlas.municipality("2017", "22006")
+    assert m["nom_mun"] == EVIL_NAME
+    assert m["level"] == "alto" and m["rank_national"] == 1 and m["rank_state"] == 1
+    assert m["n_ranked"] == 40 - len(NO_INFO["2017"])
+    assert m["n_ranked_state"] == 10
+    contributions = [f["contribution"] for f in m["factors"]]
+    assert len(contributions) == 10 and contributions == sorted(contributions, reverse=True)
+    stored = DataStore(fake_dir).load_edition("2017").factors
+    mine = stored[stored["cvegeo"] == "22006"].set_index("covariate")["contribution"]
+    assert_allclose([f["contribution"] for f in m["factors"]],
+                    mine.loc[[f["covariate"] for f in m["factors"]]].to_numpy())
+    assert {f["label_es"] for f in m["factors"]} >= {"Edad", "Hombre"}
+    json.dumps(m, allow_nan=False)  # JSON-ready: no NaN, no numpy scalars
+
+
+def test_municipality_without_information_has_nulls(atlas):
+    m = atlas.municipality("2023", "22011")
+    assert m["level"] == "sin_informacion"
+    assert m["probability"] is None and m["rank_national"] is None and m["factors"] == []
+    json.dumps(m, allow_nan=False)
+
+
+def test_unknown_municipality(atlas):
+    with pytest.raises(NotFound, match="'99999' is not in edition 2023"):
+        atlas.municipality("2023", "99999")
+
+
+def test_history_of_split_municipality_takes_parent_value(atlas):
+    new, (parent, _) = next(iter(SPLITS.items()))
+    hist = atlas.history(new)
+    assert [h["edition"] for h in hist] == ["2017", "2023"]
+    first, second = hist
+    assert first["derived_from"] == parent and first["cvegeo"] == parent
+    assert_allclose(first["probability"], atlas.municipality("2017", parent)["probability"])
+    assert second["derived_from"] is None and second["cvegeo"] == new
+
+
+def test_history_change_significance_follows_method(atlas):
+    hist = atlas.history("22006")
+    a, b = atlas.municipality("2017", "22006"), atlas.municipality("2023", "22006")
+    change = hist[1]["change"]
+    assert hist[0]["change"] is None
+    sd = math.sqrt(a["se"] ** 2 + b["se"] ** 2)
+    assert_allclose([change["diff"], change["sd"]], [b["probability"] - a["probability"], sd])
+    assert change["significant"] == (abs(change["diff"]) > 1.959964 * sd)
+    assert change["direction"] == ("decrease" if change["significant"] else "none")
+    # Every change across the atlas obeys the same rule.
+    for code in atlas.rows("2023")["cvegeo"]:
+        for h in atlas.history(code):
+            c = h["change"]
+            if c is not None:
+                assert c["significant"] == (abs(c["diff"]) > 1.959964 * c["sd"])
+
+
+def test_history_unknown_code(atlas):
+    with pytest.raises(NotFound, match="in no published edition"):
+        atlas.history("55555")
+
+
+def test_neighbours_touching_polygons(atlas):
+    got = {n["cvegeo"] for n in atlas.neighbours("2020", "22011")}
+    assert got == {"22001", "22002", "12001", "12002", "30001", "30002"}
+    # In 2015 the parent was whole: its eastern neighbour is 22002.
+    assert {n["cvegeo"] for n in atlas.neighbours("2015", "22001")} == {
+        "22002", "12001", "12002", "30001", "30002"}
+    values = {n["cvegeo"]: n for n in atlas.neighbours("2020", "22011", edition="2023")}
+    assert values["22001"]["level"] == atlas.municipality("2023", "22001")["level"]
+    with pytest.raises(NotFound):
+        atlas.neighbours("2020", "99999")
+
+
+def test_states_bounds(atlas):
+    states = atlas.states("2020")
+    assert [s["cve_ent"] for s in states] == ["07", "12", "22", "30"]
+    qro = states[2]
+    assert qro["nom_ent"] == "Querétaro"
+    assert_allclose(qro["bbox"], [-100.0, 17.0, -95.0, 17.5])
+    assert_allclose(np.array(qro["bounds"]).ravel(), [17.0, -100.0, 17.5, -95.0])
+
+
+@pytest.mark.parametrize("query, first", [
+    ("queretaro", "22001"), ("QUERÉTARO", "22001"), ("san jose", "22002"),
+    ("Penon", "22003"), ("jáuregui", "22011"), ("22011", "22011"), ("brien", "22006"),
+])
+def test_search_accent_insensitive(atlas, query, first):
+    assert atlas.search(query, "2023")[0]["cvegeo"] == first
+
+
+def test_search_ranking_and_limits(atlas):
+    codes = [m["cvegeo"] for m in atlas.search("220", "2023")]
+    assert codes == sorted(codes) and len(codes) == 11  # 22001..22010 and the new 22011
+    assert atlas.search("", "2023") == []
+    assert len(atlas.search("a", "2023", limit=3)) == 3
+    assert fold("  Peñón ÁÉ ") == "penon ae"
+
+
+def test_geometry_is_gzipped_geojson_with_etag(atlas):
+    body, etag = atlas.geometry("2020")
+    layer = json.loads(gzip.decompress(body))
+    assert layer["type"] == "FeatureCollection" and len(layer["features"]) == 42
+    assert etag.startswith('"') and atlas.geometry("2020") == (body, etag)
+    with pytest.raises(NotFound, match="stored: 2015, 2020"):
+        atlas.geometry("1990")
+
+
+def test_comparison_and_targeting_delegate(atlas):
+    pytest.importorskip("riskmap.compare")
+    pytest.importorskip("riskmap.targeting")
+    comparison = atlas.comparison("2017", "2023")
+    assert atlas.comparison("2017", "2023") is comparison  # cached
+    worklist = atlas.targeting("2023", 100, 0.1, ["22"], ["alto", "medio"], "conteo")
+    assert len(worklist) > 0
+    with pytest.raises(BadParameter, match="allowed: 07, 12, 22, 30"):
+        atlas.targeting("2023", 100, 0.1, ["99"], None, "conteo")
+    with pytest.raises(BadParameter, match="allowed: conteo, tasa"):
+        atlas.targeting("2023", 100, 0.1, None, None, "otro")
+
+
+def test_ensure_data_builds_demo_once_across_workers(tmp_path, monkeypatch):
+    import riskmap.demo
+
+    calls = []
+
+    def fake_build(path, seed):
+        calls.append(seed)
+        build_fake_atlas(path)
+
+    monkeypatch.setattr(riskmap.demo, "build_demo", fake_build, raising=False)
+    threads = [threading.Thread(target=ensure_data, args=(tmp_path, True, 5)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [5]
+    assert DataStore(tmp_path).edition_names() == ["2017", "2023"]
+
+
+def test_ensure_data_respects_auto_demo_off(tmp_path, monkeypatch):
+    import riskmap.demo
+
+    monkeypatch.setattr(riskmap.demo, "build_demo", lambda *a, **k: pytest.fail("built"),
+                        raising=False)
+    ensure_data(tmp_path / "empty", False, 1)
+    assert not (tmp_path / "empty").exists()
+
+
+def test_levels_all_present_in_fake_data(atlas):
+    for name in ("2017", "2023"):
+        assert set(atlas.rows(name)["level"]) == set(LEVELS)
+    assert isinstance(atlas.rows("2017")["rank_national"].dtype, pd.Int64Dtype)
