@@ -1,0 +1,98 @@
+"""Associated factors per municipality (METHOD.md section 5).
+
+The contribution of covariate k in municipality m, on the log-odds scale, is
+``c_mk = beta_k (xbar_mk - xbar_k)``: how much the municipality's mean of k moves its
+log-odds away from a child with the national means. The largest positive contributions are
+the municipality's risk factors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .edition import FACTOR_COLUMNS
+from .errors import InputError
+
+
+def factor_contributions(coef: pd.Series, municipal_means: pd.DataFrame,
+                         national_means: pd.Series, domains) -> pd.DataFrame:
+    """Long table of factor contributions.
+
+    Parameters
+    ----------
+    coef : Series
+        Coefficients indexed by name; the intercept (if present) is ignored.
+    municipal_means : DataFrame
+        Weighted census means, rows ``cvegeo`` (index), one column per covariate.
+    national_means : Series
+        Weighted national census means, indexed by covariate.
+    domains : mapping
+        Covariate -> policy domain tag.
+
+    Returns
+    -------
+    DataFrame
+        ``FACTOR_COLUMNS``: cvegeo, covariate, domain, contribution, municipal_mean,
+        national_mean; municipalities in the order of ``municipal_means``, covariates in the
+        order of its columns. Municipalities without records have NaN contributions.
+
+    Raises
+    ------
+    InputError
+        A covariate of ``municipal_means`` lacks a coefficient or a national mean.
+    """
+    covariates = [str(c) for c in municipal_means.columns]
+    missing = [c for c in covariates if c not in coef.index]
+    if missing:
+        raise InputError("no coefficient for covariate(s): " + ", ".join(missing))
+    missing = [c for c in covariates if c not in national_means.index]
+    if missing:
+        raise InputError("no national mean for covariate(s): " + ", ".join(missing))
+    domains = domains or {}
+    beta = coef.loc[covariates].to_numpy(dtype=np.float64)
+    nat = national_means.loc[covariates].to_numpy(dtype=np.float64)
+    mun = municipal_means.to_numpy(dtype=np.float64)
+    contrib = beta[None, :] * (mun - nat[None, :])
+    M, K = mun.shape
+    codes = np.asarray(municipal_means.index.astype(str))
+    return pd.DataFrame({
+        "cvegeo": np.repeat(codes, K),
+        "covariate": np.tile(np.asarray(covariates, dtype=object), M),
+        "domain": np.tile(np.asarray([domains.get(c) for c in covariates], dtype=object), M),
+        "contribution": contrib.reshape(-1),
+        "municipal_mean": mun.reshape(-1),
+        "national_mean": np.tile(nat, M),
+    }, columns=list(FACTOR_COLUMNS))
+
+
+def top_factors(long: pd.DataFrame, n=3, labels=None) -> pd.Series:
+    """The n largest positive contributions per municipality, as one string.
+
+    Parameters
+    ----------
+    long : DataFrame
+        Output of :func:`factor_contributions`.
+    n : int, default 3
+    labels : mapping, optional
+        Covariate -> display label (default: the covariate name).
+
+    Returns
+    -------
+    Series
+        Indexed by cvegeo (every municipality of ``long``), labels joined with ``"; "`` in
+        decreasing order of contribution; empty string when none is positive.
+    """
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise InputError(f"n must be a positive integer, got {n!r}")
+    labels = labels or {}
+    codes = pd.unique(long["cvegeo"])
+    pos = long[long["contribution"] > 0]
+    # Stable sort keeps covariate order among equal contributions, so output is deterministic.
+    pos = pos.sort_values(["cvegeo", "contribution"], ascending=[True, False], kind="stable")
+    pos = pos.groupby("cvegeo", sort=False).head(n)
+    names = pos["covariate"].map(lambda c: str(labels.get(c, c)))
+    joined = names.groupby(pos["cvegeo"], sort=False).agg("; ".join)
+    out = joined.reindex(codes).fillna("")
+    out.index.name = "cvegeo"
+    return out.rename("top_factors").astype(object)
