@@ -52,14 +52,17 @@ def attribution(card: dict, lang: str = "es") -> str:
 def rule_text(rule, lang: str = "es") -> str:
     """One-line description of the classification rule stored in a card.
 
-    Accepts the rule as stored by the pipeline (a dict, ideally with ``description_es`` /
-    ``description_en`` or ``description``, and ``name``) or a plain string.
+    Accepts the rule as stored by the pipeline (``classify.describe_rule``: a dict with
+    ``text`` {es, en}), a dict with ``description_es`` / ``description_en``, or a string.
     """
     if rule is None:
         return ""
     if isinstance(rule, str):
         return rule
     if isinstance(rule, dict):
+        text = rule.get("text")
+        if isinstance(text, dict) and text.get(lang):
+            return str(text[lang])
         for key in (f"description_{lang}", "description", "description_es", "text"):
             value = rule.get(key)
             if isinstance(value, str) and value:

@@ -1,0 +1,378 @@
+"""Build an edition end to end: fit -> score -> classify -> factors -> :class:`Edition`.
+
+:func:`build_edition` works on records already in memory (the demo calls it);
+:func:`build_and_publish` reads the user's files, builds, and publishes atomically, so a
+failure at any step leaves previously published editions byte-for-byte intact.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from . import classify, factors, score
+from .edition import EXTRA_COLUMNS, FACTOR_COLUMNS, LEVELS, ROW_COLUMNS, Edition
+from .errors import InputError, ModelError
+from .ingest.boundaries import read_boundaries, states_from
+from .ingest.records import join_territorial, read_records, validate_codes
+from .model.diagnostics import diagnose
+from .model.logit import SurveyLogit
+from .provenance import attribution
+from .spec import load_spec
+from .store import DataStore, check_name
+
+BOUNDARY_COLUMNS = ("cvegeo", "cve_ent", "cve_mun", "nom_ent", "nom_mun")
+
+#: METHOD.md "Known limits of a purely synthetic estimator", for the card and the method page.
+LIMITATIONS_ES = (
+    "Estimador sintético sin efectos de área: subestima la variación entre municipios.",
+    "Los intervalos reflejan la incertidumbre de los coeficientes del modelo y del muestreo "
+    "censal, no la del propio modelo.",
+    "Las variables de la encuesta y del censo deben estar armonizadas (misma definición).",
+    "La encuesta y el censo corresponden a años distintos.",
+)
+LIMITATIONS_EN = (
+    "Synthetic estimator without area effects: it understates between-municipality variation.",
+    "Intervals reflect the uncertainty of the model coefficients and of census sampling, not "
+    "model misspecification.",
+    "Survey and census variables must be harmonised (same definitions).",
+    "The survey and the census are years apart.",
+)
+
+
+def _noop(message: str) -> None:
+    return None
+
+
+def build_edition(name, survey: pd.DataFrame, census: pd.DataFrame,
+                  boundaries: gpd.GeoDataFrame, spec, *, vintage, year, sources, synthetic,
+                  territorial: dict | None = None, min_records: int = 30,
+                  progress: Callable[[str], None] | None = None) -> Edition:
+    """Fit the model on the survey, score the census, classify and explain municipalities.
+
+    Parameters
+    ----------
+    name : str
+        Edition name (a safe file-name token, e.g. ``"2023"``).
+    survey, census : DataFrame
+        Harmonised records (:func:`riskmap.ingest.records.read_records`).
+    boundaries : GeoDataFrame
+        ``cvegeo, cve_ent, cve_mun, nom_ent, nom_mun, geometry``; every municipality appears
+        in the result, ``sin_informacion`` where there are no (or too few) census records.
+    spec : riskmap.spec.ModelSpec
+    vintage : str
+        Geography vintage name of ``boundaries``.
+    year : int or None
+        Reference year of the edition (sorting, display).
+    sources : list of str
+        Data sources, shown in the attribution.
+    synthetic : bool
+        True for demonstration data (outputs carry the synthetic banner).
+    territorial : dict, optional
+        ``{covariate: Series by cvegeo}`` for territorial covariates not already columns.
+    min_records : int, default 30
+        Municipalities with fewer census child records are ``sin_informacion``.
+    progress : callable, optional
+        Called with a short message before each step.
+
+    Returns
+    -------
+    Edition
+
+    Raises
+    ------
+    InputError
+        Census codes not in the boundaries, missing boundary columns, duplicated codes.
+    ModelError
+        The survey cannot support the model (constant outcome, separation, collinearity).
+    """
+    say = progress or _noop
+    name = check_name(name)
+    vintage = check_name(vintage, "vintage")
+    covariates = spec.names
+    survey_file = survey.attrs.get("file", "survey records")
+    census_file = census.attrs.get("file", "census records")
+
+    boundaries = _check_boundaries(boundaries)
+    survey = join_territorial(survey, spec, territorial)
+    census = join_territorial(census, spec, territorial)
+    # Check before joining: a census code missing from the geography is an error, never a
+    # silently dropped municipality.
+    validate_codes(census, boundaries["cvegeo"], file=census_file)
+    _check_outcome(survey, survey_file)
+
+    say(f"fitting the model on {len(survey):,} survey records")
+    model = SurveyLogit()
+    try:
+        model.fit(survey[covariates], survey["child_labour"].to_numpy(),
+                  survey["weight"].to_numpy(), strata=survey["strata"].to_numpy(),
+                  psu=survey["psu"].to_numpy())
+    except ModelError as exc:
+        raise ModelError(exc.message, file=survey_file) from None
+
+    say("diagnostics (AUC, Brier, calibration, cross-validation by PSU)")
+    try:
+        diagnostics = diagnose(model, survey[covariates], survey["child_labour"].to_numpy(),
+                               survey["weight"].to_numpy(),
+                               psu=(survey["strata"] + "\x1f" + survey["psu"]).to_numpy())
+    except ModelError as exc:
+        raise ModelError(exc.message, file=survey_file) from None
+
+    say(f"scoring {len(census):,} census records")
+    codes = boundaries["cvegeo"]
+    scores = score.score_municipalities(model, census, covariates, codes=codes)
+    scores = scores.reindex(pd.Index(codes, name="cvegeo"))
+    rate = classify.national_rate(survey)
+
+    say("classifying municipalities")
+    levels = classify.classify_levels(scores, rate["estimate"], min_records=min_records)
+    levels = levels.reindex(scores.index).fillna("sin_informacion").astype(str)
+
+    say("associated factors")
+    coef = pd.Series(model.coef_[1:], index=covariates)
+    domains = {c.name: c.domain for c in spec.covariates}
+    long = factors.factor_contributions(
+        coef, score.municipal_means(census, covariates, codes=codes),
+        score.national_means(census, covariates), domains)
+    long = pd.DataFrame(long)[list(FACTOR_COLUMNS)].reset_index(drop=True)
+    top = factors.top_factors(long, n=3, labels={c.name: c.label_es for c in spec.covariates})
+
+    rows = _rows(name, vintage, boundaries, scores, levels, top)
+    card = _card(name, vintage, year, sources, synthetic, spec, model, diagnostics, rate,
+                 classify.describe_rule(rate["estimate"], min_records), survey, census, rows)
+    return Edition(name=name, rows=rows, factors=long, card=card)
+
+
+def _check_boundaries(boundaries) -> gpd.GeoDataFrame:
+    missing = [c for c in BOUNDARY_COLUMNS if c not in boundaries.columns]
+    if missing or not isinstance(boundaries, gpd.GeoDataFrame):
+        raise InputError("boundaries lack column(s) " + ", ".join(missing or ["geometry"])
+                         + "; read them with riskmap.ingest.boundaries.read_boundaries")
+    out = boundaries.copy()
+    for col in BOUNDARY_COLUMNS:
+        out[col] = out[col].astype(str)
+    dup = out["cvegeo"][out["cvegeo"].duplicated()].unique().tolist()
+    if dup:
+        raise InputError(f"municipal code(s) repeated in the boundaries: {', '.join(dup[:10])}")
+    if out.crs is None:
+        out = out.set_crs(4326)
+    return out.to_crs(4326).reset_index(drop=True)
+
+
+def _check_outcome(survey: pd.DataFrame, file) -> None:
+    values = pd.unique(survey["child_labour"])
+    if len(values) < 2:
+        raise ModelError(f"the outcome is {int(values[0])} in every record: the model needs "
+                         "children both with and without child labour", file=file,
+                         column="child_labour")
+
+
+def _rows(name, vintage, boundaries, scores, levels, top) -> gpd.GeoDataFrame:
+    codes = boundaries["cvegeo"].to_numpy()
+    s = scores.reindex(codes)
+    # Ranks only among classified municipalities (rank_within leaves sin_informacion NA):
+    # an estimate from too few records must not top a ranking.
+    ranked = pd.DataFrame({"probability": s["probability"].to_numpy(dtype=float),
+                           "level": levels.reindex(codes).to_numpy(),
+                           "cve_ent": boundaries["cve_ent"].to_numpy()})
+    rows = pd.DataFrame({
+        "edition": name,
+        "cvegeo": codes,
+        "cve_ent": boundaries["cve_ent"].to_numpy(),
+        "nom_ent": boundaries["nom_ent"].to_numpy(),
+        "nom_mun": boundaries["nom_mun"].to_numpy(),
+        "children": s["children"].fillna(0.0).to_numpy(dtype=float),
+        "probability": s["probability"].to_numpy(dtype=float),
+        "ci_low": s["ci_low"].to_numpy(dtype=float),
+        "ci_high": s["ci_high"].to_numpy(dtype=float),
+        "level": levels.reindex(codes).to_numpy(),
+        "expected_child_labour": s["expected_child_labour"].to_numpy(dtype=float),
+        "rank_national": classify.rank_within(ranked).to_numpy(),
+        "rank_state": classify.rank_within(ranked, by_state="cve_ent").to_numpy(),
+        "top_factors": pd.Series(top).reindex(codes).fillna("").astype(str).to_numpy(),
+        "cve_mun": boundaries["cve_mun"].to_numpy(),
+        "vintage": vintage,
+        "se": s["se"].to_numpy(dtype=float),
+        "var_model": s["var_model"].to_numpy(dtype=float),
+        "var_census": s["var_census"].to_numpy(dtype=float),
+        "n_records": s["n_records"].fillna(0).to_numpy(dtype=int),
+    })
+    return gpd.GeoDataFrame(rows[list(ROW_COLUMNS + EXTRA_COLUMNS)],
+                            geometry=boundaries.geometry.to_numpy(), crs=4326)
+
+
+def _card(name, vintage, year, sources, synthetic, spec, model, diagnostics, rate, rule,
+          survey, census, rows) -> dict:
+    labels = {c.name: (c.label_es, c.label_en) for c in spec.covariates}
+    table = model.coef_table({c.name: c.domain for c in spec.covariates})
+    coefficients = []
+    for rec in table.to_dict("records"):
+        es, en = labels.get(rec["name"], ("Intercepto", "Intercept"))
+        coefficients.append({
+            "name": rec["name"], "label_es": es, "label_en": en,
+            **{k: rec[k] for k in ("estimate", "se", "z", "ci_low", "ci_high", "odds_ratio",
+                                   "p_value")},
+            "domain": rec["domain"],
+        })
+    counts = rows["level"].value_counts()
+    card = {
+        "edition": name,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "year": None if year is None else int(year),
+        "kind": "modelled",
+        "vintage": vintage,
+        "synthetic": bool(synthetic),
+        "sources": [str(s) for s in (sources or [])],
+        "spec": spec.to_dict(),
+        "n_survey": int(len(survey)),
+        "n_census": int(len(census)),
+        "national_rate": {k: rate[k] for k in ("estimate", "se", "ci_low", "ci_high")},
+        "coefficients": coefficients,
+        "covariance": np.asarray(model.cov_).tolist(),
+        "diagnostics": diagnostics,
+        "rule": rule,
+        "level_counts": {lev: int(counts.get(lev, 0)) for lev in LEVELS},
+        "limitations_es": list(LIMITATIONS_ES),
+        "limitations_en": list(LIMITATIONS_EN),
+        "design": {
+            "n_strata": int(model.n_strata_),
+            "n_psu": int(model.n_psu_),
+            "single_psu": model.single_psu,
+            "n_single_psu_strata": len(model.single_psu_strata_),
+        },
+    }
+    card["attribution"] = {"es": attribution(card, "es"), "en": attribution(card, "en")}
+    return _plain(card)
+
+
+def _plain(obj):
+    """JSON-safe copy: numpy scalars to Python, NaN/inf to None (the store forbids NaN)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [_plain(v) for v in obj.tolist()]
+    if isinstance(obj, pd.DataFrame):
+        return [_plain(r) for r in obj.to_dict("records")]
+    if isinstance(obj, pd.Series):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+# -- from files to a published edition -------------------------------------------------------
+def build_and_publish(data_dir, name, survey_path, census_path, boundaries_path,
+                      spec_path=None, rasters=None, vintage=None, year=None, progress=None, *,
+                      sources=None, synthetic=False, min_records=30) -> Edition:
+    """Read the user's files, build the edition and publish it atomically.
+
+    Parameters
+    ----------
+    data_dir : str or Path
+        The data directory (:class:`~riskmap.store.DataStore`).
+    name : str
+        Edition name.
+    survey_path, census_path : str or Path
+        Harmonised records (CSV or Parquet).
+    boundaries_path : str or Path
+        Municipal boundaries, any GDAL format and CRS.
+    spec_path : str or Path, optional
+        Model spec TOML (default ``models/mirti.toml``).
+    rasters : dict, optional
+        ``{territorial covariate: raster path}``, summarised per municipality.
+    vintage : str, optional
+        Geography vintage name; default: the boundary file's name (e.g. ``municipios_2020``).
+    year : int, optional
+        Default: a 4-digit year in the edition name, if any.
+    progress : callable, optional
+        Receives one short message per step.
+    sources : list of str, optional
+        Source descriptions for the attribution; default the input file names.
+    synthetic : bool, default False
+    min_records : int, default 30
+
+    Returns
+    -------
+    Edition
+        The published edition.
+
+    Raises
+    ------
+    InputError
+        Any problem with the inputs; nothing already published is changed.
+    """
+    say = progress or _noop
+    name = check_name(name)
+    survey_path, census_path = Path(survey_path), Path(census_path)
+    boundaries_path = Path(boundaries_path)
+    spec = load_spec(spec_path)
+    vintage = check_name(vintage or _default_vintage(boundaries_path), "vintage")
+    if year is None:
+        found = re.search(r"(?<!\d)(19|20)\d\d(?!\d)", name)
+        year = int(found.group(0)) if found else None
+
+    say(f"reading boundaries {boundaries_path.name}")
+    boundaries = read_boundaries(boundaries_path)
+    territorial = _territorial(rasters or {}, spec, boundaries, say)
+    say(f"reading survey records {survey_path.name}")
+    survey = read_records(survey_path, "survey", spec, territorial)
+    say(f"reading census records {census_path.name}")
+    census = read_records(census_path, "census", spec, territorial)
+
+    store = DataStore(data_dir)
+    stored = store.vintage_names()
+    if vintage in stored:
+        known = set(store.load_vintage(vintage)["cvegeo"])
+        if known != set(boundaries["cvegeo"]):
+            raise InputError(f"geography vintage {vintage!r} is already stored with a "
+                             "different set of municipalities; choose another --vintage",
+                             file=boundaries_path.name)
+
+    if sources is None:
+        sources = [survey_path.name, census_path.name, boundaries_path.name]
+        sources += [Path(p).name for p in (rasters or {}).values()]
+    edition = build_edition(name, survey, census, boundaries, spec, vintage=vintage,
+                            year=year, sources=sources, synthetic=synthetic,
+                            min_records=min_records, progress=say)
+    if vintage not in stored:
+        say(f"storing geography vintage {vintage}")
+        store.save_vintage(vintage, boundaries, states_from(boundaries))
+    say(f"publishing edition {name}")
+    store.publish_edition(edition)
+    return edition
+
+
+def _default_vintage(path: Path) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem).strip("_.-")
+    return stem[:64] or "boundaries"
+
+
+def _territorial(rasters: dict, spec, boundaries, say) -> dict:
+    """Zonal means of the given rasters per municipality, by covariate name."""
+    if not rasters:
+        return {}
+    unknown = [n for n in rasters if n not in spec.territorial_names]
+    if unknown:
+        raise InputError(f"--raster {unknown[0]}: not a territorial covariate of the spec; "
+                         "known: " + (", ".join(spec.territorial_names) or "none"))
+    from .ingest.raster import zonal_mean  # rasterio is slow to import; only when needed
+
+    out = {}
+    for cov, path in rasters.items():
+        say(f"zonal means of {Path(path).name} ({cov})")
+        values = pd.Series(zonal_mean(path, boundaries))
+        if len(values) == len(boundaries) and not values.index.isin(boundaries["cvegeo"]).all():
+            values.index = boundaries["cvegeo"].to_numpy()
+        out[cov] = values
+    return out

@@ -1,0 +1,336 @@
+"""The pipeline: records -> fitted model -> scores -> levels -> factors -> published edition.
+
+Inputs are built here, small and with known truth: a 4 x 4 grid of square municipalities in
+two states, survey and census records drawn from a known logit. ``make_inputs`` is reused by
+the CLI and bad-input tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import expit
+from shapely.geometry import box
+
+from riskmap.edition import EXTRA_COLUMNS, FACTOR_COLUMNS, LEVELS, ROW_COLUMNS
+from riskmap.errors import InputError
+from riskmap.ingest.records import read_records
+from riskmap.spec import load_spec
+from riskmap.store import DataStore
+
+TRUE_BETA = {"intercept": -4.0, "age": 0.15, "male": 0.5, "head_agriculture": 1.2}
+COVARIATES = ("age", "male", "head_agriculture")
+EMPTY_MUN = "02016"   # no census records at all
+SMALL_MUN = "02015"   # fewer census records than min_records
+
+SPEC_TOML = """
+name = "test-small"
+[domains]
+demografia = { es = "Demografía", en = "Demography" }
+trabajo = { es = "Trabajo", en = "Labour" }
+[[covariates]]
+name = "age"
+kind = "record"
+domain = "demografia"
+label_es = "Edad"
+label_en = "Age"
+definition_es = "Edad en años."
+definition_en = "Age in years."
+[[covariates]]
+name = "male"
+kind = "record"
+domain = "demografia"
+label_es = "Hombre"
+label_en = "Male"
+definition_es = "1 si es hombre."
+definition_en = "1 if male."
+[[covariates]]
+name = "head_agriculture"
+kind = "record"
+domain = "trabajo"
+label_es = "Jefatura en agricultura"
+label_en = "Head works in agriculture"
+definition_es = "1 si la jefatura trabaja en agricultura."
+definition_en = "1 if the head works in agriculture."
+"""
+
+
+def grid_boundaries() -> gpd.GeoDataFrame:
+    """16 unit squares, states 01 (first two grid rows) and 02, accented names."""
+    recs = []
+    for i in range(16):
+        ent = "01" if i < 8 else "02"
+        mun = f"{i % 8 + 1 + (0 if i < 8 else 8):03d}"
+        recs.append({"cvegeo": ent + mun, "cve_ent": ent, "cve_mun": mun,
+                     "nom_ent": "Aguascalientes" if ent == "01" else "Estado Peñón",
+                     "nom_mun": f"San José {i}", "geometry": box(i % 4, i // 4,
+                                                                   i % 4 + 1, i // 4 + 1)})
+    return gpd.GeoDataFrame(recs, geometry="geometry", crs=4326)
+
+
+def _people(rng, codes, agri_share):
+    n = len(codes)
+    return pd.DataFrame({
+        "cvegeo": codes,
+        "age": rng.integers(5, 18, n).astype(float),
+        "male": rng.integers(0, 2, n).astype(float),
+        "head_agriculture": (rng.random(n) < agri_share).astype(float),
+    })
+
+
+def _outcome(rng, df):
+    eta = TRUE_BETA["intercept"] + sum(TRUE_BETA[c] * df[c] for c in COVARIATES)
+    return (rng.random(len(df)) < expit(eta)).astype(int)
+
+
+def make_frames(seed=0, n_survey=3000, n_census_per_mun=200):
+    """(survey, census, boundaries) DataFrames with known truth."""
+    rng = np.random.default_rng(seed)
+    bnd = grid_boundaries()
+    codes = bnd["cvegeo"].tolist()
+    agri = dict(zip(codes, np.linspace(0.05, 0.8, len(codes))))
+    # survey: 4 strata x 10 PSUs, each PSU inside one municipality
+    psu_mun = rng.choice(codes, 40)
+    psu = rng.integers(0, 40, n_survey)
+    sv_codes = psu_mun[psu]
+    survey = _people(rng, sv_codes, np.array([agri[c] for c in sv_codes]))
+    survey.insert(1, "weight", rng.uniform(50, 150, n_survey).round(2))
+    survey.insert(2, "strata", [f"S{p // 10}" for p in psu])
+    survey.insert(3, "psu", [f"P{p}" for p in psu])
+    survey.insert(4, "child_labour", _outcome(rng, survey))
+    # census: 200 records per municipality, 10 in SMALL_MUN, none in EMPTY_MUN
+    cen_codes = []
+    for c in codes:
+        cen_codes += [c] * {EMPTY_MUN: 0, SMALL_MUN: 10}.get(c, n_census_per_mun)
+    cen_codes = np.array(cen_codes)
+    census = _people(rng, cen_codes, np.array([agri[c] for c in cen_codes]))
+    census.insert(1, "weight", rng.uniform(5, 15, len(census)).round(2))
+    return survey, census, bnd
+
+
+def write_inputs(folder: Path, seed=0, survey=None, census=None) -> dict:
+    """Write boundaries.geojson, survey.csv, census.csv and spec.toml; return their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sv, ce, bnd = make_frames(seed)
+    survey = sv if survey is None else survey
+    census = ce if census is None else census
+    paths = {"survey": folder / "survey.csv", "census": folder / "census.csv",
+             "boundaries": folder / "boundaries.geojson", "spec": folder / "spec.toml"}
+    survey.to_csv(paths["survey"], index=False)
+    census.to_csv(paths["census"], index=False)
+    bnd.to_file(paths["boundaries"], driver="GeoJSON")
+    paths["spec"].write_text(SPEC_TOML, encoding="utf-8")
+    return paths
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    return write_inputs(tmp_path_factory.mktemp("inputs"))
+
+
+@pytest.fixture(scope="module")
+def spec(inputs):
+    return load_spec(inputs["spec"])
+
+
+@pytest.fixture(scope="module")
+def built(inputs, spec):
+    from riskmap.pipeline import build_edition
+
+    survey = read_records(inputs["survey"], "survey", spec)
+    census = read_records(inputs["census"], "census", spec)
+    messages = []
+    edition = build_edition("2023", survey, census, grid_boundaries(), spec, vintage="grid",
+                            year=2023, sources=["ENTI 2022", "Censo 2020"], synthetic=True,
+                            progress=messages.append)
+    return edition, survey, census, messages
+
+
+def tree_hashes(root: Path) -> dict:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# -- build_edition -----------------------------------------------------------------------------
+def test_rows_cover_every_municipality_with_contract_columns(built):
+    edition, _, _, messages = built
+    rows = edition.rows
+    assert list(rows.columns[:len(ROW_COLUMNS)]) == list(ROW_COLUMNS)
+    assert set(EXTRA_COLUMNS) <= set(rows.columns) and "geometry" in rows.columns
+    assert rows["cvegeo"].tolist() == grid_boundaries()["cvegeo"].tolist()
+    assert rows.crs.to_epsg() == 4326
+    assert set(rows["level"]) <= set(LEVELS)
+    by = rows.set_index("cvegeo")
+    assert by.loc[EMPTY_MUN, "level"] == "sin_informacion"
+    assert by.loc[EMPTY_MUN, "n_records"] == 0 and by.loc[EMPTY_MUN, "children"] == 0
+    assert by.loc[SMALL_MUN, "level"] == "sin_informacion"
+    assert by.loc[SMALL_MUN, "n_records"] == 10
+    assert (by.drop([EMPTY_MUN, SMALL_MUN])["level"] != "sin_informacion").all()
+    assert len(messages) >= 4
+    assert list(edition.factors.columns) == list(FACTOR_COLUMNS)
+
+
+def test_coefficients_recover_truth(built):
+    card = built[0].card
+    for coef in card["coefficients"]:
+        assert abs(coef["estimate"] - TRUE_BETA[coef["name"]]) < 4 * coef["se"], coef
+    names = [c["name"] for c in card["coefficients"]]
+    assert names == ["intercept", *COVARIATES]
+    assert np.asarray(card["covariance"]).shape == (4, 4)
+    np.testing.assert_allclose(np.sqrt(np.diag(card["covariance"])),
+                               [c["se"] for c in card["coefficients"]], rtol=1e-9)
+    assert card["coefficients"][3]["label_es"] == "Jefatura en agricultura"
+    assert card["coefficients"][3]["domain"] == "trabajo"
+
+
+def test_probability_matches_hand_computation(built):
+    edition, _, census, _ = built
+    beta = np.array([c["estimate"] for c in edition.card["coefficients"]])
+    part = census[census["cvegeo"] == "01003"]
+    p = expit(beta[0] + part[list(COVARIATES)].to_numpy() @ beta[1:])
+    row = edition.rows.set_index("cvegeo").loc["01003"]
+    np.testing.assert_allclose(row["probability"], np.average(p, weights=part["weight"]))
+    np.testing.assert_allclose(row["children"], part["weight"].sum())
+    np.testing.assert_allclose(row["expected_child_labour"],
+                               row["probability"] * row["children"])
+    assert row["ci_low"] < row["probability"] < row["ci_high"]
+
+
+def test_card_contents(built):
+    edition, survey, census, _ = built
+    card = edition.card
+    json.dumps(card, allow_nan=False)
+    for key in ("edition", "created", "year", "kind", "vintage", "synthetic", "sources",
+                "spec", "n_survey", "n_census", "national_rate", "coefficients",
+                "covariance", "diagnostics", "rule", "level_counts", "attribution",
+                "limitations_es", "limitations_en", "design"):
+        assert key in card, key
+    assert card["kind"] == "modelled" and card["synthetic"] is True
+    assert card["created"].endswith("+00:00")
+    assert (card["n_survey"], card["n_census"]) == (len(survey), len(census))
+    np.testing.assert_allclose(card["national_rate"]["estimate"],
+                               np.average(survey["child_labour"], weights=survey["weight"]))
+    assert card["rule"]["id"] == "significance"
+    assert card["rule"]["parameters"]["min_records"] == 30
+    assert card["level_counts"] == edition.level_counts()
+    assert sum(card["level_counts"].values()) == 16
+    assert card["design"]["n_strata"] == 4 and card["design"]["n_psu"] == 40
+    assert {"auc", "cv_auc", "brier", "calibration"} <= set(card["diagnostics"])
+    assert 0.5 < card["diagnostics"]["auc"] < 1
+    assert card["attribution"]["es"].startswith("DATOS SINTÉTICOS")
+    assert card["spec"]["name"] == "test-small"
+
+
+def test_levels_follow_the_significance_rule(built):
+    edition = built[0]
+    rate = edition.card["national_rate"]["estimate"]
+    rows = edition.rows[edition.rows["level"] != "sin_informacion"]
+    expect = np.where(rows["ci_low"] > rate, "alto",
+                      np.where(rows["ci_high"] < rate, "bajo", "medio"))
+    assert rows["level"].tolist() == expect.tolist()
+    assert {"alto", "bajo"} <= set(rows["level"])  # agriculture share varies 0.05..0.8
+
+
+def test_ranks_and_top_factors(built):
+    rows = built[0].rows
+    ok = rows[rows["level"] != "sin_informacion"]
+    top = ok.loc[ok["probability"].idxmax()]
+    assert top["rank_national"] == 1
+    assert rows.loc[rows["level"] == "sin_informacion", "rank_national"].isna().all()
+    for _, part in ok.groupby("cve_ent"):
+        assert sorted(part["rank_state"]) == list(range(1, len(part) + 1))
+    # the municipality with the most agriculture has it among its risk factors
+    most = rows.set_index("cvegeo").loc["02014", "top_factors"]
+    assert "agric" in most.lower()
+
+
+def test_census_codes_outside_boundaries_are_an_error(inputs, spec):
+    from riskmap.pipeline import build_edition
+
+    survey = read_records(inputs["survey"], "survey", spec)
+    census = read_records(inputs["census"], "census", spec)
+    census.loc[5, "cvegeo"] = "09999"
+    with pytest.raises(InputError, match=r"census.csv, column 'cvegeo': 1 municipality code.*"
+                                         r"'09999' \(row 7\)"):
+        build_edition("x", survey, census, grid_boundaries(), spec, vintage="grid",
+                      year=None, sources=[], synthetic=True)
+
+
+# -- build_and_publish -------------------------------------------------------------------------
+@pytest.fixture
+def published(inputs, tmp_path):
+    from riskmap.pipeline import build_and_publish
+
+    data = tmp_path / "data"
+    build_and_publish(data, "2022", inputs["survey"], inputs["census"], inputs["boundaries"],
+                      spec_path=inputs["spec"], vintage="grid")
+    return data
+
+
+def test_build_and_publish_round_trip(published):
+    store = DataStore(published)
+    assert store.edition_names() == ["2022"]
+    assert store.vintage_names() == ["grid"]
+    ed = store.load_edition("2022")
+    assert len(ed.rows) == 16 and ed.card["year"] == 2022
+    assert ed.card["sources"] == ["survey.csv", "census.csv", "boundaries.geojson"]
+    assert ed.card["synthetic"] is False
+    assert ed.card["attribution"]["es"].startswith("Fuente: INEGI")
+    assert len(store.load_vintage("grid", layer="estados")) == 2
+
+
+def test_injected_factor_failure_leaves_published_editions_intact(published, inputs,
+                                                                   monkeypatch):
+    import riskmap.factors
+    from riskmap.pipeline import build_and_publish
+
+    before = tree_hashes(published)
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(riskmap.factors, "factor_contributions", boom)
+    for name in ("2022", "2023"):
+        with pytest.raises(RuntimeError, match="injected"):
+            build_and_publish(published, name, inputs["survey"], inputs["census"],
+                              inputs["boundaries"], spec_path=inputs["spec"], vintage="grid")
+    assert tree_hashes(published) == before
+
+
+def test_injected_writer_failure_leaves_published_editions_intact(published, inputs,
+                                                                   monkeypatch):
+    import riskmap.store
+    from riskmap.pipeline import build_and_publish
+
+    before = tree_hashes(published)
+    real = riskmap.store.pyogrio.write_dataframe
+
+    def fail_on_factors(df, path, layer=None, **kwargs):
+        if layer == "factores":
+            raise OSError("disk full (injected)")
+        return real(df, path, layer=layer, **kwargs)
+
+    monkeypatch.setattr(riskmap.store.pyogrio, "write_dataframe", fail_on_factors)
+    with pytest.raises(OSError, match="injected"):
+        build_and_publish(published, "2022", inputs["survey"], inputs["census"],
+                          inputs["boundaries"], spec_path=inputs["spec"], vintage="grid")
+    assert tree_hashes(published) == before
+
+
+def test_vintage_name_clash_is_an_error(published, inputs, tmp_path):
+    from riskmap.pipeline import build_and_publish
+
+    other = grid_boundaries().iloc[:15]
+    path = tmp_path / "fewer.geojson"
+    other.to_file(path, driver="GeoJSON")
+    before = tree_hashes(published)
+    with pytest.raises(InputError, match="vintage 'grid' is already stored"):
+        build_and_publish(published, "2024", inputs["survey"], inputs["census"], path,
+                          spec_path=inputs["spec"], vintage="grid")
+    assert tree_hashes(published) == before
