@@ -1,1 +1,175 @@
-"""Commands of this area; see riskmap.cli."""
+"""Core commands: ``demo``, ``build``, ``export`` and ``show``.
+
+Progress goes to stderr as one line per step (``[  3.2s] fitting the model...``), so stdout
+stays clean for ``show``'s JSON. Warnings (poor input with a documented fallback, e.g. a
+stratum with one PSU) print as one ``riskmap: warning: ...`` line each.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from contextlib import contextmanager
+
+import click
+
+from ..edition import LEVELS
+from ..errors import InputError
+from . import cli, data_dir_option, resolve_data_dir
+
+
+def _progress():
+    """A progress callable printing elapsed time and the step on stderr."""
+    start = time.monotonic()
+
+    def say(message: str) -> None:
+        click.echo(f"[{time.monotonic() - start:6.1f}s] {message}", err=True)
+
+    return say
+
+
+@contextmanager
+def _warnings_as_lines():
+    """Show each warning once, as one line, without source file and line number."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        click.echo(f"riskmap: warning: {message}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        # GDAL's notice about the temporary name of an atomically written GeoPackage
+        # (".name.gpkg.xxxx.tmp") says nothing about the user's data.
+        warnings.filterwarnings("ignore", message=r".*(non conformant file extension|"
+                                r"filename extension should be 'gpkg')", category=RuntimeWarning)
+        warnings.showwarning = show
+        yield
+
+
+@contextmanager
+def _os_errors_as_input():
+    """Turn a file-system error (permission, missing folder, disk full) into one line."""
+    try:
+        yield
+    except OSError as exc:
+        where = exc.filename if exc.filename is not None else None
+        raise InputError(exc.strerror or str(exc), file=where) from None
+
+
+def _level_counts(store, name) -> dict:
+    card = store.load_card(name)
+    counts = card.get("level_counts")
+    if not counts:
+        counts = store.load_edition(name).level_counts()
+    return {lev: int(counts.get(lev, 0)) for lev in LEVELS}
+
+
+def _summary(store) -> list[str]:
+    lines = []
+    for name in store.edition_names():
+        counts = _level_counts(store, name)
+        lines.append(f"{name:<12} " + "  ".join(f"{lev} {counts[lev]:>5}" for lev in LEVELS))
+    return lines
+
+
+@cli.command()
+@data_dir_option
+@click.option("--seed", type=int, default=None,
+              help="Random seed of the synthetic country (default: the demo_seed setting).")
+def demo(data_dir, seed):
+    """Build the synthetic demonstration atlas end to end."""
+    from ..demo import build_demo
+    from ..settings import resolve
+    from ..store import DataStore
+
+    data_dir = resolve_data_dir(data_dir)
+    seed = resolve()["demo_seed"] if seed is None else seed
+    with _warnings_as_lines(), _os_errors_as_input():
+        build_demo(data_dir, seed, progress=_progress())
+    click.echo(f"synthetic demo atlas in {data_dir} (seed {seed}); editions and level counts:")
+    for line in _summary(DataStore(data_dir)):
+        click.echo("  " + line)
+
+
+def _parse_rasters(values) -> dict:
+    out = {}
+    for item in values:
+        name, sep, path = item.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise click.BadParameter(f"expected NAME=FILE, got {item!r}", param_hint="--raster")
+        if name.strip() in out:
+            raise click.BadParameter(f"{name.strip()!r} given twice", param_hint="--raster")
+        out[name.strip()] = path.strip()
+    return out
+
+
+@cli.command()
+@click.option("--edition", "name", required=True, help="Edition name, e.g. 2023.")
+@click.option("--survey", required=True, type=click.Path(dir_okay=False),
+              help="Harmonised survey records (CSV or Parquet).")
+@click.option("--census", required=True, type=click.Path(dir_okay=False),
+              help="Harmonised census records (CSV or Parquet).")
+@click.option("--boundaries", required=True, type=click.Path(dir_okay=False),
+              help="Municipal boundaries (Shapefile, GeoPackage, GeoJSON; any CRS).")
+@click.option("--spec", type=click.Path(dir_okay=False), default=None,
+              help="Model spec TOML (default models/mirti.toml).")
+@click.option("--raster", "rasters", multiple=True, metavar="NAME=FILE",
+              help="Raster for a territorial covariate of the spec (repeatable).")
+@click.option("--vintage", default=None,
+              help="Geography vintage name (default: the boundary file's name).")
+@click.option("--year", type=int, default=None, help="Reference year of the edition.")
+@click.option("--source", "sources", multiple=True,
+              help="Data source for the attribution (repeatable; default: the file names).")
+@click.option("--synthetic", is_flag=True, help="Mark the edition as synthetic demo data.")
+@click.option("--min-records", type=click.IntRange(min=1), default=None,
+              help="Minimum census child records to classify a municipality "
+                   "(default: the min_records setting).")
+@data_dir_option
+def build(name, survey, census, boundaries, spec, rasters, vintage, year, sources, synthetic,
+          min_records, data_dir):
+    """Fit, score, classify and publish one edition."""
+    from ..pipeline import build_and_publish
+    from ..settings import resolve
+
+    data_dir = resolve_data_dir(data_dir)
+    min_records = resolve()["min_records"] if min_records is None else min_records
+    with _warnings_as_lines(), _os_errors_as_input():
+        edition = build_and_publish(data_dir, name, survey, census, boundaries,
+                                    spec_path=spec, rasters=_parse_rasters(rasters),
+                                    vintage=vintage, year=year, progress=_progress(),
+                                    sources=list(sources) or None, synthetic=synthetic,
+                                    min_records=min_records)
+    counts = edition.level_counts()
+    click.echo(f"published edition {edition.name} ({len(edition.rows)} municipalities): "
+               + ", ".join(f"{lev} {counts[lev]}" for lev in LEVELS))
+
+
+@cli.command()
+@click.option("--edition", "name", required=True, help="Edition name.")
+@click.option("--format", "fmt", required=True, metavar="csv|xlsx|geojson|gpkg|shp",
+              help="Output format (shp writes a zip).")
+@click.option("--state", default=None, help="Only this state (2-digit code, e.g. 07).")
+@click.option("--level", default=None, help="Only this level: " + ", ".join(LEVELS) + ".")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Output file.")
+@data_dir_option
+def export(name, fmt, state, level, output, data_dir):
+    """Export an edition's municipal results (same filters as the API)."""
+    from ..export import export_edition, normalise_format
+    from ..store import DataStore
+
+    normalise_format(fmt)  # an unknown format fails before the edition is read
+    edition = DataStore(resolve_data_dir(data_dir)).load_edition(name)
+    with _os_errors_as_input():
+        path = export_edition(edition, fmt, output, state=state, level=level)
+    click.echo(f"wrote {path}", err=True)
+
+
+@cli.command()
+@click.option("--edition", "name", required=True, help="Edition name.")
+@data_dir_option
+def show(name, data_dir):
+    """Print the edition's model card (JSON)."""
+    from ..store import DataStore
+
+    card = DataStore(resolve_data_dir(data_dir)).load_card(name)
+    click.echo(json.dumps(card, ensure_ascii=False, indent=2))

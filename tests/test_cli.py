@@ -1,0 +1,123 @@
+"""The core command line: build, show, export, demo (through riskmap.cli.main)."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import openpyxl
+import pandas as pd
+import pyogrio
+import pytest
+
+from riskmap.cli import main
+from riskmap.edition import ROW_COLUMNS
+from riskmap.store import DataStore
+from test_pipeline import write_inputs
+
+
+def run(argv, capsys):
+    """Run the CLI; return (exit code, stdout, stderr)."""
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+def build_args(paths, data, edition="2023", *extra):
+    return ["build", "--edition", edition, "--survey", paths["survey"], "--census",
+            paths["census"], "--boundaries", paths["boundaries"], "--spec", paths["spec"],
+            "--vintage", "grid", "--data-dir", data, *extra]
+
+
+@pytest.fixture(scope="module")
+def atlas(tmp_path_factory):
+    """A data directory with edition 2023 built through the CLI (read-only for tests)."""
+    root = tmp_path_factory.mktemp("cli")
+    paths = write_inputs(root / "in")
+    data = root / "data"
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in build_args(paths, data, "2023", "--source", "ENTI 2022",
+                                          "--source", "Censo 2020", "--synthetic")])
+    assert exc.value.code == 0
+    return data
+
+
+def test_build_prints_steps_and_summary(tmp_path, capsys):
+    paths = write_inputs(tmp_path / "in", seed=3)
+    code, out, err = run(build_args(paths, tmp_path / "data", "2019"), capsys)
+    assert code == 0, err
+    assert out.startswith("published edition 2019 (16 municipalities): alto ")
+    steps = err.strip().splitlines()
+    assert len(steps) >= 5 and all(s.startswith("[") for s in steps)
+    assert "fitting the model" in err and "Traceback" not in err
+    card = DataStore(tmp_path / "data").load_card("2019")
+    assert card["year"] == 2019 and card["synthetic"] is False
+
+
+def test_show_prints_the_card(atlas, capsys):
+    code, out, err = run(["show", "--edition", "2023", "--data-dir", atlas], capsys)
+    assert code == 0
+    card = json.loads(out)
+    assert card["edition"] == "2023" and card["kind"] == "modelled"
+    assert card["sources"] == ["ENTI 2022", "Censo 2020"] and card["synthetic"] is True
+    assert [c["name"] for c in card["coefficients"]][0] == "intercept"
+
+
+def test_show_uses_data_dir_setting(atlas, capsys, monkeypatch):
+    monkeypatch.setenv("RISKMAP_DATA_DIR", str(atlas))
+    code, out, _ = run(["show", "--edition", "2023"], capsys)
+    assert code == 0 and json.loads(out)["edition"] == "2023"
+
+
+@pytest.mark.parametrize("fmt, name", [("csv", "o.csv"), ("xlsx", "o.xlsx"),
+                                       ("geojson", "o.geojson"), ("gpkg", "o.gpkg"),
+                                       ("shp", "o.zip")])
+def test_export_every_format(atlas, tmp_path, capsys, fmt, name):
+    target = tmp_path / name
+    code, _, err = run(["export", "--edition", "2023", "--format", fmt, "--state", "02",
+                        "-o", target, "--data-dir", atlas], capsys)
+    assert code == 0, err
+    if fmt == "csv":
+        df = pd.read_csv(target, encoding="utf-8-sig", dtype={"cvegeo": str, "cve_ent": str})
+        assert list(df.columns[:len(ROW_COLUMNS)]) == list(ROW_COLUMNS)
+        assert len(df) == 8 and set(df["cve_ent"]) == {"02"}
+        assert df["nom_ent"].iloc[0] == "Estado Peñón"
+    elif fmt == "xlsx":
+        assert openpyxl.load_workbook(target)["municipios"].max_row == 9
+    elif fmt == "shp":
+        assert "LEEME.txt" in zipfile.ZipFile(target).namelist()
+    else:
+        assert len(pyogrio.read_dataframe(target, layer=0)) == 8
+
+
+def test_export_level_filter(atlas, tmp_path, capsys):
+    target = tmp_path / "alto.csv"
+    code, _, _ = run(["export", "--edition", "2023", "--format", "CSV", "--level", "alto",
+                      "-o", target, "--data-dir", atlas], capsys)
+    assert code == 0
+    levels = pd.read_csv(target, encoding="utf-8-sig")["level"]
+    expected = DataStore(atlas).load_card("2023")["level_counts"]["alto"]
+    assert len(levels) == expected > 0 and set(levels) == {"alto"}
+
+
+def test_demo_command_calls_builder_and_summarises(atlas, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    import riskmap.demo
+
+    calls = []
+
+    def fake_build_demo(data_dir, seed, progress=None):
+        calls.append((str(data_dir), seed))
+        progress("building")
+        shutil.copytree(atlas, data_dir)
+
+    monkeypatch.setattr(riskmap.demo, "build_demo", fake_build_demo, raising=False)
+    data = tmp_path / "demo"
+    code, out, err = run(["demo", "--data-dir", data, "--seed", 7], capsys)
+    assert code == 0, err
+    assert calls == [(str(data), 7)]
+    counts = DataStore(atlas).load_card("2023")["level_counts"]
+    assert f"alto {counts['alto']:>5}" in out and out.splitlines()[1].strip().startswith("2023")
+    assert "building" in err
