@@ -247,7 +247,7 @@ def _domain_labels(lang: str) -> dict:
         return {}
 
 
-def factor_bars(factors: list[dict], lang: str, domains: dict, width: int = 560) -> dict:
+def factor_bars(factors: list[dict], lang: str, domains: dict, width: int = 680) -> dict:
     """Geometry of the factor-contribution bar chart (drawn as inline SVG by the template).
 
     Parameters
@@ -268,7 +268,7 @@ def factor_bars(factors: list[dict], lang: str, domains: dict, width: int = 560)
     """
     items = [f for f in factors if f.get("contribution") is not None]
     items.sort(key=lambda f: -f["contribution"])
-    label_w, bar_h, gap, top = 190, 18, 8, 10
+    label_w, bar_h, gap, top = 300, 18, 8, 10
     plot_w = width - label_w - 70
     vmax = max((abs(f["contribution"]) for f in items), default=0.0) or 1.0
     lo = min(0.0, min((f["contribution"] for f in items), default=0.0))
@@ -358,7 +358,7 @@ def calibration_plot(table: list[dict], size: int = 300) -> dict | None:
         return None
     pad = 40
     top = max(max(p for p, _, _ in pts), max(o for _, o, _ in pts))
-    top = math.ceil(top * 10 + 1e-9) / 10 if top > 0 else 0.1
+    top = math.ceil(top * 10 - 1e-9) / 10 if top > 0 else 0.1
     inner = size - 2 * pad
 
     def sx(v):

@@ -140,7 +140,7 @@
     if (spec.selected && this.byCode[spec.selected]) {
       this.select(spec.selected, spec.zoomToSelected);
     } else if (spec.fit !== false && feats.length) {
-      this.map.fitBounds(this.geo.getBounds(), { padding: [8, 8] });
+      this.map.fitBounds(this.geo.getBounds(), { padding: [12, 12], animate: false });
     }
   };
   MapView.prototype.restyle = function () {
@@ -153,7 +153,7 @@
     var lyr = this.byCode[code];
     if (lyr) {
       lyr.bringToFront();
-      if (zoom) { this.map.fitBounds(lyr.getBounds(), { maxZoom: 9, padding: [40, 40] }); }
+      if (zoom) { this.map.fitBounds(lyr.getBounds(), { maxZoom: 9, padding: [60, 60], animate: false }); }
     }
   };
 
@@ -204,9 +204,9 @@
     stateSel.addEventListener('change', function () {
       var st = cfg.states[stateSel.value];
       if (st && views[0]) {
-        views[0].map.fitBounds(st.bounds, { padding: [10, 10] });
+        views[0].map.fitBounds(st.bounds, { padding: [10, 10], animate: false });
       } else if (views[0] && views[0].geo) {
-        views[0].map.fitBounds(views[0].geo.getBounds());
+        views[0].map.fitBounds(views[0].geo.getBounds(), { animate: false });
       }
       setParam('estado', stateSel.value);
     });

@@ -1,0 +1,379 @@
+"""HTML pages over the small fake atlas: every route in Spanish and English, escaping of a
+hostile municipality name, no request to another host, permalinks, bad parameters, exports."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from webdata import EVIL_NAME, build_fake_atlas
+
+ESCAPED_EVIL = "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; O&#39;Brien &#34;Q&#34;"
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return build_fake_atlas(tmp_path_factory.mktemp("web-atlas"))
+
+
+@pytest.fixture(scope="module")
+def app(data_dir):
+    from riskmap.web import create_app
+
+    return create_app({"data_dir": str(data_dir), "auto_demo": False, "TESTING": True})
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+def _has_module(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+needs_targeting = pytest.mark.skipif(not _has_module("riskmap.targeting"),
+                                     reason="riskmap.targeting not available yet")
+needs_compare = pytest.mark.skipif(not _has_module("riskmap.compare"),
+                                   reason="riskmap.compare not available yet")
+
+#: (path, Spanish text, English text) that each page must show.
+PAGES = [
+    ("/", "Riesgo de trabajo infantil por municipio", "Child labour risk by municipality"),
+    ("/?edicion=2017&capa=probabilidad", "edición 2017", "edition 2017"),
+    ("/estado/22", "Querétaro", "Download this state"),
+    ("/municipio/22001", "Factores asociados", "Associated factors"),
+    ("/municipio/22011", "Historia entre ediciones", "History across editions"),
+    ("/metodologia", "Cómo se asigna el nivel de riesgo", "How the risk level is assigned"),
+    pytest.param("/focalizacion", "Focalización de inspecciones", "Inspection targeting",
+                 marks=needs_targeting),
+    pytest.param("/comparar?a=2017&b=2023", "Comparar ediciones", "Compare editions",
+                 marks=needs_compare),
+]
+
+
+@pytest.mark.parametrize("path,text_es,text_en", PAGES)
+@pytest.mark.parametrize("lang", ["es", "en"])
+def test_page_renders(client, path, text_es, text_en, lang):
+    sep = "&" if "?" in path else "?"
+    r = client.get(f"{path}{sep}lang={lang}")
+    assert r.status_code == 200
+    assert r.content_type == "text/html; charset=utf-8"
+    html = r.get_data(as_text=True)
+    assert f'<html lang="{lang}">' in html
+    assert (text_es if lang == "es" else text_en) in html
+    assert "Demostración con datos sintéticos" in html if lang == "es" else \
+        "Synthetic demonstration data" in html
+
+
+def _pages_with_map():
+    return ["/", "/estado/22", "/municipio/22006"]
+
+
+@pytest.mark.parametrize("path", ["/estado/22", "/municipio/22006", "/municipio/22005",
+                                  "/?q=brien", "/?sel=22006"])
+def test_hostile_name_is_escaped(client, path):
+    html = client.get(path).get_data(as_text=True)
+    assert EVIL_NAME not in html
+    assert '<script>alert("x")' not in html
+    assert ESCAPED_EVIL in html
+
+
+@pytest.mark.parametrize("path", _pages_with_map())
+def test_embedded_json_cannot_break_out(client, path):
+    html = client.get(path).get_data(as_text=True)
+    match = re.search(r'<script type="application/json" id="riskmap-config">(.*?)</script>',
+                      html, re.S)
+    assert match, "page carries its map configuration"
+    body = match.group(1)
+    assert "<" not in body and ">" not in body  # |tojson escapes them as \u003c
+    config = json.loads(body)
+    assert config["maps"][0]["geometry"].startswith("/api/v1/geometria/")
+    # The geometry itself is fetched once from the cached endpoint, never embedded.
+    assert "coordinates" not in html
+
+
+EXTERNAL = re.compile(r'''(?:src|href|action)\s*=\s*["']?\s*(?:https?:)?//''', re.I)
+CDN_HOSTS = ("cdn.jsdelivr.net", "code.jquery.com", "cdnjs.cloudflare.com", "bootstrapcdn",
+             "unpkg.com", "openstreetmap", "googleapis")
+
+
+@pytest.mark.parametrize("path", ["/", "/estado/22", "/municipio/22006", "/metodologia",
+                                  "/municipio/99999", "/?capa=nope"])
+def test_pages_reference_no_other_host(client, path):
+    html = client.get(path).get_data(as_text=True)
+    assert not EXTERNAL.search(html), EXTERNAL.search(html)
+    for host in CDN_HOSTS:
+        assert host not in html
+
+
+def test_own_assets_reference_no_host(client):
+    for path in ("/static/js/riskmap.js", "/static/css/riskmap.css", "/static/favicon.svg"):
+        r = client.get(path)
+        assert r.status_code == 200
+        text = r.get_data(as_text=True)
+        urls = [u for u in re.findall(r"https?://[^\s'\")]+", text)
+                if u != "http://www.w3.org/2000/svg"]  # an XML namespace, not a request
+        assert urls == [], path
+
+
+def test_leaflet_served_locally(client):
+    r = client.get("/assets/leaflet/leaflet.js", headers={"Accept-Encoding": "gzip"})
+    assert r.status_code == 200
+    assert r.headers["Content-Encoding"] == "gzip"
+    js = gzip.decompress(r.data).decode()
+    assert "Leaflet 1.9.4" in js[:400] or '"1.9.4"' in js
+    # Leaflet only names hosts in its attribution link and the SVG namespace; it fetches none.
+    assert set(re.findall(r"https?://[^\s'\")]+", js)) <= {"http://www.w3.org/2000/svg",
+                                                          "https://leafletjs.com"}
+    assert client.get("/assets/leaflet/leaflet.css").status_code == 200
+    assert client.get("/assets/leaflet/images/layers.png").status_code == 200
+    assert client.get("/assets/leaflet/leaflet-src.js.map").status_code == 404
+    assert client.get("/assets/leaflet/../../__init__.py").status_code == 404
+
+
+def test_folium_map_without_cdn(client):
+    html = client.get("/").get_data(as_text=True)
+    assert "L.map(" in html and '"preferCanvas": true' in html
+    assert "leaflet@1.9.3" not in html and "bootstrap" not in html.lower()
+    assert "/assets/leaflet/leaflet.js" in html
+
+
+def test_security_headers_and_nonce(client):
+    r = client.get("/")
+    csp = r.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "http" not in csp
+    nonce = re.search(r"'nonce-([^']+)'", csp).group(1)
+    html = r.get_data(as_text=True)
+    inline = re.findall(r"<script(?![^>]*\bsrc=)([^>]*)>", html)
+    # Every inline script is either data (application/json) or carries the nonce.
+    for attrs in inline:
+        assert 'type="application/json"' in attrs or f'nonce="{nonce}"' in attrs
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_tile_url_enables_tiles_and_csp_host(data_dir):
+    from riskmap.web import create_app
+
+    app = create_app({"data_dir": str(data_dir), "auto_demo": False,
+                      "tile_url": "https://tiles.example.org/{z}/{x}/{y}.png",
+                      "tile_attribution": "Tiles: example"})
+    r = app.test_client().get("/")
+    assert "https://tiles.example.org" in r.headers["Content-Security-Policy"]
+    assert "tiles.example.org/{z}/{x}/{y}.png" in r.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("method", ["post", "put", "delete", "patch"])
+def test_read_only(client, method):
+    r = getattr(client, method)("/")
+    assert r.status_code == 405
+
+
+def test_language_choice_order(app):
+    c = app.test_client()
+    assert '<html lang="es">' in c.get("/metodologia").get_data(as_text=True)
+    assert '<html lang="en">' in c.get("/metodologia",
+                                       headers={"Accept-Language": "en-GB,en;q=0.8"}).get_data(as_text=True)
+    r = c.get("/metodologia?lang=en")
+    assert "lang=en" in r.headers["Set-Cookie"]
+    # The cookie now carries the choice; ?lang still wins over it.
+    assert '<html lang="en">' in c.get("/metodologia").get_data(as_text=True)
+    assert '<html lang="es">' in c.get("/metodologia?lang=es").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path,needle", [
+    ("/?capa=altura", "nivel, probabilidad, esperados, incertidumbre"),
+    ("/?edicion=1999", "2017, 2023"),
+    ("/?estado=99", "07, 12, 22, 30"),
+    ("/?sel=abc", "sel"),
+    ("/estado/22?capa=x", "nivel, probabilidad"),
+    ("/metodologia?edicion=x", "2017, 2023"),
+])
+def test_bad_parameter_is_400_listing_allowed(client, path, needle):
+    r = client.get(path)
+    assert r.status_code == 400
+    assert needle in r.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", ["/estado/99", "/municipio/99999", "/municipio/abc"])
+def test_unknown_code_is_helpful_404(client, path):
+    r = client.get(path)
+    assert r.status_code == 404
+    html = r.get_data(as_text=True)
+    assert 'type="search"' in html  # the 404 page offers a search box
+
+
+def test_permalink_state_is_restored(client):
+    html = client.get("/?edicion=2017&capa=probabilidad&estado=22&sel=22006").get_data(as_text=True)
+    assert '<option value="probabilidad" selected>' in html
+    assert '<option value="22" selected>' in html
+    assert '<option value="2017" selected>' in html
+    config = json.loads(re.search(r'id="riskmap-config">(.*?)</script>', html, re.S).group(1))
+    spec = config["maps"][0]
+    assert spec["layer"] == "probabilidad" and spec["selected"] == "22006"
+    assert spec["geometry"].endswith("/2015.geojson")  # edition 2017 is on vintage 2015
+    assert ESCAPED_EVIL in html  # the selected municipality's card
+
+
+def test_level_counts_match_the_edition(client, data_dir):
+    from riskmap.store import DataStore
+
+    rows = DataStore(data_dir).load_edition("2023").rows
+    html = client.get("/?lang=es").get_data(as_text=True)
+    for level, label in (("alto", "Alto"), ("bajo", "Bajo"), ("sin_informacion", "Sin información")):
+        n = int((rows["level"] == level).sum())
+        assert f'<div class="count {level}"><b>{n}</b>{label}</div>' in html
+
+
+def test_search_is_accent_insensitive(client):
+    html = client.get("/?q=penon").get_data(as_text=True)
+    assert "Peñón Blanco" in html and "22003" in html
+    html = client.get("/?q=zzzz").get_data(as_text=True)
+    assert "Ningún municipio coincide" in html
+
+
+def test_municipality_card_content(client, data_dir):
+    from riskmap.store import DataStore
+
+    row = DataStore(data_dir).load_edition("2023").rows.set_index("cvegeo").loc["22001"]
+    html = client.get("/municipio/22001?lang=es").get_data(as_text=True)
+    assert f"{row['probability'] * 100:.1f} %" in html
+    assert f"{row['ci_low'] * 100:.1f} %" in html and f"{row['ci_high'] * 100:.1f} %" in html
+    assert f"{int(row['children']):,}" in html
+    assert "<svg" in html and "<rect" in html  # factor bars, server-side SVG
+    # Neighbours of the grid square 22001: 22002 (east, after the split: 22011) and rows around.
+    assert "/municipio/22011" in html
+
+
+def test_new_municipality_history_uses_parent(client):
+    html = client.get("/municipio/22011?lang=es").get_data(as_text=True)
+    assert "22001" in html and "aún no existía" in html
+
+
+def test_methodology_shows_model_card(client, data_dir):
+    from riskmap.store import DataStore
+
+    card = DataStore(data_dir).load_card("2023")
+    html = client.get("/metodologia?lang=es").get_data(as_text=True)
+    male = next(c for c in card["coefficients"] if c["name"] == "male")
+    assert f"{male['odds_ratio']:.3f}" in html and f"{male['se']:.3f}" in html
+    assert "0.780" in html and "0.760" in html  # AUC, CV AUC
+    assert html.count("<circle") == len(card["diagnostics"]["calibration"])
+    assert "Limitaciones" in html
+
+
+def test_imported_edition_pages(tmp_path):
+    from riskmap.web import create_app
+
+    path = build_fake_atlas(tmp_path / "d", imported_2023=True)
+    c = create_app({"data_dir": str(path), "auto_demo": False}).test_client()
+    assert c.get("/metodologia?lang=es").status_code == 200
+    html = c.get("/municipio/22001?lang=es").get_data(as_text=True)
+    assert "no incluye factores asociados" in html
+
+
+# -- helpers: formatting, map tables, charts ---------------------------------------------------
+def test_number_formats(app):
+    from riskmap.web.pages import num, pct
+
+    with app.test_request_context("/?lang=es"):
+        assert pct(0.1234) == "12.3 %" and num(1234567) == "1,234,567"
+        assert pct(None) == "–" and pct(float("nan")) == "–"
+    with app.test_request_context("/?lang=en"):
+        assert pct(0.1234) == "12.3%" and num(1234.56, 1) == "1,234.6"
+
+
+def test_layer_table_classes_and_legend():
+    from riskmap.web import maps
+
+    rows = pd.DataFrame({
+        "cvegeo": [f"01{i:03d}" for i in range(10)],
+        "level": ["alto"] * 3 + ["medio"] * 3 + ["bajo"] * 3 + ["sin_informacion"],
+        "probability": [0.3, 0.25, 0.2, 0.15, 0.12, 0.1, 0.05, 0.04, 0.03, np.nan],
+        "ci_low": [0.2] * 9 + [np.nan], "ci_high": [0.35] * 9 + [np.nan],
+        "children": [100] * 10,
+        "expected_child_labour": [30, 25, 20, 15, 12, 10, 5, 4, 3, np.nan]})
+    values, legends = maps.layer_table(rows)
+    assert values["01009"][0] == "sin_informacion" and values["01009"][6] == -1
+    assert values["01009"][1] is None
+    assert values["01000"][6] == len(legends["probabilidad"]) - 2  # highest class
+    assert values["01008"][6] == 0
+    for layer in ("probabilidad", "esperados"):
+        counts = [i["count"] for i in legends[layer]]
+        assert sum(counts) == 10 and legends[layer][-1]["count"] == 1
+    assert [i["count"] for i in legends["nivel"]] == [3, 3, 3, 1]
+    assert legends["nivel"][-1]["colour"] == maps.NO_DATA_COLOUR
+
+
+def test_classify_by_upper_bounds():
+    from riskmap.web.maps import class_breaks, classify
+
+    np.testing.assert_array_equal(classify([0.1, 0.2, 0.3, np.nan], [0.15, 0.3]), [0, 1, 1, -1])
+    assert class_breaks([np.nan, np.nan]) == []
+    np.testing.assert_allclose(class_breaks(np.arange(1, 11), k=5), [2.8, 4.6, 6.4, 8.2, 10.0])
+
+
+def test_build_map_has_no_cdn_and_optional_tiles():
+    from riskmap.web.maps import build_map
+
+    parts = build_map("x1")
+    assert parts.name == "map_x1" and 'id="map_x1"' in parts.html
+    assert "https://" not in parts.script + parts.html and "tileLayer" not in parts.script
+    tiled = build_map("x2", tile_url="https://t.example/{z}/{x}/{y}.png", tile_attribution="T")
+    assert "tileLayer" in tiled.script and "t.example" in tiled.script
+
+
+def test_factor_bars_geometry():
+    from riskmap.web.pages import factor_bars
+
+    bars = factor_bars([{"covariate": "a", "label_es": "A", "domain": "trabajo", "contribution": 0.5},
+                        {"covariate": "b", "label_es": "B", "domain": "educacion", "contribution": -0.25}],
+                       "es", {"trabajo": "Trabajo"})
+    right, left = bars["bars"]
+    assert right["positive"] and right["x"] == bars["zero"]
+    assert not left["positive"] and left["x"] + left["w"] == pytest.approx(bars["zero"], abs=0.2)
+    assert right["w"] == pytest.approx(2 * left["w"], rel=0.01)
+    assert right["domain"] == "Trabajo" and left["domain"] == "educacion"
+
+
+def test_calibration_plot_geometry():
+    from riskmap.web.pages import calibration_plot
+
+    plot = calibration_plot([{"predicted": 0.0, "observed": 0.0}, {"predicted": 0.2, "observed": 0.1}])
+    assert plot["max"] == pytest.approx(0.2)
+    first, second = plot["points"]
+    assert (first["x"], first["y"]) == (plot["pad"], plot["size"] - plot["pad"])
+    assert second["x"] == plot["size"] - plot["pad"]  # at the axis maximum
+    assert second["y"] == pytest.approx((plot["size"] - plot["pad"] + plot["pad"]) / 2, abs=0.1)
+    assert calibration_plot([]) is None
+
+
+# -- targeting ---------------------------------------------------------------------------------
+@needs_targeting
+def test_targeting_exports_match_the_table(client):
+    query = "edicion=2023&visitas=50&q=0.1&criterio=conteo&niveles=alto&niveles=medio&enviado=1"
+    html = client.get(f"/focalizacion?{query}&lang=es").get_data(as_text=True)
+    n_rows = html.count("<tr>") - 1  # minus the header row
+    csv = client.get(f"/focalizacion.csv?{query}&lang=es")
+    assert csv.status_code == 200 and csv.content_type.startswith("text/csv")
+    table = pd.read_csv(io.StringIO(csv.get_data(as_text=True).lstrip("\ufeff")), dtype=str)
+    assert len(table) == n_rows > 0
+    assert table["Visitas"].astype(int).sum() == 50
+    xlsx = client.get(f"/focalizacion.xlsx?{query}&lang=es")
+    sheet = pd.read_excel(io.BytesIO(xlsx.data), sheet_name="focalizacion", dtype=str)
+    assert list(sheet.columns) == list(table.columns) and len(sheet) == n_rows
+
+
+@needs_targeting
+@pytest.mark.parametrize("query", ["visitas=0", "visitas=abc", "q=0", "q=2", "criterio=x",
+                                   "niveles=rojo", "estados=99"])
+def test_targeting_rejects_bad_form_values(client, query):
+    assert client.get(f"/focalizacion?{query}").status_code == 400
