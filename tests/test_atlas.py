@@ -141,14 +141,14 @@ def test_history_change_significance_follows_method(atlas):
     assert hist[0]["change"] is None
     sd = math.sqrt(a["se"] ** 2 + b["se"] ** 2)
     assert_allclose([change["diff"], change["sd"]], [b["probability"] - a["probability"], sd])
-    assert change["significant"] == (abs(change["diff"]) > 1.959964 * sd)
-    assert change["direction"] == ("decrease" if change["significant"] else "none")
+    assert change["significant"] == (abs(change["diff"]) > 1.96 * sd)
+    assert change["direction"] == ("disminucion" if change["significant"] else "sin_cambio")
     # Every change across the atlas obeys the same rule.
     for code in atlas.rows("2023")["cvegeo"]:
         for h in atlas.history(code):
             c = h["change"]
             if c is not None:
-                assert c["significant"] == (abs(c["diff"]) > 1.959964 * c["sd"])
+                assert c["significant"] == (abs(c["diff"]) > 1.96 * c["sd"])
 
 
 def test_history_unknown_code(atlas):
@@ -202,11 +202,21 @@ def test_geometry_is_gzipped_geojson_with_etag(atlas):
         atlas.geometry("1990")
 
 
-def test_comparison_and_targeting_delegate(atlas):
+def test_comparison_delegates_and_is_cached(atlas):
     pytest.importorskip("riskmap.compare")
-    pytest.importorskip("riskmap.targeting")
     comparison = atlas.comparison("2017", "2023")
-    assert atlas.comparison("2017", "2023") is comparison  # cached
+    assert atlas.comparison("2017", "2023") is comparison
+    changes = comparison.changes.set_index("cvegeo")
+    assert changes.at["22011", "derived_from"] == "22001"
+    # The per-municipality history agrees with the library's comparison.
+    for code in ("22006", "07001", "30005"):
+        mine = atlas.history(code)[1]["change"]
+        assert mine["direction"] == changes.at[code, "change"]
+        assert_allclose(mine["diff"], changes.at[code, "diff"])
+
+
+def test_targeting_validates_and_delegates(atlas):
+    pytest.importorskip("riskmap.targeting")
     worklist = atlas.targeting("2023", 100, 0.1, ["22"], ["alto", "medio"], "conteo")
     assert len(worklist) > 0
     with pytest.raises(BadParameter, match="allowed: 07, 12, 22, 30"):

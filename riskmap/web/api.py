@@ -242,11 +242,9 @@ def comparison_payload(comparison) -> dict:
     else:
         data = jsonable(comparison)
     data = jsonable(data)
-    if isinstance(data, dict):
-        # The per-municipality table is what the CSV gives; keep the JSON summary small.
-        for key in ("changes", "table", "rows"):
-            if isinstance(data.get(key), list) and len(data[key]) > 50:
-                data[key + "_count"] = len(data.pop(key))
+    if isinstance(data, dict) and isinstance(data.get("changes"), list):
+        # The per-municipality table is what ?formato=csv gives; the JSON stays a summary.
+        data["changes_count"] = len(data.pop("changes"))
     return data
 
 

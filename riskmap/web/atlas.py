@@ -25,7 +25,8 @@ from . import params
 EXTENSION_KEY = "riskmap_atlas"
 #: Two polygons closer than this (degrees) are neighbours; absorbs coordinate round-off.
 NEIGHBOUR_TOLERANCE = 1e-6
-Z95 = 1.959964
+#: Significance threshold of a change between editions (METHOD.md section 6, as riskmap.compare).
+Z_CHANGE = 1.96
 
 
 def fold(text) -> str:
@@ -238,9 +239,9 @@ class Atlas:
         ``derived_from`` (the parent's code when the municipality did not exist in that
         vintage and takes its parent's value, else ``None``), ``level, probability, ci_low,
         ci_high, se`` and ``change`` versus the previous listed edition (``None`` for the
-        first): ``{diff, sd, significant, direction}`` with direction ``increase`` /
-        ``decrease`` / ``none`` (METHOD.md section 6: significant when |d| > 1.96 sd,
-        Var = Var_A + Var_B).
+        first): ``{diff, sd, significant, direction}`` with direction ``aumento`` /
+        ``disminucion`` / ``sin_cambio`` (the vocabulary of :mod:`riskmap.compare`;
+        METHOD.md section 6: significant when |d| > 1.96 sd, Var = Var_A + Var_B).
 
         Raises
         ------
@@ -471,8 +472,8 @@ def change(a: dict, b: dict) -> dict | None:
         return None
     diff = pb - pa
     sd = math.sqrt((sa or 0.0) ** 2 + (sb or 0.0) ** 2) if (sa is not None and sb is not None) else None
-    significant = bool(sd is not None and abs(diff) > Z95 * sd)
-    direction = ("increase" if diff > 0 else "decrease") if significant else "none"
+    significant = bool(sd is not None and abs(diff) > Z_CHANGE * sd)
+    direction = ("aumento" if diff > 0 else "disminucion") if significant else "sin_cambio"
     return {"diff": diff, "sd": sd, "significant": significant, "direction": direction}
 
 
