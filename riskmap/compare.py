@@ -1,0 +1,250 @@
+"""Comparison of two editions through a geography crosswalk (METHOD.md section 6).
+
+Edition A is aligned onto edition B's municipalities: a code present in A keeps its own row;
+a municipality created after A takes its parent's A values (the from-municipality that gave
+it the largest share of its area), flagged in ``derived_from``; a code with no parent has no
+A information. The change ``d = P_B - P_A`` is significant when ``|d| > 1.96 sd`` with
+``sd = sqrt(se_A^2 + se_B^2)`` (independent surveys).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .edition import LEVELS
+from .errors import InputError, NotFound
+
+NO_INFO = "sin_informacion"
+CHANGES = ("aumento", "disminucion", "sin_cambio", NO_INFO)
+Z = 1.96
+CHANGE_COLUMNS = ("cvegeo", "cve_ent", "nom_ent", "nom_mun", "level_a", "level_b",
+                  "probability_a", "probability_b", "diff", "sd", "z", "change",
+                  "derived_from", "alignment")
+
+
+@dataclass
+class Comparison:
+    """Result of :func:`compare_editions`.
+
+    Attributes
+    ----------
+    a, b : str
+        Edition names.
+    counts : DataFrame
+        Level counts of each edition on its own geography; index ``LEVELS``, columns
+        ``[a, b]`` (edition names; ``"a"``/``"b"`` when both names are equal).
+    transitions : DataFrame
+        ``level_a`` x ``level_b`` counts on B's municipalities (all ``LEVELS``, zeros kept).
+    changes : DataFrame
+        One row per B municipality (``CHANGE_COLUMNS``); ``alignment`` is ``same``,
+        ``derived`` (took its parent's A value) or ``unmatched`` (no A information).
+    by_state : DataFrame
+        Per state: municipalities, alto in A and B, significant increases and decreases.
+    entered_alto, left_alto : DataFrame
+        Rows of ``changes`` that became alto in B / stopped being alto.
+    """
+
+    a: str
+    b: str
+    counts: pd.DataFrame
+    transitions: pd.DataFrame
+    changes: pd.DataFrame
+    by_state: pd.DataFrame
+    entered_alto: pd.DataFrame
+    left_alto: pd.DataFrame
+
+    def summary(self) -> dict:
+        """Counts of changes and alignment flags."""
+        ch = self.changes["change"].value_counts()
+        al = self.changes["alignment"].value_counts()
+        return {
+            **{c: int(ch.get(c, 0)) for c in CHANGES},
+            "derived": int(al.get("derived", 0)),
+            "unmatched": int(al.get("unmatched", 0)),
+            "entered_alto": len(self.entered_alto),
+            "left_alto": len(self.left_alto),
+        }
+
+    def to_dict(self) -> dict:
+        """JSON-able form (NaN becomes None)."""
+        ca, cb = self.counts.columns
+        return {
+            "a": self.a,
+            "b": self.b,
+            "counts": {lvl: {"a": int(self.counts.at[lvl, ca]), "b": int(self.counts.at[lvl, cb])}
+                       for lvl in self.counts.index},
+            "transitions": {la: {lb: int(self.transitions.at[la, lb])
+                                 for lb in self.transitions.columns}
+                            for la in self.transitions.index},
+            "summary": self.summary(),
+            "by_state": _records(self.by_state),
+            "entered_alto": _records(self.entered_alto),
+            "left_alto": _records(self.left_alto),
+            "changes": _records(self.changes),
+        }
+
+
+def _records(df: pd.DataFrame) -> list[dict]:
+    out = []
+    for rec in df.to_dict(orient="records"):
+        clean = {}
+        for k, v in rec.items():
+            if isinstance(v, (np.integer,)):
+                v = int(v)
+            elif isinstance(v, (float, np.floating)):
+                v = None if math.isnan(v) else float(v)
+            elif v is pd.NA or v is None:
+                v = None
+            clean[str(k)] = v
+        out.append(clean)
+    return out
+
+
+def _table(edition) -> pd.DataFrame:
+    rows = pd.DataFrame(edition.rows).drop(columns="geometry", errors="ignore")
+    missing = [c for c in ("cvegeo", "level", "probability") if c not in rows.columns]
+    if missing:
+        raise InputError(f"edition {edition.name} lacks column(s): " + ", ".join(missing))
+    rows = rows.copy()
+    rows["cvegeo"] = rows["cvegeo"].astype(str)
+    if "se" not in rows.columns:
+        rows["se"] = np.nan  # imported editions publish no standard errors
+    for col in ("probability", "se"):
+        rows[col] = pd.to_numeric(rows[col], errors="coerce").astype("float64")
+    for col in ("cve_ent", "nom_ent", "nom_mun"):
+        if col not in rows.columns:
+            rows[col] = rows["cvegeo"].str[:2] if col == "cve_ent" else ""
+    return rows.drop_duplicates("cvegeo").set_index("cvegeo")
+
+
+def _parents(crosswalk, codes_a: pd.Index) -> pd.Series:
+    """Parent in A of each to-code: the from-code with the largest share (ties: lowest code)."""
+    if crosswalk is None or len(crosswalk) == 0:
+        return pd.Series(dtype=object)
+    missing = [c for c in ("cvegeo_from", "cvegeo_to", "share") if c not in crosswalk.columns]
+    if missing:
+        raise InputError("crosswalk lacks column(s): " + ", ".join(missing))
+    cw = pd.DataFrame({"cvegeo_from": crosswalk["cvegeo_from"].astype(str),
+                       "cvegeo_to": crosswalk["cvegeo_to"].astype(str),
+                       "share": pd.to_numeric(crosswalk["share"], errors="coerce")})
+    cw = cw[cw["cvegeo_from"].isin(codes_a) & cw["share"].notna()]
+    cw = cw.sort_values(["cvegeo_to", "share", "cvegeo_from"],
+                        ascending=[True, False, True], kind="stable")
+    first = cw.drop_duplicates("cvegeo_to")
+    return pd.Series(first["cvegeo_from"].to_numpy(), index=first["cvegeo_to"].to_numpy(),
+                     dtype=object)
+
+
+def compare_editions(a, b, crosswalk=None) -> Comparison:
+    """Compare edition A with edition B on B's municipalities.
+
+    Parameters
+    ----------
+    a, b : riskmap.edition.Edition
+    crosswalk : DataFrame, optional
+        ``cvegeo_from`` (A's vintage), ``cvegeo_to`` (B's vintage), ``share`` (fraction of
+        the from-municipality's area in the to-municipality). Needed only for codes of B
+        that do not exist in A.
+
+    Returns
+    -------
+    Comparison
+
+    Raises
+    ------
+    InputError
+        An edition or the crosswalk lacks required columns.
+    """
+    ta, tb = _table(a), _table(b)
+    codes_b = tb.index
+    same = codes_b.isin(ta.index)
+    parents = _parents(crosswalk, ta.index)
+    source = pd.Series(np.where(same, codes_b, None), index=codes_b, dtype=object)
+    new = ~same
+    source[new] = parents.reindex(codes_b[new]).to_numpy()
+    alignment = np.where(same, "same", np.where(source.notna(), "derived", "unmatched"))
+
+    aligned = ta.reindex(source.fillna("").to_numpy())
+    level_a = aligned["level"].fillna(NO_INFO).to_numpy(dtype=object)
+    pa = aligned["probability"].to_numpy(dtype=np.float64)
+    sa = aligned["se"].to_numpy(dtype=np.float64)
+    level_b = tb["level"].fillna(NO_INFO).to_numpy(dtype=object)
+    pb = tb["probability"].to_numpy(dtype=np.float64)
+    sb = tb["se"].to_numpy(dtype=np.float64)
+
+    diff = pb - pa
+    sd = np.sqrt(sa**2 + sb**2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = diff / sd
+    change = np.full(len(codes_b), "sin_cambio", dtype=object)
+    change[np.abs(diff) > Z * sd] = np.where(diff > 0, "aumento", "disminucion")[
+        np.abs(diff) > Z * sd]
+    unknown = (np.isnan(diff) | np.isnan(sd) | (sd <= 0) | (level_a == NO_INFO)
+               | (level_b == NO_INFO))
+    change[unknown] = NO_INFO
+    derived = np.where(alignment == "derived", source.to_numpy(), None)
+
+    changes = pd.DataFrame({
+        "cvegeo": codes_b.to_numpy(),
+        "cve_ent": tb["cve_ent"].astype(str).to_numpy(),
+        "nom_ent": tb["nom_ent"].to_numpy(),
+        "nom_mun": tb["nom_mun"].to_numpy(),
+        "level_a": level_a,
+        "level_b": level_b,
+        "probability_a": pa,
+        "probability_b": pb,
+        "diff": diff,
+        "sd": sd,
+        "z": z,
+        "change": change,
+        "derived_from": derived,
+        "alignment": alignment.astype(object),
+    }, columns=list(CHANGE_COLUMNS))
+
+    name_a, name_b = (str(a.name), str(b.name)) if a.name != b.name else ("a", "b")
+    counts = pd.DataFrame({
+        name_a: ta["level"].value_counts().reindex(list(LEVELS), fill_value=0),
+        name_b: tb["level"].value_counts().reindex(list(LEVELS), fill_value=0),
+    }).astype(np.int64)
+    counts.index.name = "level"
+    transitions = pd.crosstab(
+        pd.Categorical(changes["level_a"], categories=list(LEVELS)),
+        pd.Categorical(changes["level_b"], categories=list(LEVELS)), dropna=False,
+    ).reindex(index=list(LEVELS), columns=list(LEVELS), fill_value=0).astype(np.int64)
+    transitions.index.name, transitions.columns.name = "level_a", "level_b"
+
+    flags = pd.DataFrame({
+        "cve_ent": changes["cve_ent"], "nom_ent": changes["nom_ent"],
+        "municipios": 1,
+        "alto_a": (changes["level_a"] == "alto").astype(int),
+        "alto_b": (changes["level_b"] == "alto").astype(int),
+        "aumento": (changes["change"] == "aumento").astype(int),
+        "disminucion": (changes["change"] == "disminucion").astype(int),
+    })
+    by_state = (flags.groupby(["cve_ent", "nom_ent"], sort=True, dropna=False)
+                .sum().reset_index())
+    entered = changes[(changes["level_b"] == "alto") & (changes["level_a"] != "alto")]
+    left = changes[(changes["level_a"] == "alto") & (changes["level_b"] != "alto")]
+    return Comparison(str(a.name), str(b.name), counts, transitions, changes, by_state,
+                      entered.reset_index(drop=True), left.reset_index(drop=True))
+
+
+def compare(a, b, store=None) -> Comparison:
+    """Compare editions, loading the crosswalk between their vintages from ``store``.
+
+    Without a stored crosswalk between different vintages, codes of B that are not in A
+    get no A information (a warning says so).
+    """
+    crosswalk = None
+    if store is not None and a.vintage != b.vintage:
+        try:
+            crosswalk = store.load_crosswalk(a.vintage, b.vintage)
+        except NotFound:
+            warnings.warn(f"no crosswalk from vintage {a.vintage} to {b.vintage}; new "
+                          "municipalities get no earlier value", RuntimeWarning, stacklevel=2)
+    return compare_editions(a, b, crosswalk=crosswalk)

@@ -1,0 +1,139 @@
+"""Edition comparison: alignment through the crosswalk, counts, transitions, significance."""
+
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose
+
+from riskmap.compare import compare, compare_editions
+from riskmap.edition import LEVELS, Edition
+from riskmap.errors import InputError, NotFound
+
+NAMES = {"01": "Aguascalientes", "02": "Baja California"}
+
+
+def edition(name, vintage, rows, se=True):
+    df = pd.DataFrame(rows, columns=["cvegeo", "level", "probability", "se"])
+    if not se:
+        df = df.drop(columns="se")
+    df["cve_ent"] = df["cvegeo"].str[:2]
+    df["nom_ent"] = df["cve_ent"].map(NAMES)
+    df["nom_mun"] = "Mun " + df["cvegeo"]
+    return Edition(name, gpd.GeoDataFrame(df), pd.DataFrame(),
+                   {"edition": name, "vintage": vintage, "kind": "modelled"})
+
+
+A_ROWS = [("01001", "alto", 0.30, 0.02), ("01002", "medio", 0.12, 0.03),
+          ("01003", "bajo", 0.05, 0.01), ("02001", "alto", 0.25, 0.02),
+          ("02002", "sin_informacion", np.nan, np.nan)]
+B_ROWS = [("01001", "medio", 0.20, 0.03), ("01002", "alto", 0.22, 0.02),
+          ("01003", "bajo", 0.055, 0.01), ("02001", "alto", 0.26, 0.02),
+          ("02003", "medio", 0.18, 0.05), ("02004", "bajo", 0.04, 0.01)]
+CROSSWALK = pd.DataFrame({
+    "cvegeo_from": ["01001", "01002", "01003", "02001", "02001", "01003", "02002"],
+    "cvegeo_to": ["01001", "01002", "01003", "02001", "02003", "02003", "02001"],
+    "share": [1.0, 1.0, 0.9, 0.6, 0.4, 0.1, 1.0],
+})
+
+
+@pytest.fixture
+def comparison():
+    return compare_editions(edition("2017", "2015", A_ROWS), edition("2023", "2020", B_ROWS),
+                            crosswalk=CROSSWALK)
+
+
+def test_alignment_onto_b_with_parents(comparison):
+    ch = comparison.changes.set_index("cvegeo")
+    assert ch.index.tolist() == ["01001", "01002", "01003", "02001", "02003", "02004"]
+    assert ch.loc["02003", "derived_from"] == "02001"  # largest share among its parents
+    assert ch.loc["02003", "alignment"] == "derived"
+    assert ch.loc["02003", "level_a"] == "alto"
+    assert_allclose(ch.loc["02003", "probability_a"], 0.25)
+    assert ch.loc["02004", "alignment"] == "unmatched"
+    assert ch.loc["02004", "level_a"] == "sin_informacion"
+    assert ch.loc["02004", "change"] == "sin_informacion"
+    assert pd.isna(ch.loc["01001", "derived_from"]) and ch.loc["01001", "alignment"] == "same"
+
+
+def test_significant_changes(comparison):
+    ch = comparison.changes.set_index("cvegeo")
+    sd = np.sqrt(0.02**2 + 0.03**2)
+    assert_allclose(ch.loc["01001", "diff"], -0.10)
+    assert_allclose(ch.loc["01001", "sd"], sd)
+    assert_allclose(ch.loc["01001", "z"], -0.10 / sd)
+    assert ch.loc["01001", "change"] == "disminucion"
+    assert ch.loc["01002", "change"] == "aumento"
+    assert ch.loc["01003", "change"] == "sin_cambio"
+    assert ch.loc["02001", "change"] == "sin_cambio"
+    # 0.18 - 0.25 = -0.07 with sd sqrt(.02^2+.05^2)=0.054: not significant
+    assert ch.loc["02003", "change"] == "sin_cambio"
+
+
+def test_counts_transitions_and_alto_lists(comparison):
+    counts = comparison.counts
+    assert counts.index.tolist() == list(LEVELS)
+    assert counts.columns.tolist() == ["2017", "2023"]
+    assert counts["2017"].tolist() == [2, 1, 1, 1]
+    assert counts["2023"].tolist() == [2, 2, 2, 0]
+    t = comparison.transitions
+    assert t.index.tolist() == list(LEVELS) and t.columns.tolist() == list(LEVELS)
+    assert t.to_numpy().sum() == 6
+    assert t.at["alto", "medio"] == 2  # 01001 and derived 02003
+    assert t.at["medio", "alto"] == 1
+    assert t.at["sin_informacion", "bajo"] == 1
+    assert comparison.entered_alto["cvegeo"].tolist() == ["01002"]
+    assert comparison.left_alto["cvegeo"].tolist() == ["01001", "02003"]
+
+
+def test_by_state(comparison):
+    bs = comparison.by_state.set_index("cve_ent")
+    assert bs.loc["01", ["municipios", "alto_a", "alto_b", "aumento", "disminucion"]].tolist() \
+        == [3, 1, 1, 1, 1]
+    assert bs.loc["02", ["municipios", "alto_a", "alto_b", "aumento", "disminucion"]].tolist() \
+        == [3, 2, 1, 0, 0]
+    assert bs.loc["02", "nom_ent"] == "Baja California"
+
+
+def test_imported_edition_without_se_keeps_transitions():
+    a = edition("2017", "2015", [r[:3] + (None,) for r in A_ROWS], se=False)
+    cmp = compare_editions(a, edition("2023", "2020", B_ROWS), crosswalk=CROSSWALK)
+    assert set(cmp.changes["change"]) == {"sin_informacion"}
+    assert_allclose(cmp.changes["diff"].iloc[0], -0.10)
+    assert cmp.transitions.at["alto", "medio"] == 2
+
+
+def test_to_dict_is_json(comparison):
+    d = json.loads(json.dumps(comparison.to_dict()))
+    assert d["counts"]["alto"] == {"a": 2, "b": 2}
+    assert d["transitions"]["alto"]["medio"] == 2
+    assert d["summary"]["aumento"] == 1 and d["summary"]["derived"] == 1
+    assert d["changes"][5]["probability_a"] is None
+
+
+def test_compare_loads_crosswalk_from_store():
+    class Store:
+        def load_crosswalk(self, vfrom, vto):
+            assert (vfrom, vto) == ("2015", "2020")
+            return CROSSWALK
+
+    class Empty:
+        def load_crosswalk(self, vfrom, vto):
+            raise NotFound("none")
+
+    a, b = edition("2017", "2015", A_ROWS), edition("2023", "2020", B_ROWS)
+    cmp = compare(a, b, store=Store())
+    assert cmp.changes.set_index("cvegeo").at["02003", "derived_from"] == "02001"
+    with pytest.warns(RuntimeWarning, match="no crosswalk"):
+        cmp = compare(a, b, store=Empty())
+    assert cmp.changes.set_index("cvegeo").at["02003", "alignment"] == "unmatched"
+
+
+def test_bad_crosswalk_raises():
+    with pytest.raises(InputError, match="crosswalk lacks column.*share"):
+        compare_editions(edition("a", "2015", A_ROWS), edition("b", "2020", B_ROWS),
+                         crosswalk=CROSSWALK.drop(columns="share"))
