@@ -32,8 +32,15 @@ def _progress():
 @contextmanager
 def _warnings_as_lines():
     """Show each warning once, as one line, without source file and line number."""
+    seen = set()
+
     def show(message, category, filename, lineno, file=None, line=None):
-        click.echo(f"riskmap: warning: {message}", err=True)
+        # The same design fact (e.g. a single-PSU stratum) is met by the fit and by the
+        # national rate; say it once.
+        text = " ".join(str(message).split())
+        if text not in seen:
+            seen.add(text)
+            click.echo(f"riskmap: warning: {text}", err=True)
 
     with warnings.catch_warnings():
         warnings.simplefilter("default")
