@@ -526,4 +526,47 @@ def comparar():
         raise NotFound("no edition is published in the data directory")
     a = params.edition(request.args.get("a"), names, names[-2] if len(names) > 1 else names[-1])
     b = params.edition(request.args.get("b"), names, names[-1])
-    return render_template("comparar.html", **_common(atlas, b), a=a, b=b)
+    comp = atlas.comparison(a, b)
+    ed_a, ed_b = atlas.edition(a), atlas.edition(b)
+    states = atlas.states(ed_b.vintage)
+    # Change map on B's geography (A aligned through the crosswalk).
+    change_parts = maps.build_map("cambio", **_tile_kwargs())
+    change_values = _change_values(comp.changes, a, b)
+    change_spec = {"var": change_parts.name, "geometry": _geometry_url(ed_b.vintage),
+                   "values": change_values, "mode": "keyed", "keyColours": maps.CHANGE_COLOURS,
+                   "link": _municipio_link(b)}
+    twin = []
+    for key, name in (("a", a), ("b", b)):
+        parts, spec, _ = _layer_map(f"edicion_{key}", atlas, name, atlas.rows(name),
+                                    layer="nivel", states=states)
+        twin.append((name, parts, spec))
+    counts = comp.counts
+    ca, cb = counts.columns
+    count_rows = [{"level": lv, "a": int(counts.at[lv, ca]), "b": int(counts.at[lv, cb])}
+                  for lv in counts.index]
+    legend = [{"key": k, "colour": maps.CHANGE_COLOURS[k], "label": CHANGE_LABELS[k],
+               "count": int((comp.changes["change"] == k).sum())} for k in maps.CHANGE_ORDER]
+    created = comp.changes[comp.changes["alignment"] != "same"]
+    context = _common(atlas, b)
+    context["synthetic"] = ed_a.synthetic or ed_b.synthetic
+    return render_template(
+        "comparar.html", **context, a=a, b=b, counts=count_rows,
+        transitions=comp.transitions, levels=list(comp.transitions.index),
+        change_map=change_parts, twin=twin, legend=legend,
+        entered=comp.entered_alto.to_dict("records"), left=comp.left_alto.to_dict("records"),
+        by_state=comp.by_state.to_dict("records"), created=created.to_dict("records"),
+        config=_map_config([change_spec] + [t[2] for t in twin], states=states, sync=True))
+
+
+def _change_values(changes: pd.DataFrame, a: str, b: str) -> dict:
+    """Change class and tooltip lines per municipality of B's geography."""
+    word_from = str(_l("valor tomado de %(code)s (municipio creado después de %(a)s)"))
+    out = {}
+    for rec in changes.to_dict("records"):
+        line_a = f"{a}: {level_label(rec['level_a'])} ({pct(rec['probability_a'])})"
+        line_b = f"{b}: {level_label(rec['level_b'])} ({pct(rec['probability_b'])})"
+        extra = ""
+        if rec.get("derived_from"):
+            extra = word_from % {"code": rec["derived_from"], "a": a}
+        out[str(rec["cvegeo"])] = [rec["change"], line_a, line_b, extra]
+    return out
