@@ -1,0 +1,106 @@
+"""Recovery of the known truth by the full pipeline on the synthetic demo atlas.
+
+The demo keeps its true coefficients and true municipal probabilities beside the data
+(``<data_dir>/demo/truth/``); these tests measure how well the published editions recover
+them (METHOD.md: statistical code is tested against known truth).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import norm, spearmanr
+
+from riskmap.store import DataStore
+
+pytestmark = pytest.mark.slow
+
+EDITIONS = {"2017": "2015", "2019": "2020", "2023": "2020"}
+Z99 = norm.ppf(0.995)
+
+
+@pytest.fixture(scope="module")
+def truth(demo_dir):
+    coef = json.loads((demo_dir / "demo" / "truth" / "coefficients.json")
+                      .read_text(encoding="utf-8"))
+    municipal = {e: pd.read_csv(demo_dir / "demo" / "truth" / f"municipal_{e}.csv",
+                                dtype={"cvegeo": str}).set_index("cvegeo") for e in EDITIONS}
+    return coef, municipal
+
+
+@pytest.fixture(scope="module")
+def editions(demo_dir):
+    store = DataStore(demo_dir)
+    return {e: store.load_edition(e) for e in EDITIONS}
+
+
+@pytest.mark.parametrize("name", list(EDITIONS))
+def test_true_coefficients_inside_99_percent_intervals(name, editions, truth):
+    card = editions[name].card
+    true = truth[0][name]
+    table = pd.DataFrame(card["coefficients"]).set_index("name")
+    assert set(table.index) == set(true), "the card names every true coefficient"
+    z = {k: (table.at[k, "estimate"] - v) / table.at[k, "se"] for k, v in true.items()}
+    print(name, {k: round(v, 2) for k, v in z.items()})
+    outside = {k: round(v, 2) for k, v in z.items() if abs(v) > Z99}
+    assert not outside, f"true coefficients outside their 99 % interval (z): {outside}"
+
+
+@pytest.mark.parametrize("name", list(EDITIONS))
+def test_levels_agree_with_true_probabilities(name, editions, truth):
+    rows = editions[name].rows.set_index("cvegeo")
+    rate = editions[name].card["national_rate"]["estimate"]
+    true_p = truth[1][name]["true_probability"].reindex(rows.index)
+    alto = rows["level"] == "alto"
+    bajo = rows["level"] == "bajo"
+    assert alto.sum() > 0 and bajo.sum() > 0
+    share_alto = float((true_p[alto] > rate).mean())
+    share_bajo = float((true_p[bajo] < rate).mean())
+    print(name, "levels", rows["level"].value_counts().to_dict(),
+          f"alto with true p > r: {share_alto:.3f}", f"bajo with true p < r: {share_bajo:.3f}")
+    assert share_alto >= 0.9
+    assert share_bajo >= 0.9
+
+
+@pytest.mark.parametrize("name", list(EDITIONS))
+def test_estimated_probabilities_rank_like_the_truth(name, editions, truth):
+    rows = editions[name].rows.set_index("cvegeo")
+    known = rows["probability"].notna()
+    true_p = truth[1][name]["true_probability"].reindex(rows.index[known])
+    rho = spearmanr(rows.loc[known, "probability"], true_p).statistic
+    err = (rows.loc[known, "probability"] - true_p).abs()
+    print(name, f"Spearman {rho:.4f}", f"mean |P - true P| {err.mean():.4f}")
+    assert rho >= 0.9
+
+
+@pytest.mark.parametrize("name", list(EDITIONS))
+def test_every_municipality_of_the_vintage_is_published(name, editions, demo_dir):
+    vintage = DataStore(demo_dir).load_vintage(EDITIONS[name])
+    rows = editions[name].rows
+    assert editions[name].card["vintage"] == EDITIONS[name]
+    assert editions[name].card["synthetic"] is True
+    assert rows["cvegeo"].is_unique
+    assert set(rows["cvegeo"]) == set(vintage["cvegeo"])
+
+
+@pytest.mark.parametrize("name", list(EDITIONS))
+def test_national_rate_recovers_the_target(name, editions, truth):
+    rate = editions[name].card["national_rate"]
+    true_rate = np.average(truth[1][name]["true_probability"],
+                           weights=truth[1][name]["children"])
+    print(name, "national rate", rate)
+    assert rate["ci_low"] - 0.005 < true_rate < rate["ci_high"] + 0.005
+    assert abs(rate["estimate"] - true_rate) < 0.006
+
+
+def test_crosswalk_maps_splits_to_parents(demo_dir):
+    meta = json.loads((demo_dir / "demo" / "truth" / "editions.json").read_text(encoding="utf-8"))
+    table = DataStore(demo_dir).load_crosswalk("2015", "2020")
+    sums = table.groupby("cvegeo_from")["share"].sum()
+    np.testing.assert_allclose(sums.to_numpy(), 1.0, rtol=1e-9)
+    for split in meta["splits"]:
+        targets = set(table.loc[table["cvegeo_from"] == split["parent"], "cvegeo_to"])
+        assert targets == {split["parent"], split["child"]}
