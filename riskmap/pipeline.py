@@ -71,8 +71,8 @@ def build_edition(name, survey: pd.DataFrame, census: pd.DataFrame,
         Geography vintage name of ``boundaries``.
     year : int or None
         Reference year of the edition (sorting, display).
-    sources : list of str
-        Data sources, shown in the attribution.
+    sources : list of str or dict
+        Data sources, shown in the attribution (a dict needs a ``name``).
     synthetic : bool
         True for demonstration data (outputs carry the synthetic banner).
     territorial : dict, optional
@@ -229,7 +229,8 @@ def _card(name, vintage, year, sources, synthetic, spec, model, diagnostics, rat
         "kind": "modelled",
         "vintage": vintage,
         "synthetic": bool(synthetic),
-        "sources": [str(s) for s in (sources or [])],
+        # A source is a text or a dict ({"name", "kind", ...}) kept as given.
+        "sources": [dict(s) if isinstance(s, dict) else str(s) for s in (sources or [])],
         "spec": spec.to_dict(),
         "n_survey": int(len(survey)),
         "n_census": int(len(census)),

@@ -20,7 +20,8 @@ def _sources(card: dict) -> list[str]:
     sources = card.get("sources") or []
     if isinstance(sources, str):
         sources = [sources]
-    return [str(s) for s in sources]
+    # Sources are texts, or dicts with a "name" (and kind, notes...) as the demo writes them.
+    return [str(s.get("name") or s) if isinstance(s, dict) else str(s) for s in sources]
 
 
 def attribution(card: dict, lang: str = "es") -> str:
@@ -87,7 +88,8 @@ def provenance(card: dict) -> dict:
     Returns
     -------
     dict
-        ``edition``, ``kind``, ``year``, ``vintage``, ``sources`` (list of str), ``synthetic``
+        ``edition``, ``kind``, ``year``, ``vintage``, ``sources`` (list of source names),
+        ``synthetic``
         (bool), ``rule`` (as stored), ``rule_text`` {es, en}, ``attribution`` {es, en},
         ``created`` (UTC ISO string or None).
     """

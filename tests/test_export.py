@@ -199,3 +199,17 @@ def test_export_table_csv_and_xlsx():
 def test_extra_columns_not_exported(edition, tmp_path):
     df = pd.read_csv(export_edition(edition, "csv", tmp_path / "o.csv"), encoding="utf-8-sig")
     assert not set(EXTRA_COLUMNS) & set(df.columns)
+
+
+def test_provenance_accepts_source_dicts():
+    from riskmap.provenance import attribution, provenance
+
+    card = {"edition": "2017", "synthetic": False, "rule": {"text": {"es": "regla",
+                                                                     "en": "rule"}},
+            "sources": [{"name": "MTI 2017", "kind": "survey"}, "Intercensal 2015"]}
+    info = provenance(card)
+    assert info["sources"] == ["MTI 2017", "Intercensal 2015"]
+    assert info["rule_text"] == {"es": "regla", "en": "rule"}
+    assert attribution(card, "en") == ("Source: INEGI (MTI 2017; Intercensal 2015). Data "
+                                       "transformed by riskmap; INEGI does not endorse this "
+                                       "product.")
