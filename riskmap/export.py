@@ -71,6 +71,7 @@ SHP_FIELDS = {
 }
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_INT_COLUMNS = ("rank_national", "rank_state")
 
 
 @dataclass(frozen=True)
@@ -146,10 +147,18 @@ def filter_rows(edition, state=None, level=None) -> gpd.GeoDataFrame:
     return rows.loc[mask].copy()
 
 
+def _typed(df: pd.DataFrame) -> pd.DataFrame:
+    """Ranks as nullable integers (a GeoPackage round trip returns them as floats)."""
+    for col in _INT_COLUMNS:
+        if col in df.columns:
+            df[col] = pd.to_numeric(df[col]).round().astype("Int64")
+    return df
+
+
 def _table(edition, rows: pd.DataFrame) -> pd.DataFrame:
     """Output row columns in order plus the provenance columns (no geometry)."""
     info = provenance(edition.card)
-    table = pd.DataFrame(rows[list(ROW_COLUMNS)]).reset_index(drop=True)
+    table = _typed(pd.DataFrame(rows[list(ROW_COLUMNS)]).reset_index(drop=True))
     table["synthetic"] = info["synthetic"]
     table["rule"] = info["rule_text"]["es"]
     table["source"] = info["attribution"]["es"]
@@ -239,9 +248,7 @@ def _write_xlsx(edition, rows, path, state, level):
 
 
 def _write_geojson(edition, rows, path, state, level):
-    gdf = gpd.GeoDataFrame(rows[list(ROW_COLUMNS)], geometry=rows.geometry, crs=rows.crs)
-    if gdf.crs is not None:
-        gdf = gdf.to_crs(4326)
+    gdf = _geo(rows, list(ROW_COLUMNS))
     doc = json.loads(gdf.to_json(na="null", drop_id=True))
     doc["metadata"] = _metadata(edition, state, level, len(rows))
     Path(path).write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
@@ -255,7 +262,7 @@ def _meta_frame(edition, state, level, n_rows) -> pd.DataFrame:
 
 
 def _geo(rows, columns) -> gpd.GeoDataFrame:
-    gdf = gpd.GeoDataFrame(pd.DataFrame(rows[columns]).reset_index(drop=True),
+    gdf = gpd.GeoDataFrame(_typed(pd.DataFrame(rows[columns]).reset_index(drop=True)),
                            geometry=rows.geometry.reset_index(drop=True), crs=rows.crs)
     return gdf.to_crs(4326) if gdf.crs is not None else gdf.set_crs(4326)
 

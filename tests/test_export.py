@@ -213,3 +213,29 @@ def test_provenance_accepts_source_dicts():
     assert attribution(card, "en") == ("Source: INEGI (MTI 2017; Intercensal 2015). Data "
                                        "transformed by riskmap; INEGI does not endorse this "
                                        "product.")
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_ranks_are_integers_with_blanks(edition, tmp_path, fmt):
+    """Ranks come back from the store as floats; exports write whole numbers, blank for NA."""
+    path = export_edition(edition, fmt, tmp_path / f"o.{FORMATS[fmt].extension}")
+    if fmt == "csv":
+        text = path.read_text(encoding="utf-8-sig").splitlines()
+        assert text[1].split(",")[11:13] == ["2", "1"]
+        assert text[5].split(",")[11:13] == ["", ""]
+        return
+    if fmt == "xlsx":
+        ws = openpyxl.load_workbook(path)["municipios"]
+        assert (ws["L2"].value, ws["M2"].value, ws["L6"].value) == (2, 1, None)
+        return
+    if fmt == "geojson":
+        props = [f["properties"] for f in json.loads(path.read_text())["features"]]
+        assert (props[0]["rank_national"], props[4]["rank_national"]) == (2, None)
+        return
+    if fmt == "shp":
+        with zipfile.ZipFile(path) as zf:
+            zf.extractall(tmp_path / "x")
+        path = tmp_path / "x" / "municipios.shp"
+    gdf = pyogrio.read_dataframe(path, layer=0)
+    name = "rank_nat" if fmt == "shp" else "rank_national"
+    assert gdf[name].iloc[0] == 2 and pd.isna(gdf[name].iloc[4])
