@@ -36,14 +36,25 @@ def attribution(card: dict, lang: str = "es") -> str:
     Returns
     -------
     str
-        For synthetic editions the demonstration banner; otherwise
+        For synthetic editions the demonstration banner (followed by the INEGI credit when
+        a source names INEGI, e.g. real boundaries under simulated records); otherwise
         ``"Fuente: INEGI (<sources>). Datos transformados por riskmap; INEGI no avala este
         producto."`` (or its English version).
     """
     en = lang == "en"
+    sources = _sources(card)
     if card.get("synthetic"):
-        return SYNTHETIC_EN if en else SYNTHETIC_ES
-    sources = [s for s in _sources(card) if s.strip().upper() != "INEGI"]
+        banner = SYNTHETIC_EN if en else SYNTHETIC_ES
+        # Semi-synthetic editions (simulated records on INEGI's real geography) still owe
+        # INEGI the credit for the part that is real.
+        real = [s for s in sources if "INEGI" in s.upper()]
+        if not real:
+            return banner
+        return f"{banner}. {_inegi(real, en)}"
+    return _inegi([s for s in sources if s.strip().upper() != "INEGI"], en)
+
+
+def _inegi(sources: list[str], en: bool) -> str:
     detail = f" ({'; '.join(sources)})" if sources else ""
     if en:
         return f"Source: INEGI{detail}. {_INEGI_EN}"

@@ -334,3 +334,39 @@ def test_vintage_name_clash_is_an_error(published, inputs, tmp_path):
         build_and_publish(published, "2024", inputs["survey"], inputs["census"], path,
                           spec_path=inputs["spec"], vintage="grid")
     assert tree_hashes(published) == before
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_real_geography_keeps_every_municipality(mx_dir, tmp_path):
+    """Simulated records on INEGI's 2020 municipalities: all 2,469 kept, codes intact."""
+    from riskmap.export import export_bytes
+    from riskmap.pipeline import build_and_publish
+
+    rng = np.random.default_rng(5)
+    bnd = gpd.read_file(mx_dir / "municipios_2020.geojson")
+    codes = bnd["cvegeo"].to_numpy()
+    absent = set(codes[::100])          # 25 municipalities without census records
+    cen_codes = np.repeat([c for c in codes if c not in absent], 35)
+    census = _people(rng, cen_codes, rng.uniform(0.05, 0.8, len(cen_codes)))
+    census.insert(1, "weight", 10.0)
+    sv_codes = rng.choice(codes, 4000)
+    survey = _people(rng, sv_codes, 0.4)
+    survey.insert(1, "weight", rng.uniform(50, 150, len(survey)))
+    survey.insert(2, "strata", [c[:2] for c in sv_codes])
+    survey.insert(3, "psu", sv_codes)
+    survey.insert(4, "child_labour", _outcome(rng, survey))
+    paths = write_inputs(tmp_path / "in", survey=survey, census=census)
+    edition = build_and_publish(tmp_path / "data", "2022", paths["survey"], paths["census"],
+                                mx_dir / "municipios_2020.geojson", spec_path=paths["spec"],
+                                sources=["Marco Geoestadístico 2020 (INEGI)",
+                                         "registros simulados"], synthetic=True)
+    rows = DataStore(tmp_path / "data").load_edition("2022").rows
+    assert len(rows) == 2469 and edition.card["vintage"] == "municipios_2020"
+    assert set(rows["cvegeo"]) == set(codes)
+    assert set(rows.loc[rows["level"] == "sin_informacion", "cvegeo"]) == absent
+    assert rows.set_index("cvegeo").loc["31050", "nom_ent"] == "Yucatán"
+    data, _, _ = export_bytes(edition, "csv", state="31")
+    text = data.decode("utf-8-sig")
+    assert "Yucatán" in text and "\n2022,31001,31," in text
+    assert "DATOS SINTÉTICOS DE DEMOSTRACIÓN" in text and "INEGI no avala este producto" in text
