@@ -72,11 +72,26 @@ class Atlas:
         self._lock = threading.RLock()
         self._loaded: dict[str, tuple[int, Edition, pd.DataFrame]] = {}
         self._cache: dict[tuple, object] = {}
+        self._names: tuple[int, list[str]] | None = None
 
     # -- editions ---------------------------------------------------------------------------
     def names(self) -> list[str]:
-        """Published edition names, oldest first."""
-        return self.store.edition_names()
+        """Published edition names, oldest first.
+
+        Cached until the editions folder changes: every publication renames a file into it,
+        which moves the folder's modification time.
+        """
+        try:
+            key = (self.store.root / "editions").stat().st_mtime_ns
+        except FileNotFoundError:
+            return []
+        with self._lock:
+            if self._names is not None and self._names[0] == key:
+                return list(self._names[1])
+        names = self.store.edition_names()
+        with self._lock:
+            self._names = (key, names)
+        return list(names)
 
     def _check(self, name: str) -> str:
         names = self.names()
@@ -101,6 +116,12 @@ class Atlas:
                 # Anything derived from the previous file is stale now.
                 self._cache = {k: v for k, v in self._cache.items() if name not in k}
             return entry
+
+    def _positions(self, name: str) -> dict[str, int]:
+        """cvegeo -> row position in the edition's plain table (O(1) look-ups)."""
+        table = self._entry(name)[2]
+        return self._cached(("positions", name, self._mtime(name)),
+                            lambda: {c: i for i, c in enumerate(table["cvegeo"])})
 
     def edition(self, name: str) -> Edition:
         """The published edition ``name``; :class:`NotFound` lists the valid names."""
@@ -197,12 +218,12 @@ class Atlas:
             Unknown edition or code (the message says which edition was searched).
         """
         _, edition, table = self._entry(name)
-        hit = table.index[table["cvegeo"] == str(cvegeo)]
-        if len(hit) == 0:
+        pos = self._positions(name).get(str(cvegeo))
+        if pos is None:
             raise NotFound(f"municipality {cvegeo!r} is not in edition {name} "
                            f"(geography {edition.vintage})",
                            errors=["cvegeo: a 5-digit INEGI code of that geography"])
-        out = record(table.loc[hit[0]])
+        out = record(table.iloc[pos])
         ranked = table["rank_national"].notna()
         out["n_ranked"] = int(ranked.sum())
         out["n_ranked_state"] = int((ranked & (table["cve_ent"] == out["cve_ent"])).sum())
@@ -252,8 +273,7 @@ class Atlas:
         names = self.names()
         home = None  # newest vintage where the code exists
         for name in reversed(names):
-            table = self._entry(name)[2]
-            if (table["cvegeo"] == cvegeo).any():
+            if cvegeo in self._positions(name):
                 home = self.edition(name).vintage
                 break
         if home is None:
@@ -262,10 +282,11 @@ class Atlas:
         out, previous = [], None
         for name in names:
             edition, table = self.edition(name), self._entry(name)[2]
-            code, parent = self._map_code(cvegeo, home, edition.vintage, table)
+            positions = self._positions(name)
+            code, parent = self._map_code(cvegeo, home, edition.vintage, positions)
             if code is None:
                 continue
-            row = table.loc[table["cvegeo"] == code].iloc[0]
+            row = table.iloc[positions[code]]
             item = {"edition": name, "year": edition.year, "vintage": edition.vintage,
                     "cvegeo": code, "derived_from": parent,
                     **{k: clean(row[k]) for k in ("nom_mun", "level", "probability", "ci_low",
@@ -275,9 +296,9 @@ class Atlas:
             previous = item
         return out
 
-    def _map_code(self, code: str, home: str, vintage: str, table: pd.DataFrame):
+    def _map_code(self, code: str, home: str, vintage: str, positions: dict):
         """Code of municipality ``code`` (of vintage ``home``) in ``vintage``: (code, parent)."""
-        if (table["cvegeo"] == code).any():
+        if code in positions:
             return code, None
         for src, dst, pick in ((vintage, home, "cvegeo_from"), (home, vintage, "cvegeo_to")):
             try:
@@ -287,7 +308,7 @@ class Atlas:
             key = "cvegeo_to" if pick == "cvegeo_from" else "cvegeo_from"
             rows = cw[cw[key] == code].sort_values("share", ascending=False)
             for other in rows[pick]:
-                if (table["cvegeo"] == other).any():
+                if other in positions:
                     return other, other
         return None, None
 
@@ -357,15 +378,17 @@ class Atlas:
         if edition is None:
             on_vintage = [e["name"] for e in self.editions() if e["vintage"] == vintage]
             edition = on_vintage[-1] if on_vintage else None
-        values = {}
+        table, positions = None, {}
         if edition is not None:
-            table = self._entry(edition)[2]
-            values = table.set_index("cvegeo")[["nom_mun", "level", "probability"]].to_dict("index")
+            table, positions = self._entry(edition)[2], self._positions(edition)
         out = []
         for code, name in adjacency[str(cvegeo)]:
-            v = values.get(code, {})
-            out.append({"cvegeo": code, "nom_mun": v.get("nom_mun", name),
-                        "level": v.get("level"), "probability": clean(v.get("probability"))})
+            item = {"cvegeo": code, "nom_mun": name, "level": None, "probability": None}
+            if code in positions:
+                row = table.iloc[positions[code]]
+                item.update(nom_mun=row["nom_mun"], level=row["level"],
+                            probability=clean(row["probability"]))
+            out.append(item)
         return out
 
     def _adjacency(self, vintage: str) -> dict[str, list[tuple[str, str]]]:
@@ -446,12 +469,8 @@ class Atlas:
         states = params.choices("estados", states, sorted(table["cve_ent"].unique()))
         levels = params.choices("niveles", levels, LEVELS)
         by = params.choice("criterio", by, params.CRITERIA, "conteo")
-        pool = table
-        if states:
-            pool = pool[pool["cve_ent"].isin(states)]
-        if levels:
-            pool = pool[pool["level"].isin(levels)]
-        return targeting.allocate(pool.reset_index(drop=True), visits=visits, q=q,
+        return targeting.allocate(table, visits=visits, q=q, states=states or None,
+                                  levels=levels or None,
                                   by="count" if by == "conteo" else "rate")
 
     # -- cache ------------------------------------------------------------------------------
