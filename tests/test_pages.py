@@ -377,3 +377,23 @@ def test_targeting_exports_match_the_table(client):
                                    "niveles=rojo", "estados=99"])
 def test_targeting_rejects_bad_form_values(client, query):
     assert client.get(f"/focalizacion?{query}").status_code == 400
+
+
+# -- command line ------------------------------------------------------------------------------
+def test_serve_command_builds_the_app_on_the_data_dir(data_dir, monkeypatch):
+    from click.testing import CliRunner
+    from flask import Flask
+
+    from riskmap.cli import cli
+
+    calls = {}
+
+    def fake_run(self, host=None, port=None, **kwargs):
+        calls.update(host=host, port=port, data_dir=self.config["RISKMAP"]["data_dir"])
+
+    monkeypatch.setattr(Flask, "run", fake_run)
+    result = CliRunner().invoke(cli, ["serve", "--data-dir", str(data_dir), "--host", "0.0.0.0",
+                                      "--port", "8123"])
+    assert result.exit_code == 0, result.output
+    assert calls == {"host": "0.0.0.0", "port": 8123, "data_dir": str(data_dir)}
+    assert "2017, 2023" in result.output

@@ -1,1 +1,32 @@
-"""Commands of this area; see riskmap.cli."""
+"""The ``serve`` command: run the web service with Werkzeug's server.
+
+For production use ``gunicorn wsgi:app`` (same settings, from ``RISKMAP_*`` variables).
+When the data directory holds no edition and the ``auto_demo`` setting is on (the default),
+the synthetic demo is built first, so ``riskmap serve`` on a fresh checkout shows a map.
+"""
+
+from __future__ import annotations
+
+import click
+
+from . import cli, data_dir_option, resolve_data_dir
+
+
+@cli.command()
+@data_dir_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on (0.0.0.0 to accept other machines).")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535),
+              help="TCP port.")
+@click.option("--debug/--no-debug", default=False, help="Reload on code changes (development).")
+def serve(data_dir, host, port, debug):
+    """Serve the maps, pages and JSON API (read-only) on HOST:PORT."""
+    from ..web import create_app
+
+    data_dir = resolve_data_dir(data_dir)
+    click.echo(f"riskmap: data directory {data_dir}", err=True)
+    app = create_app({"data_dir": data_dir})
+    names = app.extensions["riskmap_atlas"].names()
+    click.echo(f"riskmap: editions {', '.join(names) or 'none'}; "
+               f"open http://{host}:{port}/", err=True)
+    app.run(host=host, port=port, debug=debug, use_reloader=debug)
