@@ -121,3 +121,40 @@ def test_demo_command_calls_builder_and_summarises(atlas, tmp_path, capsys, monk
     counts = DataStore(atlas).load_card("2023")["level_counts"]
     assert f"alto {counts['alto']:>5}" in out and out.splitlines()[1].strip().startswith("2023")
     assert "building" in err
+
+
+def test_build_with_raster_territorial_covariate(tmp_path, capsys):
+    import numpy as np
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from test_pipeline import SPEC_TOML
+
+    paths = write_inputs(tmp_path / "in")
+    paths["spec"].write_text(SPEC_TOML + """
+[[covariates]]
+name = "cropland"
+kind = "territorial"
+domain = "trabajo"
+label_es = "Superficie agrícola"
+label_en = "Cropland"
+definition_es = "Proporción agrícola."
+definition_en = "Cropland share."
+""", encoding="utf-8")
+    # 40 x 40 cells over the 4 x 4 grid; value = column index of the grid square / 10
+    cols = np.repeat(np.arange(4), 10)[None, :].repeat(40, axis=0).astype("float32") / 10
+    tif = tmp_path / "cropland.tif"
+    with rasterio.open(tif, "w", driver="GTiff", height=40, width=40, count=1,
+                       dtype="float32", crs="EPSG:4326",
+                       transform=from_origin(0, 4, 0.1, 0.1)) as dst:
+        dst.write(cols, 1)
+    code, out, err = run(build_args(paths, tmp_path / "data", "2023", "--raster",
+                                    f"cropland={tif}"), capsys)
+    assert code == 0, err
+    ed = DataStore(tmp_path / "data").load_edition("2023")
+    assert [c["name"] for c in ed.card["coefficients"]][-1] == "cropland"
+    crop = ed.factors[ed.factors["covariate"] == "cropland"].set_index("cvegeo")
+    # municipality i covers grid column i % 4
+    np.testing.assert_allclose(crop.loc["01003", "municipal_mean"], 0.2, atol=1e-6)
+    np.testing.assert_allclose(crop.loc["02012", "municipal_mean"], 0.3, atol=1e-6)
+    assert "cropland.tif" in ed.card["sources"]

@@ -154,7 +154,8 @@ def test_territorial_covariates_join_from_rasters(tmp_path):
     values = pd.Series([0.25, 0.75], index=["01001", "07002"])
     df = read_records(path, "census", spec, territorial={"cropland": values})
     np.testing.assert_allclose(df["cropland"], [0.25, 0.75])
-    with pytest.raises(InputError, match=r"column 'cropland': missing column"):
+    with pytest.raises(InputError, match=r"column 'cropland': missing column.*rasters "
+                                         r"\(--raster NAME=FILE\)"):
         read_records(path, "census", spec)
     with pytest.raises(InputError, match=r"c.csv, column 'cropland', row 3: territorial "
                                          r"covariate has no value for municipality '07002'"):

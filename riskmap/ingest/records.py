@@ -81,7 +81,7 @@ def read_records(path, kind: str, spec, territorial: dict | None = None) -> pd.D
     expected = list(BASE_COLUMNS[kind]) + [c for c in spec.names
                                            if not (c in spec.territorial_names
                                                    and c in territorial)]
-    _check_columns(raw, expected, name)
+    _check_columns(raw, expected, name, spec.territorial_names)
     if len(raw) == 0:
         raise InputError("the file has a header but no records", file=name)
 
@@ -189,7 +189,8 @@ def _first_line(exc: Exception) -> str:
 
 
 # -- validation ------------------------------------------------------------------------------
-def _check_columns(df: pd.DataFrame, expected: list[str], name: str) -> None:
+def _check_columns(df: pd.DataFrame, expected: list[str], name: str,
+                   territorial=()) -> None:
     dup = df.columns[df.columns.duplicated()].unique().tolist()
     if dup:
         raise InputError(f"the header repeats column(s) {', '.join(map(repr, dup))}", file=name)
@@ -204,8 +205,11 @@ def _check_columns(df: pd.DataFrame, expected: list[str], name: str) -> None:
             close = [c for c in spare if c.lower() == col.lower()]
         hints.append(f"'{col}'" + (f" (found '{close[0]}': rename it to '{col}'?)" if close
                                    else ""))
+    extra = ""
+    if any(c in territorial for c in missing):
+        extra = "; territorial covariates may instead be given as rasters (--raster NAME=FILE)"
     raise InputError(f"missing column(s) {', '.join(hints)}; expected columns: "
-                     f"{', '.join(expected)}", file=name, column=missing[0])
+                     f"{', '.join(expected)}{extra}", file=name, column=missing[0])
 
 
 def _show(value) -> str:
