@@ -85,7 +85,8 @@ def _coefficients(model, covariates) -> np.ndarray:
     return coef
 
 
-def score_municipalities(model, census: pd.DataFrame, covariates, codes=None, z=Z95):
+def score_municipalities(model, census: pd.DataFrame, covariates, codes=None, z=Z95,
+                         census_sample=True):
     """Municipal probabilities, variances and intervals from census records.
 
     Parameters
@@ -102,6 +103,9 @@ def score_municipalities(model, census: pd.DataFrame, covariates, codes=None, z=
         with a warning. Default: the codes present, sorted.
     z : float, default 1.959964
         Normal quantile of the interval.
+    census_sample : bool, default True
+        The census records are a sample (Intercensal, Censo long form) and carry the
+        census-sample variance. ``False`` for a full count: ``var_census`` is 0.
 
     Returns
     -------
@@ -163,6 +167,8 @@ def score_municipalities(model, census: pd.DataFrame, covariates, codes=None, z=
         ss += np.bincount(gk, weights=dev * dev, minlength=M)
     with np.errstate(invalid="ignore", divide="ignore"):
         var_census = ss / sum_v**2
+    if not census_sample:
+        var_census = np.zeros(M)
     var_model[count == 0] = np.nan
     var_census[count == 0] = np.nan
     se = np.sqrt(np.clip(var_model, 0.0, None) + var_census)

@@ -181,6 +181,13 @@ def test_dataframe_features_names_and_prediction():
         model.predict_proba(X[:, :2])
 
 
+def test_array_fitted_model_takes_columns_by_position():
+    X, y, w, _ = simulate(500, seed=16)
+    model = SurveyLogit().fit(X, y, w)
+    df = pd.DataFrame(X, columns=["p", "q", "r"])
+    assert_allclose(model.predict_proba(df), model.predict_proba(X))
+
+
 def test_not_fitted_raises():
     from sklearn.exceptions import NotFittedError
 

@@ -96,13 +96,11 @@ def test_delta_method_agrees_with_simulation_oracle(model):
     scores = score_municipalities(model, census, COVS)
     rng = np.random.default_rng(3)
     draws = rng.multivariate_normal(model.coef_, model.cov_, size=2000)
-    sims = []
-    for beta in draws:
-        p = expit(beta[0] + census[COVS].to_numpy() @ beta[1:])
-        v = census["weight"].to_numpy()
-        sims.append(pd.Series(v * p).groupby(census["cvegeo"].to_numpy()).sum()
-                    / pd.Series(v).groupby(census["cvegeo"].to_numpy()).sum())
-    sim_var = pd.concat(sims, axis=1).var(axis=1, ddof=1)
+    Xd = np.column_stack([np.ones(len(census)), census[COVS].to_numpy()])
+    v = census["weight"].to_numpy()
+    onehot = pd.get_dummies(census["cvegeo"]).astype(float)
+    P = (expit(draws @ Xd.T) * v) @ onehot.to_numpy() / (v @ onehot.to_numpy())
+    sim_var = pd.Series(P.var(axis=0, ddof=1), index=onehot.columns)
     assert_allclose(scores["var_model"], sim_var.loc[scores.index], rtol=0.15)
 
 
@@ -184,3 +182,13 @@ def test_municipal_and_national_means():
     nat = national_means(census, COVS)
     assert_allclose(nat, np.average(census[COVS], weights=census["weight"], axis=0))
     assert nat.index.tolist() == COVS
+
+
+def test_full_count_has_no_census_variance(model):
+    census, _ = make_census(seed=8)
+    sample = score_municipalities(model, census, COVS)
+    full = score_municipalities(model, census, COVS, census_sample=False)
+    assert (sample["var_census"] > 0).all()
+    assert_allclose(full["var_census"], 0.0)
+    assert_allclose(full["se"], np.sqrt(sample["var_model"]))
+    assert_allclose(full["probability"], sample["probability"])

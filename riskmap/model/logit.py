@@ -405,7 +405,7 @@ class SurveyLogit:
     def _prepare(self, X) -> np.ndarray:
         self._check_fitted()
         feat = self.names_[1:]
-        if isinstance(X, pd.DataFrame):
+        if isinstance(X, pd.DataFrame) and hasattr(self, "feature_names_in_"):
             cols = [str(c) for c in X.columns]
             if cols != feat:
                 missing = [f for f in feat if f not in cols]
@@ -413,7 +413,7 @@ class SurveyLogit:
                     raise ModelError("covariates missing for prediction: " + ", ".join(missing))
                 X = X[feat]
             arr = X.to_numpy(dtype=np.float64)
-        else:
+        else:  # fitted on an array: columns are taken by position
             arr = np.asarray(X, dtype=np.float64)
             if arr.ndim == 1:
                 arr = arr[None, :] if arr.size == len(feat) else arr[:, None]
