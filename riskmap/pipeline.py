@@ -121,7 +121,7 @@ def build_edition(name, survey: pd.DataFrame, census: pd.DataFrame,
     try:
         diagnostics = diagnose(model, survey[covariates], survey["child_labour"].to_numpy(),
                                survey["weight"].to_numpy(),
-                               psu=(survey["strata"] + "\x1f" + survey["psu"]).to_numpy())
+                               psu=_nested_psu(survey))
     except ModelError as exc:
         raise ModelError(exc.message, file=survey_file) from None
 
@@ -148,6 +148,11 @@ def build_edition(name, survey: pd.DataFrame, census: pd.DataFrame,
     card = _card(name, vintage, year, sources, synthetic, spec, model, diagnostics, rate,
                  classify.describe_rule(rate["estimate"], min_records), survey, census, rows)
     return Edition(name=name, rows=rows, factors=long, card=card)
+
+
+def _nested_psu(survey: pd.DataFrame) -> np.ndarray:
+    """PSU labels made unique across strata (PSU "1" of two strata is two PSUs)."""
+    return (survey["strata"].astype(str) + "\x1f" + survey["psu"].astype(str)).to_numpy()
 
 
 def _check_boundaries(boundaries) -> gpd.GeoDataFrame:

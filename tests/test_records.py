@@ -165,3 +165,11 @@ def test_territorial_covariates_join_from_rasters(tmp_path):
                                [0.25, 0.75])
     with pytest.raises(InputError, match="neither columns"):
         join_territorial(plain, spec, None)
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_semicolon_and_tab_delimited_files(tmp_path, spec, sep):
+    lines = [ln.replace(",", sep) for ln in GOOD]
+    df = read_records(write(tmp_path, lines, header=HEADER.replace(",", sep)), "survey", spec)
+    assert df["cvegeo"].tolist() == ["01001", "07002", "09003"]
+    np.testing.assert_allclose(df["weight"], [1.5, 2, 3])

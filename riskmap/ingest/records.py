@@ -8,6 +8,9 @@ naming the file, the column and the row.
 Rows are numbered as a spreadsheet shows them: in a CSV file the header is row 1 and the first
 record row 2; in a Parquet file (no header line) the first record is row 1.
 
+Delimiter: a comma; a header without any comma but with ``;`` or tabs selects that delimiter
+(spreadsheets in some locales save CSV so).
+
 Encoding: CSV files must be UTF-8 (a byte-order mark is accepted). A file that is not valid
 UTF-8 is rejected with the byte offset and row of the first bad byte, rather than guessed as
 Latin-1: every byte string is "valid" Latin-1 (and cp1252 differs from it), so a guess could
@@ -159,11 +162,17 @@ def _read_csv(path: Path) -> pd.DataFrame:
             f"not valid UTF-8: byte 0x{data[exc.start]:02x} at byte offset {exc.start}; "
             "save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`)",
             file=name, row=row) from None
+    header = text.split("\n", 1)[0]
+    # Spreadsheets in some locales save "CSV" with ';' (or tabs); accept those when the
+    # header has no comma at all, which makes the choice unambiguous.
+    sep = ","
+    if "," not in header:
+        sep = ";" if ";" in header else ("\t" if "\t" in header else ",")
     try:
         # Everything as text: codes keep their leading zeros and we locate bad values
         # ourselves (row numbers) instead of letting pandas coerce them.
         df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False,
-                         skipinitialspace=True)
+                         skipinitialspace=True, sep=sep)
     except pd.errors.EmptyDataError:
         raise InputError("the file is empty (expected a header line and records)",
                          file=name) from None
