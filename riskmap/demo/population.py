@@ -92,8 +92,8 @@ def municipal_profiles(rng, cell_mun_old, cell_mun_new, cell_fields, cell_area, 
         indigenous_logit, development, agriculture``.
     """
     noise = {k: rng.normal(0.0, s, n_old) for k, s in
-             (("rural", 0.7), ("indigenous", 0.6), ("development", 0.4), ("size", 1.0),
-              ("agriculture", 0.4))}
+             (("rural", 0.5), ("indigenous", 0.5), ("development", 0.3), ("size", 1.0),
+              ("agriculture", 0.3))}
     growth = rng.lognormal(np.log(1.03), 0.05, n_old)
     out = {}
     for key, cell_mun, n, parent in (("old", cell_mun_old, n_old, np.arange(n_old)),
@@ -103,14 +103,14 @@ def municipal_profiles(rng, cell_mun_old, cell_mun_new, cell_fields, cell_area, 
                 for f, v in cell_fields.items()}
         log_size = noise["size"][parent] + 0.35 * mean["development"] - 0.25 * mean["rural"]
         # Bigger municipalities are more urban, as in Mexico.
-        rural_logit = (0.2 + 1.3 * mean["rural"] + noise["rural"][parent]
-                       - 0.6 * (log_size - log_size.mean()))
+        rural_logit = (0.0 + 1.0 * mean["rural"] + noise["rural"][parent]
+                       - 0.35 * (log_size - log_size.mean()))
         df = pd.DataFrame({
             "log_size": log_size,
             "rural_share": expit(rural_logit),
-            "indigenous_logit": -2.9 + 1.6 * mean["indigenous"] + noise["indigenous"][parent],
+            "indigenous_logit": -2.9 + 1.2 * mean["indigenous"] + noise["indigenous"][parent],
             "development": mean["development"] + noise["development"][parent],
-            "agriculture": 0.9 * mean["crop"] + noise["agriculture"][parent],
+            "agriculture": 0.7 * mean["crop"] + noise["agriculture"][parent],
         })
         out[key] = df
     old = out["old"]
