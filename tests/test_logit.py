@@ -314,16 +314,3 @@ def test_strong_but_finite_effect_is_not_separation():
     y = (rng.random(n) < expit(0.5 + 4.0 * x[:, 0])).astype(int)
     model = SurveyLogit().fit(x, y, np.ones(n))
     assert_allclose(model.coef_, [0.5, 4.0], atol=0.4)
-
-
-@pytest.mark.slow
-def test_fits_half_a_million_records_quickly():
-    import time
-
-    X, y, w, psu = simulate(500_000, seed=15, n_psu=2000)
-    X = np.column_stack([X, np.random.default_rng(15).normal(size=(500_000, 8))])
-    start = time.perf_counter()
-    model = SurveyLogit().fit(X, y, w, psu=psu)
-    elapsed = time.perf_counter() - start
-    assert model.n_iter_ < 15
-    assert elapsed < 3.0
