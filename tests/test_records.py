@@ -173,3 +173,10 @@ def test_semicolon_and_tab_delimited_files(tmp_path, spec, sep):
     df = read_records(write(tmp_path, lines, header=HEADER.replace(",", sep)), "survey", spec)
     assert df["cvegeo"].tolist() == ["01001", "07002", "09003"]
     np.testing.assert_allclose(df["weight"], [1.5, 2, 3])
+
+
+def test_validate_codes_uses_positions_not_index_labels():
+    df = pd.DataFrame({"cvegeo": ["01001", "09999"]}, index=pd.Index([50, 70], name="cvegeo"))
+    with pytest.raises(InputError, match=r"x.csv, column 'cvegeo': 1 municipality .*"
+                                         r"'09999' \(row 3\)"):
+        validate_codes(df, ["01001"], file="x.csv")

@@ -130,10 +130,12 @@ def validate_codes(records: pd.DataFrame, known_codes, file=None) -> None:
     unknown = ~codes.isin(known)
     if not unknown.any():
         return
-    bad = codes[unknown]
-    firsts = bad.reset_index().drop_duplicates("cvegeo")
+    # Positions, not index labels: callers may hand in frames with any index.
+    pos = np.flatnonzero(unknown.to_numpy())
+    firsts = pd.DataFrame({"pos": pos, "cvegeo": codes.to_numpy()[pos]})
+    firsts = firsts.drop_duplicates("cvegeo")
     shown = [f"'{c}' (row {int(i) + first_row})" for i, c in
-             zip(firsts["index"].iloc[:10], firsts["cvegeo"].iloc[:10])]
+             zip(firsts["pos"].iloc[:10], firsts["cvegeo"].iloc[:10])]
     more = len(firsts) - len(shown)
     text = (f"{len(firsts)} municipality code(s) not in the boundaries "
             f"({int(unknown.sum())} records): " + ", ".join(shown)
