@@ -239,3 +239,28 @@ def test_full_demo_inputs_have_the_documented_sizes(demo_dir):
         target = meta["editions"][edition]["rate"]
         print(edition, "survey rate", round(rate, 4), "target", target)
         assert abs(rate - target) < 0.006
+
+
+def test_project_readers_accept_the_demo_files(small):
+    """The demo files honour the ARCHITECTURE contracts: the project's own readers take them."""
+    import warnings
+
+    from riskmap.ingest.boundaries import read_boundaries
+    from riskmap.ingest.raster import zonal_mean
+    from riskmap.ingest.records import read_records
+    from riskmap.paths import MODELS_DIR
+    from riskmap.spec import load_spec
+
+    spec = load_spec(MODELS_DIR / "demo.toml")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # clean files: nothing to repair or guess
+        gdf = read_boundaries(small["boundaries"]["2020"], layer="municipios")
+        cropland = zonal_mean(small["raster"], gdf)
+    ours = _bound(small, "2020").sort_values("cvegeo").reset_index(drop=True)
+    pd.testing.assert_frame_equal(gdf.drop(columns="geometry").reset_index(drop=True),
+                                  ours.drop(columns="geometry")[list(gdf.columns[:-1])])
+    assert cropland.between(0, 1).all() and cropland.std() > 0.02
+    survey = read_records(small["survey"]["2023"], "survey", spec, {"cropland_share": cropland})
+    census = read_records(small["census"]["2020"], "census", spec, {"cropland_share": cropland})
+    assert len(survey) == len(pd.read_parquet(small["survey"]["2023"]))
+    assert list(census.columns) == ["cvegeo", "weight", *spec.names]
