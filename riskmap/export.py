@@ -82,7 +82,7 @@ class Format:
     writer: Callable
 
 
-# -- helpers ---------------------------------------------------------------------------------
+# -- formats, filters, spreadsheet safety -------------------------------------------------
 def normalise_format(fmt) -> str:
     """Return the registry key for ``fmt``; :class:`BadParameter` lists the valid ones."""
     key = str(fmt or "").strip().lower().lstrip(".")

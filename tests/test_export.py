@@ -239,3 +239,19 @@ def test_ranks_are_integers_with_blanks(edition, tmp_path, fmt):
     gdf = pyogrio.read_dataframe(path, layer=0)
     name = "rank_nat" if fmt == "shp" else "rank_national"
     assert gdf[name].iloc[0] == 2 and pd.isna(gdf[name].iloc[4])
+
+
+@pytest.mark.slow
+def test_demo_atlas_editions_export(demo_store):
+    """Every published demo edition exports; row counts match its geography vintage."""
+    names = demo_store.edition_names()
+    assert names
+    for name in names:
+        ed = demo_store.load_edition(name)
+        data, _, _ = export_bytes(ed, "csv")
+        df = pd.read_csv(io.BytesIO(data), encoding="utf-8-sig", dtype={"cvegeo": str})
+        assert len(df) == len(demo_store.load_vintage(ed.vintage)) == len(ed.rows)
+        assert df["cvegeo"].str.fullmatch(r"\d{5}").all()
+        assert (df["source"] == SYNTHETIC_ES).all()
+        assert df["level"].value_counts().to_dict() == {
+            k: v for k, v in ed.level_counts().items() if v}
