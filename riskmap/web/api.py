@@ -15,7 +15,7 @@ import json
 
 import numpy as np
 import pandas as pd
-from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from ..edition import LEVELS, ROW_COLUMNS
 from ..errors import BadParameter
@@ -140,7 +140,8 @@ def municipios(edicion: str, formato: str):
     total = len(table)
     pages = max(1, -(-total // per_page))
     page = params.integer("page", request.args.get("page"), minimum=1, maximum=pages, default=1)
-    chunk = table.iloc[(page - 1) * per_page: page * per_page][LIST_COLUMNS]
+    chunk = atlas.records_for(edicion, table["cvegeo"].iloc[(page - 1) * per_page:
+                                                           page * per_page])
     link = lambda p: url_for(".municipios", edicion=edicion, formato="json", page=p,  # noqa: E731
                              per_page=per_page, **filters)
     links = {"self": link(page), "first": link(1), "last": link(pages),
@@ -148,7 +149,7 @@ def municipios(edicion: str, formato: str):
              "prev": link(page - 1) if page > 1 else None,
              "geojson": url_for(".municipios", edicion=edicion, formato="geojson", **filters),
              "csv": url_for(".municipios", edicion=edicion, formato="csv", **filters)}
-    return ok([record(r) for r in chunk.to_dict("records")], meta_for(edicion), links,
+    return ok([{k: r[k] for k in LIST_COLUMNS} for r in chunk], meta_for(edicion), links,
               pagination={"page": page, "per_page": per_page, "total": total, "pages": pages},
               filters=filters)
 
@@ -163,6 +164,8 @@ def _csv_response(edicion: str, table: pd.DataFrame, filename: str, columns=None
     out["synthetic"] = info["synthetic"]
     out["source"] = info["attribution"]["es"]
 
+    # The generators below use only precomputed values: no request context is needed while
+    # the body streams.
     def generate():
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
@@ -177,7 +180,7 @@ def _csv_response(edicion: str, table: pd.DataFrame, filename: str, columns=None
         if not len(out):
             yield buf.getvalue()
 
-    return Response(stream_with_context(generate()), mimetype="text/csv",
+    return Response(generate(), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
@@ -185,7 +188,8 @@ def _geojson_response(edicion: str, table: pd.DataFrame):
     """Stream a FeatureCollection (full-resolution geometry), feature by feature."""
     geoms = get_atlas().geojson_geometries(edicion)
     meta = json.dumps(meta_for(edicion), ensure_ascii=False)
-    records = [record(r) for r in table[LIST_COLUMNS].to_dict("records")]
+    records = [{k: r[k] for k in LIST_COLUMNS}
+               for r in get_atlas().records_for(edicion, table["cvegeo"])]
 
     def generate():
         yield '{"type":"FeatureCollection","meta":' + meta + ',"features":['
@@ -196,7 +200,7 @@ def _geojson_response(edicion: str, table: pd.DataFrame):
                    + ',"geometry":' + geometry + '}')
         yield ']}'
 
-    return Response(stream_with_context(generate()), mimetype="application/geo+json")
+    return Response(generate(), mimetype="application/geo+json")
 
 
 @bp.get("/ediciones/<edicion>/municipios/<cvegeo>")
@@ -225,27 +229,13 @@ def comparar():
     a = params.edition(request.args.get("a"), names, default_a)
     b = params.edition(request.args.get("b"), names, default_b)
     formato = params.choice("formato", request.args.get("formato"), COMPARE_FORMATS, "json")
-    comparison = atlas.comparison(a, b)
-    payload = comparison_payload(comparison)
     if formato == "csv":
-        changes = _changes_table(comparison)
+        changes = _changes_table(atlas.comparison(a, b))
         return _plain_csv(changes, f"riskmap_comparacion_{a}_{b}.csv", [a, b])
+    payload = jsonable(atlas.comparison_summary(a, b))
     links = {"self": url_for(".comparar", a=a, b=b),
              "csv": url_for(".comparar", a=a, b=b, formato="csv")}
     return ok(payload, meta_for(a, b), links, editions={"a": a, "b": b})
-
-
-def comparison_payload(comparison) -> dict:
-    """JSON of a :class:`riskmap.compare.Comparison` without its per-municipality table."""
-    if hasattr(comparison, "to_dict"):
-        data = comparison.to_dict()
-    else:
-        data = jsonable(comparison)
-    data = jsonable(data)
-    if isinstance(data, dict) and isinstance(data.get("changes"), list):
-        # The per-municipality table is what ?formato=csv gives; the JSON stays a summary.
-        data["changes_count"] = len(data.pop("changes"))
-    return data
 
 
 def _changes_table(comparison) -> pd.DataFrame:
