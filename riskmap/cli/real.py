@@ -30,8 +30,7 @@ def crosswalk_cmd(path_from, path_to, output, min_share):
         old = read_boundaries(path_from)
         new = read_boundaries(path_to)
         table = area_crosswalk(old, new, min_share=min_share)
-    for w in caught:
-        click.echo(f"riskmap: warning: {w.message}", err=True)
+    _echo_warnings(caught)
     with atomic_path(Path(output)) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6f")
     names = dict(zip(new["cvegeo"], new["nom_mun"] + ", " + new["nom_ent"]))
@@ -50,3 +49,108 @@ def crosswalk_cmd(path_from, path_to, output, min_share):
     for _, r in removed.iterrows():
         click.echo(f"  {r['cvegeo_from']} {names.get(r['cvegeo_from'], '')}  -> "
                    f"{r['cvegeo_to'] or '?'}")
+
+
+def _echo_warnings(caught):
+    # only warnings about the user's input (UserWarning); library noise stays out
+    for w in caught:
+        if issubclass(w.category, UserWarning):
+            click.echo(f"riskmap: warning: {w.message}", err=True)
+
+
+def _vintage_from(path: str) -> str:
+    import re
+
+    match = re.search(r"(19|20)\d\d", Path(path).stem)
+    return match.group(0) if match else re.sub(r"[^A-Za-z0-9_.-]", "_", Path(path).stem)[:60]
+
+
+@cli.command("simulate")
+@click.option("--boundaries", required=True, type=click.Path(dir_okay=False),
+              help="Municipal boundaries (e.g. INEGI Marco Geoestadístico, any GDAL format).")
+@click.option("--census-table", required=True, type=click.Path(dir_okay=False),
+              help="Municipal census table in ITER layout (raw INEGI column names).")
+@click.option("--vintage", default=None, help="Geography vintage name (default: the year in "
+              "the boundaries file name, else 2020).")
+@click.option("--seed", default=2020, show_default=True, type=int)
+@click.option("--census-records", default=300_000, show_default=True, type=int,
+              help="Simulated census child records (about).")
+@click.option("--survey-records", default=45_000, show_default=True, type=int,
+              help="Simulated survey child records per edition.")
+@data_dir_option
+def simulate_cmd(boundaries, census_table, vintage, seed, census_records, survey_records,
+                 data_dir):
+    """Semi-synthetic Mexico: real INEGI geography and shares, simulated records, editions
+    2017, 2019 and 2023 published as in the demo (labelled semi-synthetic)."""
+    from tqdm import tqdm
+
+    from ..real.simulate import SOURCES_NOTE, SimConfig, build_semisynthetic
+
+    vintage = vintage or (_vintage_from(boundaries) if any(
+        ch.isdigit() for ch in Path(boundaries).stem) else "2020")
+    config = SimConfig(n_census=census_records, n_survey=survey_records)
+    bar = tqdm(total=None, unit=" step", desc="simulate", leave=False)
+
+    def progress(message):
+        bar.set_postfix_str(message[:60])
+        bar.update(1)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        result = build_semisynthetic(resolve_data_dir(data_dir), boundaries, census_table,
+                                     seed=seed, vintage=vintage, config=config,
+                                     progress=progress)
+    bar.close()
+    _echo_warnings(caught)
+    click.echo(f"semi-synthetic data ({SOURCES_NOTE}); vintage {vintage}")
+    for name, path in result["published"].items():
+        click.echo(f"  edition {name}: {path}")
+    if result["no_data"]:
+        click.echo(f"  {len(result['no_data'])} municipalities without census data "
+                   "(sin_informacion)")
+    click.echo("  timings (s): " + ", ".join(f"{k} {v}" for k, v in result["timings"].items()))
+
+
+@cli.command("import-edition")
+@click.option("--edition", required=True, help="Name of the edition to publish, e.g. mirti2017.")
+@click.option("--levels", required=True, type=click.Path(dir_okay=False),
+              help="CSV: cvegeo, level [, probability, ci_low, ci_high].")
+@click.option("--boundaries", required=True, type=click.Path(dir_okay=False),
+              help="Boundaries of the list's vintage (any GDAL format).")
+@click.option("--vintage", default=None,
+              help="Geography vintage name (default: the year in the boundaries file name).")
+@click.option("--year", default=None, type=int, help="Reference year (default: from the name).")
+@click.option("--national-rate", default=None, type=float,
+              help="Published national child-labour rate (0-1), when known.")
+@click.option("--source", "sources", multiple=True, help="Source citation (repeatable).")
+@data_dir_option
+def import_edition_cmd(edition, levels, boundaries, vintage, year, national_rate, sources,
+                       data_dir):
+    """Publish a list of municipal levels (e.g. published MIRTI results) as an edition."""
+    from ..errors import InputError
+    from ..ingest.boundaries import read_boundaries, states_from
+    from ..real.imported import import_edition, read_levels
+    from ..store import DataStore
+
+    store = DataStore(resolve_data_dir(data_dir))
+    vintage = vintage or _vintage_from(boundaries)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        table = read_levels(levels)
+        gdf = read_boundaries(boundaries)
+    _echo_warnings(caught)
+    if vintage in store.vintage_names():
+        stored = set(store.load_vintage(vintage)["cvegeo"])
+        if stored != set(gdf["cvegeo"]):
+            raise InputError(f"vintage {vintage!r} is already stored with other municipalities "
+                             f"({len(stored)} vs {len(gdf)}); choose another --vintage",
+                             file=boundaries)
+    ed = import_edition(edition, table, gdf, vintage=vintage, year=year,
+                        sources=list(sources) or [Path(levels).name],
+                        national_rate=national_rate, file=Path(levels).name)
+    if vintage not in store.vintage_names():
+        store.save_vintage(vintage, gdf, states_from(gdf))
+    path = store.publish_edition(ed)
+    counts = ed.level_counts()
+    click.echo(f"edition {edition} (imported, vintage {vintage}): "
+               + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" -> {path}")

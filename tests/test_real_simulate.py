@@ -1,0 +1,153 @@
+"""Semi-synthetic Mexico: real geography and shares, simulated records, published editions."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from scipy.special import expit
+from shapely.geometry import box
+
+from riskmap.cli import cli
+from riskmap.real.simulate import (EDITIONS, SOURCES_NOTE, SimConfig, build_semisynthetic,
+                                   calibrate_intercept, draw_children, municipal_parameters,
+                                   simulate_mexico)
+from riskmap.store import DataStore
+
+
+def _small_country(tmp_path, n=6):
+    """Two states of n*n/2 municipalities each; the east is poor, rural and indigenous."""
+    rows, table = [], []
+    for k in range(n * n):
+        i, j = divmod(k, n)
+        ent = "20" if j >= n // 2 else "19"  # Oaxaca east, Nuevo León west
+        code = f"{ent}{k + 1:03d}"
+        rows.append({"CVEGEO": code, "NOMGEO": f"M{k}", "geometry": box(j, i, j + 1, i + 1)})
+        east = j >= n // 2
+        table.append({"cvegeo": code, "POBTOT": 10000, "POBMAS": 4900, "P_3A5": 600,
+                      "P_6A11": 1200, "P_12A14": 600, "P_15A17": 600, "pob_5_17": 2600,
+                      "pct_6_14_no_asiste": 9.0 if east else 2.0,
+                      "pct_15_17_no_asiste": 45.0 if east else 18.0,
+                      "pct_hli_3ymas": 60.0 if east else 1.0,
+                      "pct_rural_lt2500": 80.0 if east else 5.0,
+                      "GRAPROES": 6.0 if east else 11.0, "PDER_IMSS": 800 if east else 6000,
+                      "PROM_OCUP": 4.2 if east else 3.4})
+    gdf = gpd.GeoDataFrame(rows, crs=4326)
+    gdf["geometry"] = gdf.geometry.translate(-100, 17)
+    bpath = tmp_path / "municipios_2020.geojson"
+    gdf.to_file(bpath, driver="GeoJSON")
+    tab = pd.DataFrame(table)
+    tab = tab[tab["cvegeo"] != "19001"]  # one municipality without census data
+    tpath = tmp_path / "iter.csv"
+    tab.to_csv(tpath, index=False)
+    return bpath, tpath, tab
+
+
+def test_generator_follows_municipal_shares(tmp_path):
+    _, _, tab = _small_country(tmp_path)
+    params = municipal_parameters(tab)
+    rng = np.random.default_rng(1)
+    mun = np.repeat(np.arange(len(params)), 4000)
+    kids = draw_children(params, mun, rng)
+    means = kids.groupby("cvegeo")[["rural", "indigenous_language", "age"]].mean()
+    p = params.loc[means.index]
+    np.testing.assert_allclose(means["rural"], p["p_rural"], atol=0.03)
+    np.testing.assert_allclose(means["indigenous_language"], p["p_hli"], atol=0.035)
+    # ages 5-17 with the municipal age structure: mean of 1/13*5 + 6/13*8.5 + 3/13*13 + 3/13*16
+    np.testing.assert_allclose(means["age"], (5 + 6 * 8.5 + 3 * 13 + 3 * 16) / 13, atol=0.15)
+    assert kids["age"].between(5, 17).all()
+    young = kids[(kids["age"] >= 6) & (kids["age"] <= 14)]
+    noatt = 1 - young.groupby("cvegeo")["attends_school"].mean()
+    np.testing.assert_allclose(noatt, params.loc[noatt.index, "noatt_6_14"], atol=0.02)
+
+
+def test_intercept_calibrated_to_the_national_rate(tmp_path):
+    bpath, _, tab = _small_country(tmp_path)
+    gdf = gpd.read_file(bpath).rename(columns={"CVEGEO": "cvegeo"})
+    with pytest.warns(UserWarning, match="1 municipality has no census data.*19001"):
+        sim = simulate_mexico(gdf, tab, seed=3, config=SimConfig(n_census=5000, n_survey=3000))
+    census = sim["census"]
+    assert "19001" not in set(census["cvegeo"]) and sim["no_data"] == ["19001"]
+    # weights add up to the municipal child counts
+    np.testing.assert_allclose(census.groupby("cvegeo")["weight"].sum(), 2600.0)
+    ed = EDITIONS[2]
+    b0 = calibrate_intercept(census, ed.slopes, ed.rate)
+    eta = b0 + sum(census[k] * v for k, v in ed.slopes.items())
+    np.testing.assert_allclose(np.average(expit(eta), weights=census["weight"]), ed.rate,
+                               rtol=1e-8)
+
+
+@pytest.mark.slow
+def test_small_country_build_labels_and_recovers_truth(tmp_path):
+    bpath, tpath, _ = _small_country(tmp_path)
+    data = tmp_path / "data"
+    with pytest.warns(UserWarning, match="no census data"):
+        result = build_semisynthetic(data, bpath, tpath, seed=5,
+                                     config=SimConfig(n_census=20000, n_survey=20000,
+                                                      min_census_per_municipality=40))
+    store = DataStore(data)
+    assert store.edition_names() == ["2017", "2019", "2023"]
+    assert store.vintage_names() == ["2020"]
+    ed = store.load_edition("2023")
+    rows = ed.rows.set_index("cvegeo")
+    assert len(rows) == 36  # never dropped
+    assert rows.loc["19001", "level"] == "sin_informacion"
+    assert ed.card["synthetic"] is True and ed.card["semi_synthetic"] is True
+    names = [s["name"] for s in ed.card["sources"]]
+    assert SOURCES_NOTE in names and any("INEGI" in n for n in names)
+    assert "INEGI" in ed.card["attribution"]["es"] and "SEMISINTÉTICOS" in ed.card["attribution"]["es"]
+    # the east (poor, rural, indigenous) is riskier than the west
+    east = rows[rows["cve_ent"] == "20"]["probability"].mean()
+    west = rows[(rows["cve_ent"] == "19") & (rows["level"] != "sin_informacion")]["probability"]
+    assert east > west.mean() + 0.05
+    # known truth: every slope within 4 design SEs of the true value
+    truth = result["truth"]["2023"]["slopes"]
+    for c in ed.card["coefficients"]:
+        if c["name"] in truth:
+            assert abs(c["estimate"] - truth[c["name"]]) < 4 * c["se"] + 0.02, c["name"]
+    saved = json.loads((data / "semisynthetic" / "truth.json").read_text(encoding="utf-8"))
+    assert saved["editions"]["2023"]["rate"] == pytest.approx(0.131)
+
+
+@pytest.mark.slow
+def test_real_mexico_semisynthetic_is_plausible(mx_dir, tmp_path):
+    data = tmp_path / "data"
+    result = CliRunner().invoke(cli, ["simulate", "--boundaries",
+                                      str(mx_dir / "municipios_2020.geojson"),
+                                      "--census-table", str(mx_dir / "censo2020_municipal.csv"),
+                                      "--data-dir", str(data), "--seed", "7"])
+    assert result.exit_code == 0, result.output
+    print(result.output)
+    store = DataStore(data)
+    assert store.edition_names() == ["2017", "2019", "2023"]
+    enti = pd.read_csv(mx_dir / "enti_state_rates_partial.csv", dtype={"cve_ent": str})
+    enti = enti[(enti["year"] == 2019) & (enti["indicator"] == "tasa_trabajo_infantil_5a17")
+                & (enti["cve_ent"] != "00")].set_index("cve_ent")["value_pct"]
+    for name in ("2017", "2019", "2023"):
+        ed = store.load_edition(name)
+        rows = ed.rows
+        assert len(rows) == 2469 and ed.card["synthetic"] is True
+        by_state = rows.groupby("cve_ent")["probability"].mean()
+        national = rows["probability"].mean()
+        for south in ("20", "07", "12"):  # Oaxaca, Chiapas, Guerrero
+            assert by_state[south] > national
+            assert by_state[south] > max(by_state["19"], by_state["09"])  # Nuevo León, CDMX
+        # child-weighted state rates rank like ENTI 2019's published (partial) state rates
+        rows = rows.assign(e=rows["probability"] * rows["children"])
+        sums = rows.groupby("cve_ent")[["e", "children"]].sum()
+        sim = (sums["e"] / sums["children"]).reindex(enti.index)
+        rho = sim.rank().corr(enti.rank())
+        print(f"edition {name}: Spearman rho vs ENTI 2019 state rates = {rho:.2f}; "
+              f"levels {ed.level_counts()}")
+        assert rho > 0.7
+        assert 0.09 < ed.national_rate < 0.16
+    # the web layer of the stored vintage is served from the same store
+    from riskmap.weblayer import cached_web_layer
+
+    body, _ = cached_web_layer(store, "2020")
+    assert len(json.loads(gzip.decompress(body))["features"]) == 2469
