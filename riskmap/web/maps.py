@@ -86,7 +86,11 @@ def build_map(map_id: str, *, bounds=None, tile_url: str = "", tile_attribution:
     if bounds is None or not all(map(math.isfinite, bounds)):
         bounds = (-118.4, 14.5, -86.7, 32.7)  # Mexico
     minx, miny, maxx, maxy = bounds
-    fmap = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=5,
+    # Start already framed on the bounds: folium's fit_bounds would start a zoom animation
+    # whose end, arriving after the glue script has framed the data, resets the view.
+    span = max(maxx - minx, (maxy - miny) * 1.6, 1e-3)
+    zoom = int(min(12, max(min_zoom, math.floor(math.log2(700 * 360 / (256 * span))))))
+    fmap = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=zoom,
                       tiles=None, prefer_canvas=True, control_scale=True, min_zoom=min_zoom)
     # folium's defaults pull Leaflet, jQuery, Bootstrap and fonts from CDNs; the page loads
     # Leaflet from the service instead, and nothing else is needed.
@@ -96,7 +100,6 @@ def build_map(map_id: str, *, bounds=None, tile_url: str = "", tile_attribution:
     if tile_url:
         folium.TileLayer(tiles=tile_url, attr=tile_attribution or " ", name="base",
                          control=False).add_to(fmap)
-    fmap.fit_bounds([[miny, minx], [maxy, maxx]])
     root = fmap.get_root()
     root.render()
     # Only the map div and its script are used: folium's header styles would set the whole

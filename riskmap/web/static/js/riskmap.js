@@ -170,15 +170,18 @@
     console.error(err);
   });
 
-  /* two maps side by side move together */
+  /* maps side by side move together (after each move ends, so drags stay smooth) */
   if (cfg.sync && views.length > 1) {
-    var moving = false;
+    var syncing = false;
     views.forEach(function (a) {
-      a.map.on('move', function () {
-        if (moving) { return; }
-        moving = true;
-        views.forEach(function (b) { if (b !== a) { b.map.setView(a.map.getCenter(), a.map.getZoom(), { animate: false }); } });
-        moving = false;
+      a.map.on('moveend', function () {
+        if (syncing) { return; }
+        syncing = true;
+        try {
+          views.forEach(function (b) {
+            if (b !== a) { b.map.setView(a.map.getCenter(), a.map.getZoom(), { animate: false }); }
+          });
+        } finally { syncing = false; }
       });
     });
   }

@@ -1,0 +1,173 @@
+"""Headless Chromium over the real app (fake atlas): the maps draw with no network beyond the
+service, the console stays clean, and the interactive bits (layer switch, search, synced maps)
+update the page and its permalink. Screenshots go to test-artifacts/ for a human look.
+
+Uses the Debian chromium and chromedriver (no browser download); skipped when absent.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from webdata import build_fake_atlas
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run",
+         "--window-size=1280,900")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from werkzeug.serving import make_server
+
+    from riskmap.web import create_app
+
+    path = build_fake_atlas(tmp_path_factory.mktemp("browser-atlas"))
+    app = create_app({"data_dir": str(path), "auto_demo": False})
+    srv = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_port}"
+    srv.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.skip("headless Chromium or chromedriver not installed")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def _open(driver, url: str, timeout: float = 20.0) -> int:
+    """Load ``url`` and wait until the glue script says every map has drawn."""
+    driver.get(url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if driver.execute_script("return window.riskmapReady === true"):
+            return int(driver.execute_script("return window.riskmapFeatures"))
+        time.sleep(0.1)
+    raise AssertionError(f"maps never finished drawing on {url}")
+
+
+def _severe(driver) -> list[str]:
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def _painted_pixels(driver) -> int:
+    """Non-transparent pixels on the map canvases (proof that polygons were drawn)."""
+    return driver.execute_script("""
+        let n = 0;
+        document.querySelectorAll('.leaflet-container canvas').forEach(c => {
+          const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+          for (let i = 3; i < d.length; i += 16) { if (d[i] > 0) { n++; } }
+        });
+        return n;""")
+
+
+def _shot(driver, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+@pytest.mark.parametrize("path,features,name", [
+    ("/", 42, "nacional"),
+    ("/?edicion=2017&capa=probabilidad&lang=en", 40, "nacional_2017_en"),
+    ("/comparar?a=2017&b=2023", 42 + 40 + 42, "comparar"),
+    ("/focalizacion?visitas=200", 42, "focalizacion"),
+    ("/estado/22", 11, "estado"),
+    ("/municipio/22006", 42, "municipio"),
+])
+def test_maps_draw_without_console_errors(server, browser, path, features, name):
+    browser.get_log("browser")  # drop what earlier pages logged
+    drawn = _open(browser, server + path)
+    _shot(browser, name)
+    assert drawn == features
+    assert _painted_pixels(browser) > 300
+    assert _severe(browser) == []
+
+
+def test_layer_switch_updates_legend_and_permalink(server, browser):
+    from selenium.webdriver.support.ui import Select
+
+    _open(browser, server + "/")
+    Select(browser.find_element("id", "capa")).select_by_value("incertidumbre")
+    assert parse_qs(urlsplit(browser.current_url).query)["capa"] == ["incertidumbre"]
+    visible = browser.execute_script(
+        "return [...document.querySelectorAll('[data-legend]')].filter(e => !e.hidden)"
+        ".map(e => e.dataset.legend)")
+    assert visible == ["incertidumbre"]
+    _shot(browser, "capa_incertidumbre")
+
+
+def test_search_selects_municipality_without_accents(server, browser):
+    _open(browser, server + "/")
+    box = browser.find_element("id", "buscar")
+    box.send_keys("penon")
+    buttons = browser.find_elements("css selector", "#resultados button")
+    assert [b.text for b in buttons] == ["Peñón Blanco (Querétaro, 22003)"]
+    buttons[0].click()
+    assert parse_qs(urlsplit(browser.current_url).query)["sel"] == ["22003"]
+    link = browser.find_element("css selector", "#seleccion a")
+    assert "/municipio/22003" in link.get_attribute("href")
+
+
+def test_comparison_maps_move_together(server, browser):
+    _open(browser, server + "/comparar?a=2017&b=2023")
+    browser.execute_script("""
+        const cfg = JSON.parse(document.getElementById('riskmap-config').textContent);
+        window.riskmapMaps = cfg.maps.map(m => window[m.var]);
+        window.riskmapMaps[1].setView([17.5, -98.5], 8, {animate: false});""")
+    time.sleep(0.4)  # longer than a Leaflet zoom animation: nothing may move the maps back
+    centres = browser.execute_script(
+        "return window.riskmapMaps.map(m => [m.getCenter().lat, m.getCenter().lng, m.getZoom()])")
+    assert len(centres) == 3
+    for lat, lng, zoom in centres:
+        assert zoom == 8
+        assert lat == pytest.approx(17.5, abs=1e-6) and lng == pytest.approx(-98.5, abs=1e-6)
+
+
+def test_hostile_name_never_executes(server, browser):
+    browser.execute_script("window.alerted = false; window.alert = () => { window.alerted = true; };")
+    _open(browser, server + "/municipio/22006")
+    assert browser.execute_script("return window.alerted === true") is False
+    assert browser.find_element("tag name", "h1").text.startswith('<script>alert("x")</script>')
+
+
+def test_no_request_leaves_the_service(server, browser):
+    _open(browser, server + "/comparar")
+    hosts = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => new URL(e.name).host)")
+    assert hosts and set(hosts) == {urlsplit(server).netloc}
+
+
+def test_municipality_map_stays_on_the_municipality(server, browser):
+    _open(browser, server + "/municipio/22006")
+    time.sleep(0.4)  # a stray zoom animation ending now would reset the view
+    zoom, inside = browser.execute_script("""
+        const cfg = JSON.parse(document.getElementById('riskmap-config').textContent);
+        const m = window[cfg.maps[0].var];
+        return [m.getZoom(), m.getBounds().contains([17.25, -97.25])];""")
+    assert zoom >= 7 and inside  # 22006 is the square lon -97.5..-97, lat 17..17.5
