@@ -1,0 +1,134 @@
+"""Imported editions: published level lists -> published editions."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from shapely.geometry import box
+
+from riskmap.cli import cli, main
+from riskmap.errors import InputError
+from riskmap.real.imported import import_edition, normalise_level, read_levels
+from riskmap.store import DataStore
+
+
+@pytest.fixture()
+def boundaries(tmp_path):
+    rows = [{"CVEGEO": f"{ent}{m:03d}", "NOMGEO": f"Municipio {ent}-{m}",
+             "geometry": box(i, 0, i + 1, 1)}
+            for i, (ent, m) in enumerate([("01", 1), ("01", 2), ("02", 1), ("02", 2), ("02", 3)])]
+    path = tmp_path / "mun_2015.gpkg"
+    gpd.GeoDataFrame(rows, crs=4326).to_file(path, driver="GPKG")
+    return path
+
+
+@pytest.mark.parametrize("raw, level", [
+    ("Alto", "alto"), ("ALTO", "alto"), (" alto ", "alto"), ("Medio", "medio"),
+    ("No significativo", "medio"), ("NO SIGNIFICATIVO", "medio"), ("no_significativo", "medio"),
+    ("Bajo", "bajo"), ("Sin información", "sin_informacion"), ("SIN INFORMACION", "sin_informacion"),
+    ("sin_informacion", "sin_informacion"), ("", "sin_informacion"), ("muy alto", None),
+])
+def test_level_spellings(raw, level):
+    assert normalise_level(raw) == level
+
+
+def test_cli_import_complete_rows_and_card(tmp_path, boundaries):
+    levels = tmp_path / "mirti2017.csv"
+    levels.write_text("cvegeo,nivel,probabilidad\n1001,Alto,12.5\n1002,No significativo,8\n"
+                      "2001,BAJO,3.25\n", encoding="utf-8")
+    data = tmp_path / "data"
+    result = CliRunner().invoke(cli, ["import-edition", "--edition", "mirti2017", "--levels",
+                                      str(levels), "--boundaries", str(boundaries),
+                                      "--data-dir", str(data), "--national-rate", "0.11"])
+    assert result.exit_code == 0, result.output
+    assert "zero-padded" in result.output and "percentages" in result.output
+    assert "alto 1, medio 1, bajo 1, sin_informacion 2" in result.output
+    store = DataStore(data)
+    ed = store.load_edition("mirti2017")
+    rows = ed.rows.set_index("cvegeo")
+    assert rows.index.tolist() == ["01001", "01002", "02001", "02002", "02003"]
+    assert rows["level"].tolist() == ["alto", "medio", "bajo", "sin_informacion",
+                                      "sin_informacion"]
+    np.testing.assert_allclose(rows["probability"].to_numpy()[:3], [0.125, 0.08, 0.0325])
+    assert rows["rank_national"].tolist()[:3] == [1, 2, 3]
+    assert ed.card["kind"] == "imported" and ed.card["coefficients"] == []
+    assert ed.card["year"] == 2017 and ed.card["vintage"] == "2015"
+    assert ed.card["national_rate"]["estimate"] == pytest.approx(0.11)
+    assert ed.card["synthetic"] is False and "INEGI" in ed.card["attribution"]["es"]
+    assert len(ed.factors) == 0
+    assert store.vintage_names() == ["2015"]
+    assert ed.card["level_counts"] == {"alto": 1, "medio": 1, "bajo": 1, "sin_informacion": 2}
+
+
+def test_unknown_level_names_row(tmp_path):
+    levels = tmp_path / "l.csv"
+    levels.write_text("cvegeo,level\n01001,alto\n01002,muy alto\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"column 'level', row 3: unknown level 'muy alto'; "
+                                         "allowed: alto, medio"):
+        read_levels(levels)
+
+
+def test_codes_not_in_boundaries_rejected_and_nothing_published(tmp_path, boundaries):
+    levels = tmp_path / "l.csv"
+    levels.write_text("cvegeo,level\n01001,alto\n09099,bajo\n", encoding="utf-8")
+    data = tmp_path / "data"
+    with pytest.raises(SystemExit) as exc:
+        main(["import-edition", "--edition", "x2023", "--levels", str(levels), "--boundaries",
+              str(boundaries), "--data-dir", str(data)])
+    assert exc.value.code == 2
+    assert DataStore(data).edition_names() == []
+
+
+def test_duplicates_and_bad_numbers(tmp_path):
+    levels = tmp_path / "l.csv"
+    levels.write_text("cvegeo,level\n01001,alto\n01001,bajo\n", encoding="utf-8")
+    with pytest.raises(InputError, match="more than once: 01001"):
+        read_levels(levels)
+    levels.write_text("cvegeo,level,probability\n01001,alto,abc\n", encoding="utf-8")
+    with pytest.raises(InputError, match="column 'probability', row 2: expected a number"):
+        read_levels(levels)
+    levels.write_text("cvegeo,level,probability\n01001,alto,250\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"\[0, 1\] or percentages"):
+        read_levels(levels)
+    levels.write_text("code,level\n01001,alto\n", encoding="utf-8")
+    with pytest.raises(InputError, match="expected a cvegeo column.*found code, level"):
+        read_levels(levels)
+
+
+def test_semicolon_latin1_and_state_municipality_columns(tmp_path):
+    levels = tmp_path / "l.csv"
+    levels.write_bytes("CVE_ENT;CVE_MUN;Nivel\n1;1;Sin información\n1;2;Medio\n"
+                       .encode("latin-1"))
+    out = read_levels(levels)
+    pd.testing.assert_frame_equal(out, pd.DataFrame({"cvegeo": ["01001", "01002"],
+                                                     "level": ["sin_informacion", "medio"]}),
+                                  check_dtype=False)
+
+
+def test_import_edition_without_probabilities(tmp_path, boundaries):
+    gdf = __import__("riskmap.ingest.boundaries", fromlist=["x"]).read_boundaries(boundaries)
+    levels = pd.DataFrame({"cvegeo": ["02003"], "level": ["alto"]})
+    ed = import_edition("mirti2023", levels, gdf, vintage="2020")
+    assert ed.rows["probability"].isna().all()
+    assert ed.rows["rank_national"].isna().all()
+    assert ed.level_counts() == {"alto": 1, "medio": 0, "bajo": 0, "sin_informacion": 4}
+    assert ed.card["n_absent"] == 4 and ed.card["year"] == 2023
+
+
+def test_vintage_conflict_rejected(tmp_path, boundaries):
+    data = tmp_path / "data"
+    levels = tmp_path / "l.csv"
+    levels.write_text("cvegeo,level\n01001,alto\n", encoding="utf-8")
+    args = ["import-edition", "--edition", "a2017", "--levels", str(levels), "--boundaries",
+            str(boundaries), "--data-dir", str(data)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    other = tmp_path / "other_2015.geojson"
+    gpd.GeoDataFrame({"CVEGEO": ["01001"], "geometry": [box(0, 0, 1, 1)]},
+                     crs=4326).to_file(other, driver="GeoJSON")
+    args[-3] = str(other)
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    assert exc.value.code == 2
