@@ -223,3 +223,32 @@ def test_comparar(client):
     assert csv.status_code == 200 and csv.mimetype == "text/csv"
     bad = get_json(client, "/api/v1/comparar?a=2017&b=2024", 400)
     assert "allowed: 2017, 2023" in bad["error"]
+
+
+@pytest.mark.slow
+def test_demo_atlas_end_to_end(demo_dir):
+    """The real synthetic demo through every API route (shared session demo, read-only)."""
+    from riskmap.web import create_app
+
+    client = create_app({"data_dir": str(demo_dir), "auto_demo": False,
+                         "TESTING": True}).test_client()
+    editions = get_json(client, "/api/v1/ediciones")
+    names = [e["name"] for e in editions["data"]]
+    assert len(names) >= 2 and editions["meta"]["synthetic"] is True
+    latest = editions["latest"]
+    for edition in editions["data"]:
+        for link in edition["links"].values():
+            response = client.get(link)
+            assert response.status_code == 200, link
+            response.close()
+    first = get_json(client, f"/api/v1/ediciones/{latest}/municipios.json?per_page=50")
+    code = first["data"][0]["cvegeo"]
+    detail = get_json(client, f"/api/v1/ediciones/{latest}/municipios/{code}")["data"]
+    assert [h["edition"] for h in detail["history"]] == names
+    assert detail["neighbours"]
+    comparison = get_json(client, f"/api/v1/comparar?a={names[0]}&b={latest}")["data"]
+    counts = get_json(client, f"/api/v1/ediciones/{latest}")["data"]["level_counts"]
+    assert {lvl: c["b"] for lvl, c in comparison["counts"].items()} == counts
+    worklist = get_json(client, f"/api/v1/focalizacion?edicion={latest}&visitas=2000")["data"]
+    assert sum(r["visits"] for r in worklist) == 2000
+    assert worklist[0]["rank"] == 1

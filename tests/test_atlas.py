@@ -218,7 +218,14 @@ def test_comparison_delegates_and_is_cached(atlas):
 def test_targeting_validates_and_delegates(atlas):
     pytest.importorskip("riskmap.targeting")
     worklist = atlas.targeting("2023", 100, 0.1, ["22"], ["alto", "medio"], "conteo")
-    assert len(worklist) > 0
+    assert len(worklist) > 0 and worklist["visits"].sum() == 100
+    assert set(worklist["cvegeo"].str[:2]) == {"22"}
+    assert set(worklist["level"]) <= {"alto", "medio"}
+    worklist.loc[0, "visits"] = -5  # callers get copies of the cached worklist
+    again = atlas.targeting("2023", 100, 0.1, ["22"], ["alto", "medio"], "conteo")
+    assert again["visits"].sum() == 100
+    by_rate = atlas.targeting("2023", 100, 0.1, ["22"], ["alto", "medio"], "tasa")
+    assert by_rate["visits"].sum() == 100
     with pytest.raises(BadParameter, match="allowed: 07, 12, 22, 30"):
         atlas.targeting("2023", 100, 0.1, ["99"], None, "conteo")
     with pytest.raises(BadParameter, match="allowed: conteo, tasa"):

@@ -12,6 +12,7 @@ import fcntl
 import math
 import threading
 import unicodedata
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ EXTENSION_KEY = "riskmap_atlas"
 NEIGHBOUR_TOLERANCE = 1e-6
 #: Significance threshold of a change between editions (METHOD.md section 6, as riskmap.compare).
 Z_CHANGE = 1.96
+WORKLIST_CACHE = 32
 
 
 def fold(text) -> str:
@@ -73,6 +75,7 @@ class Atlas:
         self._loaded: dict[str, tuple[int, Edition, pd.DataFrame]] = {}
         self._cache: dict[tuple, object] = {}
         self._names: tuple[int, list[str]] | None = None
+        self._worklists: OrderedDict = OrderedDict()
 
     # -- editions ---------------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -493,9 +496,21 @@ class Atlas:
         states = params.choices("estados", states, sorted(table["cve_ent"].unique()))
         levels = params.choices("niveles", levels, LEVELS)
         by = params.choice("criterio", by, params.CRITERIA, "conteo")
-        return targeting.allocate(table, visits=visits, q=q, states=states or None,
-                                  levels=levels or None,
-                                  by="count" if by == "conteo" else "rate")
+        key = (edition, self._mtime(edition), int(visits), float(q), tuple(states),
+               tuple(levels), by)
+        with self._lock:
+            if key in self._worklists:
+                self._worklists.move_to_end(key)
+                return self._worklists[key].copy()
+        worklist = targeting.allocate(table, visits=visits, q=q, states=states or None,
+                                      levels=levels or None,
+                                      by="count" if by == "conteo" else "rate")
+        # A small LRU: the form's defaults and permalinks repeat, their combinations do not.
+        with self._lock:
+            self._worklists[key] = worklist
+            while len(self._worklists) > WORKLIST_CACHE:
+                self._worklists.popitem(last=False)
+        return worklist.copy()
 
     # -- cache ------------------------------------------------------------------------------
     def _cached(self, key: tuple, build):
