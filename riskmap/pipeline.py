@@ -54,7 +54,8 @@ def _noop(message: str) -> None:
 def build_edition(name, survey: pd.DataFrame, census: pd.DataFrame,
                   boundaries: gpd.GeoDataFrame, spec, *, vintage, year, sources, synthetic,
                   territorial: dict | None = None, min_records: int = 30,
-                  progress: Callable[[str], None] | None = None) -> Edition:
+                  progress: Callable[[str], None] | None = None,
+                  census_sample: bool = True) -> Edition:
     """Fit the model on the survey, score the census, classify and explain municipalities.
 
     Parameters
@@ -81,6 +82,9 @@ def build_edition(name, survey: pd.DataFrame, census: pd.DataFrame,
         Municipalities with fewer census child records are ``sin_informacion``.
     progress : callable, optional
         Called with a short message before each step.
+    census_sample : bool, default True
+        The census records are a sample (Intercensal, Censo long form): add the
+        census-sample variance. False for a full count (that variance is zero).
 
     Returns
     -------
@@ -127,7 +131,8 @@ def build_edition(name, survey: pd.DataFrame, census: pd.DataFrame,
 
     say(f"scoring {len(census):,} census records")
     codes = boundaries["cvegeo"]
-    scores = score.score_municipalities(model, census, covariates, codes=codes)
+    scores = score.score_municipalities(model, census, covariates, codes=codes,
+                                        census_sample=census_sample)
     scores = scores.reindex(pd.Index(codes, name="cvegeo"))
     rate = classify.national_rate(survey)
 
@@ -147,6 +152,7 @@ def build_edition(name, survey: pd.DataFrame, census: pd.DataFrame,
     rows = _rows(name, vintage, boundaries, scores, levels, top)
     card = _card(name, vintage, year, sources, synthetic, spec, model, diagnostics, rate,
                  classify.describe_rule(rate["estimate"], min_records), survey, census, rows)
+    card["census_sample"] = bool(census_sample)
     return Edition(name=name, rows=rows, factors=long, card=card)
 
 
@@ -280,7 +286,8 @@ def _plain(obj):
 # -- from files to a published edition -------------------------------------------------------
 def build_and_publish(data_dir, name, survey_path, census_path, boundaries_path,
                       spec_path=None, rasters=None, vintage=None, year=None, progress=None, *,
-                      sources=None, synthetic=False, min_records=30) -> Edition:
+                      sources=None, synthetic=False, min_records=30,
+                      census_sample=True) -> Edition:
     """Read the user's files, build the edition and publish it atomically.
 
     Parameters
@@ -307,6 +314,8 @@ def build_and_publish(data_dir, name, survey_path, census_path, boundaries_path,
         Source descriptions for the attribution; default the input file names.
     synthetic : bool, default False
     min_records : int, default 30
+    census_sample : bool, default True
+        False when the census records are a full count (no census-sample variance).
 
     Returns
     -------
@@ -350,7 +359,8 @@ def build_and_publish(data_dir, name, survey_path, census_path, boundaries_path,
         sources += [Path(p).name for p in (rasters or {}).values()]
     edition = build_edition(name, survey, census, boundaries, spec, vintage=vintage,
                             year=year, sources=sources, synthetic=synthetic,
-                            min_records=min_records, progress=say)
+                            min_records=min_records, progress=say,
+                            census_sample=census_sample)
     if vintage not in stored:
         say(f"storing geography vintage {vintage}")
         store.save_vintage(vintage, boundaries, states_from(boundaries))

@@ -158,3 +158,15 @@ definition_en = "Cropland share."
     np.testing.assert_allclose(crop.loc["01003", "municipal_mean"], 0.2, atol=1e-6)
     np.testing.assert_allclose(crop.loc["02012", "municipal_mean"], 0.3, atol=1e-6)
     assert "cropland.tif" in ed.card["sources"]
+
+
+def test_full_count_census_has_no_census_variance(tmp_path, capsys):
+    paths = write_inputs(tmp_path / "in")
+    code, _, err = run(build_args(paths, tmp_path / "data", "2023", "--full-count"), capsys)
+    assert code == 0, err
+    ed = DataStore(tmp_path / "data").load_edition("2023")
+    assert ed.card["census_sample"] is False
+    ok = ed.rows[ed.rows["n_records"] > 0]
+    assert (ok["var_census"] == 0).all() and (ok["var_model"] > 0).all()
+    import numpy as np
+    np.testing.assert_allclose(ok["se"], np.sqrt(ok["var_model"]))

@@ -225,6 +225,10 @@ def test_card_contents(built):
     assert 0.5 < card["diagnostics"]["auc"] < 1
     assert card["attribution"]["es"].startswith("DATOS SINTÉTICOS")
     assert card["spec"]["name"] == "test-small"
+    assert card["census_sample"] is True
+    ok = edition.rows[edition.rows["n_records"] > 0]
+    assert (ok["var_census"] > 0).all()
+    np.testing.assert_allclose(ok["se"], np.sqrt(ok["var_model"] + ok["var_census"]))
 
 
 def test_levels_follow_the_significance_rule(built):

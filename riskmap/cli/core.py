@@ -130,12 +130,15 @@ def _parse_rasters(values) -> dict:
 @click.option("--source", "sources", multiple=True,
               help="Data source for the attribution (repeatable; default: the file names).")
 @click.option("--synthetic", is_flag=True, help="Mark the edition as synthetic demo data.")
+@click.option("--full-count", is_flag=True,
+              help="The census records are a full count, not a sample (no census-sample "
+                   "variance).")
 @click.option("--min-records", type=click.IntRange(min=1), default=None,
               help="Minimum census child records to classify a municipality "
                    "(default: the min_records setting).")
 @data_dir_option
 def build(name, survey, census, boundaries, spec, rasters, vintage, year, sources, synthetic,
-          min_records, data_dir):
+          full_count, min_records, data_dir):
     """Fit, score, classify and publish one edition."""
     from ..pipeline import build_and_publish
     from ..settings import resolve
@@ -147,7 +150,7 @@ def build(name, survey, census, boundaries, spec, rasters, vintage, year, source
                                     spec_path=spec, rasters=_parse_rasters(rasters),
                                     vintage=vintage, year=year, progress=_progress(),
                                     sources=list(sources) or None, synthetic=synthetic,
-                                    min_records=min_records)
+                                    min_records=min_records, census_sample=not full_count)
     counts = edition.level_counts()
     click.echo(f"published edition {edition.name} ({len(edition.rows)} municipalities): "
                + ", ".join(f"{lev} {counts[lev]}" for lev in LEVELS))
