@@ -180,3 +180,11 @@ def test_validate_codes_uses_positions_not_index_labels():
     with pytest.raises(InputError, match=r"x.csv, column 'cvegeo': 1 municipality .*"
                                          r"'09999' \(row 3\)"):
         validate_codes(df, ["01001"], file="x.csv")
+
+
+def test_utf16_file_is_named_as_such(tmp_path, spec):
+    path = tmp_path / "u16.csv"
+    path.write_bytes((HEADER + GOOD[0] + "\n").encode("utf-16"))
+    with pytest.raises(InputError, match=r"u16.csv: the file is UTF-16 encoded; save it as "
+                                         r"CSV UTF-8"):
+        read_records(path, "survey", spec)

@@ -152,6 +152,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read the file ({exc.strerror or exc})", file=name) from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        # Excel's "Unicode text" export; say so rather than report byte 0xff.
+        raise InputError("the file is UTF-16 encoded; save it as CSV UTF-8", file=name)
     if data.startswith(_BOM):
         data = data[len(_BOM):]
     if not data.strip():
