@@ -142,7 +142,8 @@ def test_history_change_significance_follows_method(atlas):
     sd = math.sqrt(a["se"] ** 2 + b["se"] ** 2)
     assert_allclose([change["diff"], change["sd"]], [b["probability"] - a["probability"], sd])
     assert change["significant"] == (abs(change["diff"]) > 1.96 * sd)
-    assert change["direction"] == ("disminucion" if change["significant"] else "sin_cambio")
+    assert change["direction"] == ("decrease" if change["significant"] else "none")
+    assert change["change"] == ("disminucion" if change["significant"] else "sin_cambio")
     # Every change across the atlas obeys the same rule.
     for code in atlas.rows("2023")["cvegeo"]:
         for h in atlas.history(code):
@@ -211,7 +212,7 @@ def test_comparison_delegates_and_is_cached(atlas):
     # The per-municipality history agrees with the library's comparison.
     for code in ("22006", "07001", "30005"):
         mine = atlas.history(code)[1]["change"]
-        assert mine["direction"] == changes.at[code, "change"]
+        assert mine["change"] == changes.at[code, "change"]
         assert_allclose(mine["diff"], changes.at[code, "diff"])
 
 

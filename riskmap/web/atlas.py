@@ -29,6 +29,7 @@ NEIGHBOUR_TOLERANCE = 1e-6
 #: Significance threshold of a change between editions (METHOD.md section 6, as riskmap.compare).
 Z_CHANGE = 1.96
 WORKLIST_CACHE = 32
+_CHANGE_WORDS = {"increase": "aumento", "decrease": "disminucion", "none": "sin_cambio"}
 
 
 def fold(text) -> str:
@@ -275,9 +276,10 @@ class Atlas:
         ``derived_from`` (the parent's code when the municipality did not exist in that
         vintage and takes its parent's value, else ``None``), ``level, probability, ci_low,
         ci_high, se`` and ``change`` versus the previous listed edition (``None`` for the
-        first): ``{diff, sd, significant, direction}`` with direction ``aumento`` /
-        ``disminucion`` / ``sin_cambio`` (the vocabulary of :mod:`riskmap.compare`;
-        METHOD.md section 6: significant when |d| > 1.96 sd, Var = Var_A + Var_B).
+        first): ``{diff, sd, significant, direction, change}`` with ``direction`` one of
+        ``increase`` / ``decrease`` / ``none`` and ``change`` the same in the vocabulary of
+        :mod:`riskmap.compare` (``aumento`` / ``disminucion`` / ``sin_cambio``); METHOD.md
+        section 6: significant when |d| > 1.96 sd, Var = Var_A + Var_B.
 
         Raises
         ------
@@ -531,8 +533,9 @@ def change(a: dict, b: dict) -> dict | None:
     diff = pb - pa
     sd = math.sqrt((sa or 0.0) ** 2 + (sb or 0.0) ** 2) if (sa is not None and sb is not None) else None
     significant = bool(sd is not None and abs(diff) > Z_CHANGE * sd)
-    direction = ("aumento" if diff > 0 else "disminucion") if significant else "sin_cambio"
-    return {"diff": diff, "sd": sd, "significant": significant, "direction": direction}
+    direction = ("increase" if diff > 0 else "decrease") if significant else "none"
+    return {"diff": diff, "sd": sd, "significant": significant, "direction": direction,
+            "change": _CHANGE_WORDS[direction]}
 
 
 def _plain_rows(edition: Edition) -> pd.DataFrame:
