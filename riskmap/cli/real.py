@@ -154,3 +154,53 @@ def import_edition_cmd(edition, levels, boundaries, vintage, year, national_rate
     counts = ed.level_counts()
     click.echo(f"edition {edition} (imported, vintage {vintage}): "
                + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" -> {path}")
+
+
+@cli.command("fetch")
+@click.argument("names", nargs=-1)
+@click.option("--all", "fetch_all", is_flag=True, help="Every file of the catalogue.")
+@click.option("--list", "list_only", is_flag=True, help="List the catalogue and exit.")
+@click.option("--url-base", default=None, help="Mirror base URL (the file names are kept).")
+@click.option("--catalog", default=None, type=click.Path(dir_okay=False),
+              help="Download catalogue (default: models/sources/fetch_catalog.toml).")
+@data_dir_option
+def fetch_cmd(names, fetch_all, list_only, url_base, catalog, data_dir):
+    """Download official INEGI files (default: Marco Geoestadístico and ITER) with resume and
+    sha256 verification into <data-dir>/downloads/."""
+    from tqdm import tqdm
+
+    from ..errors import BadParameter
+    from ..real.fetch import fetch, load_catalog
+
+    entries = load_catalog(catalog)
+    if list_only:
+        for e in entries.values():
+            flag = "*" if e.default else " "
+            click.echo(f"{flag} {e.name:28s} {e.filename:32s} {e.description}")
+        return
+    if fetch_all:
+        chosen = list(entries.values())
+    elif names:
+        unknown = [n for n in names if n not in entries]
+        if unknown:
+            raise BadParameter("name", unknown[0], allowed=list(entries))
+        chosen = [entries[n] for n in names]
+    else:
+        chosen = [e for e in entries.values() if e.default]
+    root = resolve_data_dir(data_dir)
+    for entry in chosen:
+        with tqdm(total=None, unit="B", unit_scale=True, desc=entry.filename,
+                  leave=False) as bar:
+            def progress(done, total, bar=bar):
+                if total is not None and bar.total != total:
+                    bar.total = total
+                bar.n = done
+                bar.refresh()
+
+            result = fetch(entry, root, url_base=url_base, progress=progress)
+        click.echo(f"{entry.name}: {result.status} {result.path} ({result.bytes:,} bytes)")
+        if not result.checksum_known:
+            click.echo(f"  unknown checksum: sha256 {result.sha256} (record it in the "
+                       "catalogue to verify future downloads)")
+        else:
+            click.echo("  sha256 verified")
