@@ -19,7 +19,13 @@ from riskmap.store import DataStore
 pytestmark = pytest.mark.slow
 
 EDITIONS = {"2017": "2015", "2019": "2020", "2023": "2020"}
-Z99 = norm.ppf(0.995)
+N_COEF = 12  # intercept + 10 record covariates + cropland_share
+# "Every true coefficient inside its 99 % interval" is a joint statement about 12
+# coefficients per edition: with plain 99 % intervals it fails by chance for about one seed
+# in nine per edition (measured over 6 seeds x 3 editions: z-scores have sd 0.94, mean 0.14).
+# So the intervals are 99 % jointly per edition (Bonferroni), and a separate test checks that
+# the intervals are not simply too wide.
+Z99_JOINT = norm.ppf(1 - 0.01 / (2 * N_COEF))
 
 
 @pytest.fixture(scope="module")
@@ -37,16 +43,34 @@ def editions(demo_dir):
     return {e: store.load_edition(e) for e in EDITIONS}
 
 
-@pytest.mark.parametrize("name", list(EDITIONS))
-def test_true_coefficients_inside_99_percent_intervals(name, editions, truth):
-    card = editions[name].card
-    true = truth[0][name]
+def _z_scores(card, true) -> dict:
     table = pd.DataFrame(card["coefficients"]).set_index("name")
     assert set(table.index) == set(true), "the card names every true coefficient"
-    z = {k: (table.at[k, "estimate"] - v) / table.at[k, "se"] for k, v in true.items()}
+    return {k: float((table.at[k, "estimate"] - v) / table.at[k, "se"]) for k, v in true.items()}
+
+
+@pytest.mark.parametrize("name", list(EDITIONS))
+def test_true_coefficients_inside_joint_99_percent_intervals(name, editions, truth):
+    z = _z_scores(editions[name].card, truth[0][name])
+    assert len(z) == N_COEF
     print(name, {k: round(v, 2) for k, v in z.items()})
-    outside = {k: round(v, 2) for k, v in z.items() if abs(v) > Z99}
-    assert not outside, f"true coefficients outside their 99 % interval (z): {outside}"
+    outside = {k: round(v, 2) for k, v in z.items() if abs(v) > Z99_JOINT}
+    assert not outside, f"true coefficients outside their joint 99 % intervals (z): {outside}"
+
+
+def test_coefficient_errors_match_their_standard_errors(editions, truth):
+    """Design SEs are honest: (estimate - truth) / se behaves like N(0, 1) over 36 slopes.
+
+    Catches intervals that are much too wide (which the coverage test above cannot) or too
+    narrow. For 36 independent N(0, 1) z-scores the RMS lies in [0.70, 1.31] with probability
+    0.99 (chi-square, 36 degrees of freedom); z-scores of one fit are correlated, which
+    widens that range, hence the looser bounds.
+    """
+    z = np.array([v for name in EDITIONS
+                  for v in _z_scores(editions[name].card, truth[0][name]).values()])
+    rms = float(np.sqrt(np.mean(z ** 2)))
+    print(f"RMS of z over {len(z)} coefficients: {rms:.3f}; mean {z.mean():.3f}")
+    assert 0.6 <= rms <= 1.5
 
 
 @pytest.mark.parametrize("name", list(EDITIONS))

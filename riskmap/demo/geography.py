@@ -99,7 +99,12 @@ def micro_cells(rng: np.random.Generator, outline, n_cells: int):
     xy = xy[shapely.contains_xy(outline, xy[:, 0], xy[:, 1])]
     vor = shapely.voronoi_polygons(shapely.MultiPoint(xy), extend_to=outline.buffer(spacing * 4),
                                    ordered=True)
-    cells = shapely.intersection(np.asarray(shapely.get_parts(vor)), outline)
+    cells = np.asarray(shapely.get_parts(vor))
+    # Only cells crossing the border need clipping (intersecting with the detailed outline is
+    # the costly step, and most cells lie well inside).
+    shapely.prepare(outline)
+    border = ~shapely.contains(outline, cells)
+    cells[border] = shapely.intersection(cells[border], outline)
     # A cell cut in two by a bay of the outline would make a region disconnected: keep the
     # part that holds the generating point, and give the rest to the neighbouring cells.
     multi = np.flatnonzero(shapely.get_type_id(cells) != 3)
@@ -115,13 +120,16 @@ def adjacency(cells: np.ndarray, xy: np.ndarray, rng: np.random.Generator, rough
 
     ``roughness`` is the log-scale spread of the stretch: higher gives more irregular regions.
     """
-    tree = shapely.STRtree(cells)
-    left, right = tree.query(cells, predicate="intersects")
-    keep = left < right
-    left, right = left[keep], right[keep]
-    # Cells touching at a single corner are not neighbours: require a shared edge.
-    shared = shapely.length(shapely.intersection(cells[left], cells[right]))
-    keep = shared > 1e-6
+    from scipy.spatial import Delaunay
+
+    # Voronoi cells share an edge exactly when their points are Delaunay neighbours (points
+    # in general position, as jittered ones are). Clipping to the outline can remove a shared
+    # edge, so also require the clipped cells to still intersect.
+    tri = Delaunay(xy).simplices
+    edges = np.sort(np.vstack([tri[:, [0, 1]], tri[:, [1, 2]], tri[:, [0, 2]]]), axis=1)
+    edges = np.unique(edges, axis=0)
+    left, right = edges[:, 0], edges[:, 1]
+    keep = shapely.intersects(cells[left], cells[right])
     left, right = left[keep], right[keep]
     dist = np.hypot(*(xy[left] - xy[right]).T)
     weight = dist * rng.lognormal(0.0, roughness, len(dist))
@@ -189,13 +197,9 @@ def build_geography(rng: np.random.Generator, n_states: int = 32, n_municipaliti
 
     # States: seeds spread by k-means on the cells (weighted so that states in the denser
     # south-east are smaller, like Mexico's), then grown on the graph.
-    from sklearn.cluster import KMeans
-
     along = _along_axis(xy)
     density = np.exp(1.2 * along)
-    km = KMeans(n_clusters=n_states, n_init=1, random_state=int(rng.integers(2**31)))
-    km.fit(xy, sample_weight=density)
-    state_seeds = _nearest_unique(xy, km.cluster_centers_)
+    state_seeds = _nearest_unique(xy, _weighted_kmeans(rng, xy, density, n_states))
     cell_state_raw = grow_regions(graph, state_seeds)
     names_ent = state_names(n_states)
     # INEGI numbers states alphabetically: map the grown regions to the sorted names randomly.
@@ -247,9 +251,19 @@ def build_geography(rng: np.random.Generator, n_states: int = 32, n_municipaliti
                                                 within_states, n_splits)
     table_new = pd.concat([table, pd.DataFrame(new_rows)], ignore_index=True)
 
+    geoms_old = _dissolve(cells, cell_mun_old, len(table))
+    # Only the split municipalities changed: dissolve those again, reuse the rest.
+    changed = np.zeros(len(table_new), dtype=bool)
+    changed[len(table):] = True
+    changed[[table.index[table["cvegeo"] == p][0] for p, _ in split_rows]] = True
+    geoms_new = np.concatenate([geoms_old, np.empty(len(new_rows), dtype=object)])
+    idx = np.flatnonzero(changed)
+    in_changed = changed[cell_mun_new]
+    remap = np.full(len(table_new), -1)
+    remap[idx] = np.arange(len(idx))
+    geoms_new[idx] = _dissolve(cells[in_changed], remap[cell_mun_new[in_changed]], len(idx))
     municipios = {}
-    for name, tab, lab in ((old, table, cell_mun_old), (new, table_new, cell_mun_new)):
-        geoms = _dissolve(cells, lab, len(tab))
+    for name, tab, geoms in ((old, table, geoms_old), (new, table_new, geoms_new)):
         municipios[name] = gpd.GeoDataFrame(
             tab[["cvegeo", "cve_ent", "cve_mun", "nom_ent", "nom_mun"]].copy(),
             geometry=geoms, crs=CRS)
@@ -268,6 +282,21 @@ def _along_axis(xy: np.ndarray) -> np.ndarray:
     a = np.deg2rad(ROTATION_DEG)
     u = (xy[:, 0] - CENTRE[0]) * np.cos(a) + (xy[:, 1] - CENTRE[1]) * np.sin(a)
     return u / SEMI_AXES[0]
+
+
+def _weighted_kmeans(rng, xy: np.ndarray, weight: np.ndarray, k: int, n_iter: int = 30):
+    """Lloyd's k-means with point weights; returns (k, 2) centres (small k, plain numpy)."""
+    from scipy.spatial import cKDTree
+
+    centres = xy[rng.choice(len(xy), size=k, replace=False, p=weight / weight.sum())]
+    for _ in range(n_iter):
+        label = cKDTree(centres).query(xy)[1]
+        w = np.bincount(label, weights=weight, minlength=k)
+        for dim in range(2):
+            moved = np.bincount(label, weights=weight * xy[:, dim], minlength=k)
+            # An empty cluster keeps its centre rather than dividing by zero.
+            centres[:, dim] = np.where(w > 0, moved / np.where(w > 0, w, 1), centres[:, dim])
+    return centres
 
 
 def _nearest_unique(xy: np.ndarray, centres: np.ndarray) -> np.ndarray:
