@@ -1,0 +1,97 @@
+"""Benchmark on the real Mexican reference data: web layer, crosswalk, semi-synthetic build.
+
+Usage: ``python bench/bench_real.py`` from the repository root. The data folder is
+``../shared/data/mx`` beside the repository, or ``$RISKMAP_MX_DIR``; without it the benchmark
+prints a message and exits 0. Nothing is written to the repository (a temporary data
+directory is used and removed).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def mx_dir() -> Path:
+    env = os.environ.get("RISKMAP_MX_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data" / "mx"
+
+
+def main() -> int:
+    folder = mx_dir()
+    if not (folder / "municipios_2020.geojson").exists():
+        print(f"bench_real: skipped, real data folder not found ({folder}); "
+              "set RISKMAP_MX_DIR to run it")
+        return 0
+
+    import shapely
+
+    from riskmap.crosswalk import area_crosswalk, detect_changes
+    from riskmap.ingest.boundaries import read_boundaries
+    from riskmap.real.simulate import build_semisynthetic
+    from riskmap.weblayer import encode_layer, web_layer
+
+    def timed(fn, *args, **kwargs):
+        start = time.perf_counter()
+        out = fn(*args, **kwargs)
+        return out, time.perf_counter() - start
+
+    m2020, t_read = timed(read_boundaries, folder / "municipios_2020.geojson")
+    m2015, _ = timed(read_boundaries, folder / "municipios_2015.geojson")
+    print(f"read 2020 boundaries: {len(m2020):,} municipalities in {t_read:.2f} s")
+
+    print("\nweb layer (2020)")
+    full, t_full = timed(web_layer, m2020, tolerance_m=0)
+    full_raw = json.dumps(full, separators=(",", ":")).encode()
+    full_gz = gzip.compress(full_raw, mtime=0)
+    print(f"  unsimplified (5 decimals): {len(full_raw) / 1e6:6.2f} MB raw, "
+          f"{len(full_gz) / 1e6:5.2f} MB gzip, {t_full:.2f} s")
+    for tol in (100, 250, 500, 1000):
+        layer, t = timed(web_layer, m2020, tolerance_m=tol)
+        raw = json.dumps(layer, separators=(",", ":")).encode()
+        packed = encode_layer(layer)
+        n_xy = sum(shapely.get_num_coordinates(shapely.from_geojson(json.dumps(f["geometry"])))
+                   for f in layer["features"])
+        print(f"  coverage-simplified {tol:5d} m: {len(raw) / 1e6:6.2f} MB raw, "
+              f"{len(packed) / 1e6:5.2f} MB gzip, {n_xy:,} vertices, {t:.2f} s")
+
+    print("\ncrosswalk 2015 -> 2020")
+    cw, t_cw = timed(area_crosswalk, m2015, m2020)
+    changes, t_ch = timed(detect_changes, cw, m2015["cvegeo"], m2020["cvegeo"])
+    new = changes[changes["change"] == "new"].drop_duplicates("cvegeo_to")
+    print(f"  {len(cw):,} rows in {t_cw:.2f} s (+ change detection {t_ch:.2f} s); "
+          f"{len(new)} new municipalities:")
+    names = dict(zip(m2020["cvegeo"], m2020["nom_mun"]))
+    names.update(zip(m2015["cvegeo"], m2015["nom_mun"]))
+    for _, r in new.iterrows():
+        print(f"    {r['cvegeo_to']} {names[r['cvegeo_to']]} <- {r['cvegeo_from']} "
+              f"{names.get(r['cvegeo_from'], '?')}")
+
+    print("\nsemi-synthetic build (3 editions, default sizes)")
+    with tempfile.TemporaryDirectory(prefix="riskmap-bench-") as tmp:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result, t_build = timed(build_semisynthetic, tmp, folder / "municipios_2020.geojson",
+                                    folder / "censo2020_municipal.csv", seed=2020)
+        from riskmap.store import DataStore
+
+        store = DataStore(tmp)
+        print(f"  total {t_build:.1f} s; steps (s): {result['timings']}")
+        for name in store.edition_names():
+            ed = store.load_edition(name)
+            print(f"  edition {name}: national rate {ed.national_rate:.3f}, levels "
+                  f"{ed.level_counts()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
