@@ -274,3 +274,31 @@ def test_iter_real_municipal_table(mx_dir):
     assert len(df) == 2469 and df["cvegeo"].is_unique
     assert df["pob_5_17"].sum() == pytest.approx(28.2e6, rel=0.01)
     assert df["GRAPROES"].dtype == float
+
+
+def test_cli_harmonise_two_states_to_parquet(tmp_path):
+    from click.testing import CliRunner
+
+    from riskmap.cli import cli
+    from riskmap.ingest.records import read_records
+
+    personas = _personas_2020()
+    paths = []
+    for ent in ("07", "19"):
+        p = tmp_path / f"Personas{ent}.CSV"
+        v = tmp_path / f"Viviendas{ent}.CSV"
+        personas[personas["ENT"] == ent].to_csv(p, index=False)
+        _viviendas_2020()[_viviendas_2020()["ENT"] == ent].to_csv(v, index=False)
+        paths += [p, v]
+    out = tmp_path / "census.parquet"
+    result = CliRunner().invoke(cli, ["harmonise", "--mapping", "censo2020_ampliado",
+                                      "--input", str(paths[0]), "--input", str(paths[2]),
+                                      "--table", f"dwellings={paths[1]}",
+                                      "--table", f"dwellings={paths[3]}", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "3 census child records" in result.output
+    assert "Personas19.CSV: 1 of 2 children dropped" in result.output  # headless dwelling
+    # the output is what `riskmap build` reads
+    records = read_records(out, "census", load_spec())
+    assert records["cvegeo"].tolist() == ["07001", "07001", "19039"]
+    np.testing.assert_array_equal(records["dirt_floor"], [1.0, 1.0, 0.0])

@@ -204,3 +204,60 @@ def fetch_cmd(names, fetch_all, list_only, url_base, catalog, data_dir):
                        "catalogue to verify future downloads)")
         else:
             click.echo("  sha256 verified")
+
+
+@cli.command("harmonise")
+@click.option("--mapping", "mapping_name", required=True,
+              help="Mapping name in models/sources (e.g. censo2020_ampliado, enti2022) or a "
+                   "TOML file.")
+@click.option("--input", "inputs", required=True, multiple=True,
+              type=click.Path(dir_okay=False),
+              help="Main table (persons): CSV, DBF or Parquet; repeat for several states.")
+@click.option("--table", "tables", multiple=True, metavar="NAME=FILE",
+              help="Extra table named in the mapping, e.g. dwellings=Viviendas07.CSV "
+                   "(repeat; with several inputs give one per input, in the same order).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Harmonised records to write (.parquet or .csv).")
+def harmonise_cmd(mapping_name, inputs, tables, output):
+    """Turn raw INEGI microdata into harmonised child records with a source mapping."""
+    import pandas as pd
+
+    from ..errors import InputError
+    from ..real.mapping import apply_mapping, load_mapping, read_table
+    from ..store import atomic_path
+
+    mapping = load_mapping(mapping_name)
+    extra: dict[str, list] = {}
+    for item in tables:
+        if "=" not in item:
+            raise InputError(f"--table expects NAME=FILE, got {item!r}")
+        name, path = item.split("=", 1)
+        extra.setdefault(name.strip(), []).append(path)
+    for name, paths in extra.items():
+        if name not in mapping.tables:
+            raise InputError(f"--table {name}: the mapping {mapping.name!r} declares "
+                             + (", ".join(mapping.tables) or "no tables"))
+        if len(paths) not in (1, len(inputs)):
+            raise InputError(f"--table {name}: give one file, or one per --input "
+                             f"({len(inputs)})")
+    parts = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        for i, path in enumerate(inputs):
+            chosen = {name: read_table(paths[i] if len(paths) > 1 else paths[0])
+                      for name, paths in extra.items()}
+            parts.append(apply_mapping(read_table(path), mapping, Path(path).name,
+                                       tables=chosen))
+    _echo_warnings(caught)
+    records = pd.concat(parts, ignore_index=True)
+    out = Path(output)
+    with atomic_path(out) as tmp:
+        if out.suffix.lower() in (".parquet", ".pq"):
+            records.to_parquet(tmp, index=False)
+        else:
+            records.to_csv(tmp, index=False)
+    unsure = sorted(c for c, conf in mapping.confidence.items() if conf in ("I", "?"))
+    click.echo(f"{len(records):,} {mapping.kind} child records ({mapping.name}) -> {output}")
+    if unsure:
+        click.echo("  unconfirmed INEGI names/codes [I/?] used for: " + ", ".join(unsure)
+                   + f"; check them in {Path(mapping.source).name}")
