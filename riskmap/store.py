@@ -48,7 +48,9 @@ def atomic_path(target: Path):
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    # Keep the real extension last: GDAL picks drivers and warns by extension.
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{target.suffix}",
+                               dir=target.parent)
     os.close(fd)
     os.unlink(tmp)  # writers (GDAL) want to create the file themselves
     try:

@@ -47,10 +47,6 @@ def _warnings_as_lines():
         # Library deprecation notices are for developers, not for someone building a map.
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", PendingDeprecationWarning)
-        # GDAL's notice about the temporary name of an atomically written GeoPackage
-        # (".name.gpkg.xxxx.tmp") says nothing about the user's data.
-        warnings.filterwarnings("ignore", message=r".*(non conformant file extension|"
-                                r"filename extension should be 'gpkg')", category=RuntimeWarning)
         warnings.showwarning = show
         yield
 
