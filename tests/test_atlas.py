@@ -265,3 +265,26 @@ def test_levels_all_present_in_fake_data(atlas):
     for name in ("2017", "2023"):
         assert set(atlas.rows(name)["level"]) == set(LEVELS)
     assert isinstance(atlas.rows("2017")["rank_national"].dtype, pd.Int64Dtype)
+
+
+def test_ensure_data_waits_for_a_running_build(tmp_path, monkeypatch):
+    """A worker starting mid-build blocks on the lock instead of serving a partial demo."""
+    import fcntl
+    import time
+
+    import riskmap.demo
+
+    build_fake_atlas(tmp_path)  # editions already present, as in the middle of a build
+    monkeypatch.setattr(riskmap.demo, "build_demo", lambda *a, **k: pytest.fail("rebuilt"),
+                        raising=False)
+    lock = open(tmp_path / ".demo.lock", "a")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (ensure_data(tmp_path, True, 1), done.set()))
+    worker.start()
+    time.sleep(0.3)
+    assert not done.is_set()  # still waiting for the build's lock
+    fcntl.flock(lock, fcntl.LOCK_UN)
+    lock.close()
+    worker.join(5)
+    assert done.is_set()

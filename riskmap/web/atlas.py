@@ -576,13 +576,20 @@ def ensure_data(data_dir, auto_demo: bool, seed: int) -> None:
 
     Several gunicorn workers start together; an exclusive ``fcntl`` lock on
     ``<data_dir>/.demo.lock`` makes the first build and the others wait, then find it built.
+    A worker that starts while a build runs also waits, so it never serves half a demo.
     """
-    store = DataStore(data_dir)
-    if store.edition_names() or not auto_demo:
+    if not auto_demo:
         return
+    store = DataStore(data_dir)
     root = Path(data_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".demo.lock", "w") as lock:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = open(root / ".demo.lock", "a")
+    except OSError:
+        if store.edition_names():
+            return  # a read-only directory with published editions needs no demo
+        raise
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             if not store.edition_names():
