@@ -102,7 +102,8 @@ def test_semicolon_latin1_and_state_municipality_columns(tmp_path):
     levels = tmp_path / "l.csv"
     levels.write_bytes("CVE_ENT;CVE_MUN;Nivel\n1;1;Sin información\n1;2;Medio\n"
                        .encode("latin-1"))
-    out = read_levels(levels)
+    with pytest.warns(UserWarning, match="zero-padded"):
+        out = read_levels(levels)
     pd.testing.assert_frame_equal(out, pd.DataFrame({"cvegeo": ["01001", "01002"],
                                                      "level": ["sin_informacion", "medio"]}),
                                   check_dtype=False)

@@ -3,8 +3,8 @@
 The census table (ITER municipal totals, :func:`riskmap.real.iter.read_iter`) gives each
 municipality's real shares: children by age group, school non-attendance (6-14, 15-17),
 indigenous language, rurality, schooling (``GRAPROES``), health affiliation (``PDER_IMSS``,
-``PSINDER``), household size (``PROM_OCUP``), dirt floors (``VPH_PISOTI``, or CONAPO's
-``piso_tierra_pct``) and agricultural employment (``pct_primario``) when the table has them.
+``PSINDER``), household size (``PROM_OCUP``), dirt floors (``VPH_PISOTI``, CONAPO's
+``piso_tierra_pct``, else dwellings without drainage ``VPH_DRENAJ``) and agricultural employment (``pct_primario``) when the table has them.
 Child records are drawn so that their municipal means follow those shares; within a
 municipality, rural children are more often indigenous, in agricultural households, with
 dirt floors and less schooled heads. A known true logistic model gives each child a
@@ -136,6 +136,11 @@ def municipal_parameters(table: pd.DataFrame) -> pd.DataFrame:
         out["p_dirt"] = get("VPH_PISOTI") / get("VIVPAR_HAB")
     elif "piso_tierra_pct" in t.columns:
         out["p_dirt"] = get("piso_tierra_pct") / 100
+    elif "VPH_DRENAJ" in t.columns and "TOTHOG" in t.columns:
+        # ITER's municipal table has no floor item; dwellings without drainage are the
+        # closest VPH_* share (dirt floors are about half as frequent nationally)
+        no_drain = (1 - get("VPH_DRENAJ") / get("TOTHOG")).clip(0, 1)
+        out["p_dirt"] = (0.45 * no_drain + 0.04 * out["p_hli"]).clip(0, 0.6)
     else:
         out["p_dirt"] = (0.005 + 0.10 * out["p_rural"] + 0.12 * out["p_hli"]).clip(0, 0.6)
     weights = out["children"].fillna(0)
