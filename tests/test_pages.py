@@ -397,3 +397,31 @@ def test_serve_command_builds_the_app_on_the_data_dir(data_dir, monkeypatch):
     assert result.exit_code == 0, result.output
     assert calls == {"host": "0.0.0.0", "port": 8123, "data_dir": str(data_dir)}
     assert "2017, 2023" in result.output
+
+
+# -- end to end over the synthetic demo ---------------------------------------------------------
+@pytest.mark.slow
+def test_demo_atlas_pages_smoke(demo_dir):
+    """Every page over the full demo (several editions, vintages, thousands of municipalities)."""
+    from riskmap.store import DataStore
+    from riskmap.web import create_app
+
+    store = DataStore(demo_dir)
+    names = store.edition_names()
+    latest = store.load_edition(names[-1]).rows
+    code = str(latest.sort_values("cvegeo")["cvegeo"].iloc[0])
+    client = create_app({"data_dir": str(demo_dir), "auto_demo": False}).test_client()
+    paths = ["/", f"/estado/{code[:2]}", f"/municipio/{code}", "/metodologia",
+             f"/comparar?a={names[0]}&b={names[-1]}", "/focalizacion", "/descargas"]
+    for lang in ("es", "en"):
+        for path in paths:
+            sep = "&" if "?" in path else "?"
+            r = client.get(f"{path}{sep}lang={lang}", headers={"Accept-Encoding": "gzip"})
+            assert r.status_code == 200, path
+            html = gzip.decompress(r.data).decode() if r.headers.get("Content-Encoding") else \
+                r.get_data(as_text=True)
+            assert "Demostración con datos sintéticos" in html or "Synthetic demonstration" in html
+            assert not EXTERNAL.search(html), path
+    r = client.get("/", headers={"Accept-Encoding": "gzip"})
+    # The national page itself stays small: the geometry comes from the cached endpoint.
+    assert r.headers["Content-Encoding"] == "gzip" and len(r.data) < 200_000
