@@ -142,9 +142,9 @@ def _generate(data_dir: Path, seed: int, progress, config: DemoConfig) -> dict:
     # The south-east is more indigenous and less developed, as in Mexico.
     cell_fields = {
         "rural": surf["rural"](geo.cell_xy),
-        "indigenous": surf["indigenous"](geo.cell_xy) + 0.8 * along,
+        "indigenous": surf["indigenous"](geo.cell_xy) + 0.5 * along,
         "development": 0.8 * surf["development"](geo.cell_xy) - 0.4 * surf["rural"](geo.cell_xy)
-        - 0.5 * along,
+        - 0.3 * along,
         "crop": surf["crop"](geo.cell_xy),
     }
     raster_path = out / "cropland_share.tif"

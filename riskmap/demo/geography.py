@@ -24,6 +24,7 @@ import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 
+from .fields import SmoothField
 from .names import municipality_names, state_names
 
 CRS = "EPSG:6372"
@@ -193,7 +194,12 @@ def build_geography(rng: np.random.Generator, n_states: int = 32, n_municipaliti
     xy, cells = micro_cells(rng, outline, n_municipalities * cells_per_municipality)
     n = len(cells)
     left, right, weight = adjacency(cells, xy, rng, roughness=0.6)
-    graph = _graph(left, right, weight, n)
+    # States grow through a landscape of smooth "friction" (mountain ranges, rivers), so
+    # their borders meander at the scale of tens of kilometres instead of being nearly
+    # straight lines between seeds.
+    friction = SmoothField(rng, outline.bounds, xy, n_bumps=80, length_scale=(40e3, 160e3))
+    midpoints = (xy[left] + xy[right]) / 2
+    graph = _graph(left, right, weight * np.exp(1.2 * friction(midpoints)), n)
 
     # States: seeds spread by k-means on the cells (weighted so that states in the denser
     # south-east are smaller, like Mexico's), then grown on the graph.

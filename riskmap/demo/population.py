@@ -219,8 +219,10 @@ def census_records(rng, profiles: pd.DataFrame, codes: np.ndarray, census: str,
     group = np.cumsum(group_start) - 1
     first = np.flatnonzero(group_start)
     pos = np.arange(len(mun)) - first[group]
-    cluster = np.unique(np.column_stack([group, pos // block]), axis=0, return_inverse=True)[1]
-    records = draw_children(rng, profiles, mun, rural, cluster.ravel(), census)
+    # Consecutive block numbers: records are sorted by group, and blocks within a group.
+    block_start = np.r_[True, (group[1:] != group[:-1]) | (pos[1:] // block != pos[:-1] // block)]
+    cluster = np.cumsum(block_start) - 1
+    records = draw_children(rng, profiles, mun, rural, cluster, census)
     jitter = rng.lognormal(0.0, 0.15, len(mun))
     # Weights sum exactly to the municipality's children.
     weight = jitter * (children / np.bincount(mun, weights=jitter, minlength=len(children)))[mun]
