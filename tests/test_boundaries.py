@@ -218,3 +218,26 @@ def test_real_2020_boundaries(mx_dir):
                                    pd.Series([MX_STATES[c] for c in states["cve_ent"]],
                                              name="nom_ent"),
                                    check_dtype=False)
+
+
+def test_inegi_style_zip_picks_the_municipal_layer(tmp_path):
+    import zipfile
+
+    folder = tmp_path / "conjunto_de_datos"
+    folder.mkdir()
+    src = _grid().to_crs(6372)
+    src["CVEGEO"] = src["CVE_ENT"] + src["CVE_MUN"]
+    src.to_file(folder / "00mun.shp", encoding="latin1")
+    states = src.dissolve("CVE_ENT").reset_index()[["CVE_ENT", "geometry"]]
+    states.to_file(folder / "00ent.shp", encoding="latin1")
+    archive = tmp_path / "mg_2020_integrado.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for f in folder.iterdir():
+            if f.suffix != ".cpg":  # as INEGI ships: no code page file
+                zf.write(f, f"conjunto_de_datos/{f.name}")
+    gdf = read_boundaries(archive)
+    assert len(gdf) == 9 and gdf["nom_mun"].iloc[2] == "Peñón"
+    assert gdf.crs.to_epsg() == 4326
+    # naming another member reads it (the states layer has no municipal codes)
+    with pytest.raises(InputError, match="no municipal code columns"):
+        read_boundaries(archive, layer="00ent")

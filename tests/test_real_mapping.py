@@ -302,3 +302,18 @@ def test_cli_harmonise_two_states_to_parquet(tmp_path):
     records = read_records(out, "census", load_spec())
     assert records["cvegeo"].tolist() == ["07001", "07001", "19039"]
     np.testing.assert_array_equal(records["dirt_floor"], [1.0, 1.0, 0.0])
+
+
+def test_iter_from_inegi_zip(tmp_path):
+    import zipfile
+
+    rows = [["20", "Oaxaca", "001", "Abejones", "0000", "Total del municipio",
+             "200", "10", "10", "30", "15", "15", "3", "1", "10", "30", "6.0"]]
+    csv = pd.DataFrame(rows, columns=ITER_HEADER).to_csv(index=False)
+    archive = tmp_path / "iter_00_cpv2020_csv.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("diccionario_datos/diccionario_datos_iter_00CSV20.csv", "campo,desc\n")
+        zf.writestr("conjunto_de_datos/conjunto_de_datos_iter_00CSV20.csv", csv)
+    df = read_iter(archive)
+    assert df["cvegeo"].tolist() == ["20001"]
+    np.testing.assert_allclose(df["GRAPROES"], [6.0])

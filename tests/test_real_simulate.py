@@ -151,3 +151,21 @@ def test_real_mexico_semisynthetic_is_plausible(mx_dir, tmp_path):
 
     body, _ = cached_web_layer(store, "2020")
     assert len(json.loads(gzip.decompress(body))["features"]) == 2469
+
+
+def test_refuses_to_replace_other_editions(tmp_path):
+    from riskmap.errors import InputError
+    from riskmap.ingest.boundaries import read_boundaries
+    from riskmap.real.imported import import_edition
+
+    bpath, tpath, _ = _small_country(tmp_path)
+    data = tmp_path / "data"
+    store = DataStore(data)
+    other = import_edition("2017", pd.DataFrame({"cvegeo": ["20004"], "level": ["alto"]}),
+                           read_boundaries(bpath), vintage="2020")
+    path = store.publish_edition(other)
+    before = path.read_bytes()
+    with pytest.raises(InputError, match="already publishes edition.*2017.*--replace"):
+        build_semisynthetic(data, bpath, tpath, config=SimConfig(n_census=3000, n_survey=3000))
+    assert path.read_bytes() == before
+    assert store.edition_names() == ["2017"]

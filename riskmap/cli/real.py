@@ -77,9 +77,11 @@ def _vintage_from(path: str) -> str:
               help="Simulated census child records (about).")
 @click.option("--survey-records", default=45_000, show_default=True, type=int,
               help="Simulated survey child records per edition.")
+@click.option("--replace", is_flag=True,
+              help="Overwrite editions 2017/2019/2023 that are not semi-synthetic (the demo's).")
 @data_dir_option
 def simulate_cmd(boundaries, census_table, vintage, seed, census_records, survey_records,
-                 data_dir):
+                 replace, data_dir):
     """Semi-synthetic Mexico: real INEGI geography and shares, simulated records, editions
     2017, 2019 and 2023 published as in the demo (labelled semi-synthetic)."""
     from tqdm import tqdm
@@ -99,7 +101,7 @@ def simulate_cmd(boundaries, census_table, vintage, seed, census_records, survey
         warnings.simplefilter("always", UserWarning)
         result = build_semisynthetic(resolve_data_dir(data_dir), boundaries, census_table,
                                      seed=seed, vintage=vintage, config=config,
-                                     progress=progress)
+                                     progress=progress, replace=replace)
     bar.close()
     _echo_warnings(caught)
     click.echo(f"semi-synthetic data ({SOURCES_NOTE}); vintage {vintage}")

@@ -55,9 +55,11 @@ def read_boundaries(path, layer=None) -> gpd.GeoDataFrame:
     Parameters
     ----------
     path : str or Path
-        Any vector file GDAL reads (Shapefile, GeoPackage, GeoJSON...).
+        Any vector file GDAL reads (Shapefile, GeoPackage, GeoJSON...), or a zip holding
+        one (INEGI's ``mg_2020_integrado.zip``: ``conjunto_de_datos/00mun.shp`` is picked).
     layer : str or int, optional
-        Layer to read from a multi-layer source (default: the first layer).
+        Layer to read from a multi-layer source (default: the first layer); for a zip with
+        several files, the member's name or stem.
 
     Returns
     -------
@@ -134,8 +136,44 @@ def states_from(municipios: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 
 # -- helpers --------------------------------------------------------------------------------
+def _zip_member(path: Path, layer):
+    """Pick the boundary file inside a zip (INEGI ships the Marco Geoestadístico zipped)."""
+    import zipfile
+
+    try:
+        names = zipfile.ZipFile(path).namelist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InputError(f"cannot open the zip archive ({exc})", file=path) from None
+    vector = [n for n in names if n.lower().endswith((".shp", ".gpkg", ".geojson", ".json"))]
+    if layer is not None:
+        hits = [n for n in vector if n == layer or Path(n).stem == str(layer)]
+        if hits:
+            return hits[0], None, names
+    if len(vector) == 1:
+        return vector[0], layer, names
+    # INEGI's national municipal layer is conjunto_de_datos/00mun.shp
+    mun = [n for n in vector if Path(n).stem.lower().endswith("mun")]
+    if len(mun) == 1:
+        return mun[0], layer, names
+    raise InputError("the zip holds several vector files; name one with layer= (or --layer): "
+                     + ", ".join(vector[:20]) if vector else "the zip holds no vector file",
+                     file=path)
+
+
 def _read(path: Path, layer) -> gpd.GeoDataFrame:
     kwargs = {}
+    if path.suffix.lower() == ".zip":
+        member, layer, names = _zip_member(path, layer)
+        source = f"/vsizip/{path.resolve()}/{member}"
+        stem = member.rsplit(".", 1)[0]
+        if member.lower().endswith(".shp") and not any(
+                n.lower() == f"{stem.lower()}.cpg" for n in names):
+            kwargs["encoding"] = "latin1"
+        try:
+            gdf = pyogrio.read_dataframe(source, layer=layer, **kwargs)
+        except Exception as exc:  # pyogrio raises several DataSource/Field error types
+            raise InputError(f"cannot read {member} ({exc})", file=path) from None
+        return _fix_encoding(gdf, path) if kwargs else gdf
     if path.suffix.lower() == ".shp" and not path.with_suffix(".cpg").exists() \
             and not path.with_suffix(".CPG").exists():
         # INEGI's DBFs are latin-1 and often ship without .cpg; read the raw bytes as latin-1

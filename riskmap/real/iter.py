@@ -33,7 +33,8 @@ def read_iter(path) -> pd.DataFrame:
     Parameters
     ----------
     path : str or Path
-        CSV (UTF-8 with or without BOM; latin-1 accepted) in either layout described above.
+        CSV (UTF-8 with or without BOM; latin-1 accepted) in either layout described above,
+        or INEGI's zip holding it (``iter_00_cpv2020_csv.zip``).
 
     Returns
     -------
@@ -67,7 +68,36 @@ def read_iter(path) -> pd.DataFrame:
     return _derive(df).reset_index(drop=True)
 
 
+def _zip_member(path: Path) -> str:
+    """The ITER CSV inside INEGI's zip (``conjunto_de_datos/conjunto_de_datos_iter_00CSV20.csv``)."""
+    import zipfile
+
+    try:
+        names = zipfile.ZipFile(path).namelist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InputError(f"cannot open the zip archive ({exc})", file=path) from None
+    csvs = [n for n in names if n.lower().endswith(".csv")]
+    # INEGI zips also carry a data dictionary and metadata as CSV: skip them
+    data = [n for n in csvs if not any(w in n.lower() for w in ("diccionario", "metadato"))]
+    iters = [n for n in data if "iter" in Path(n).name.lower()] or data
+    chosen = iters if iters else csvs
+    if len(chosen) != 1:
+        raise InputError("expected one ITER CSV in the zip; found " + (", ".join(csvs) or "none"),
+                         file=path)
+    return chosen[0]
+
+
 def _read_csv(path: Path) -> pd.DataFrame:
+    if path.suffix.lower() == ".zip":
+        import zipfile
+
+        member = _zip_member(path)
+        for enc in ("utf-8-sig", "latin-1"):
+            try:
+                with zipfile.ZipFile(path).open(member) as fh:
+                    return pd.read_csv(fh, dtype=str, keep_default_na=False, encoding=enc)
+            except UnicodeDecodeError:
+                continue
     for enc in ("utf-8-sig", "latin-1"):
         try:
             return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=enc)

@@ -380,7 +380,8 @@ def label_card(card: dict, truth: dict) -> dict:
 
 def build_semisynthetic(data_dir, boundaries_path, table_path, seed: int = 2020,
                         vintage: str = "2020", config: SimConfig | None = None,
-                        progress: Callable[[str], None] | None = None) -> dict:
+                        progress: Callable[[str], None] | None = None,
+                        replace: bool = False) -> dict:
     """Simulate and publish the semi-synthetic editions on the real map of Mexico.
 
     Stores the boundary vintage (municipalities and dissolved states), the simulated
@@ -396,6 +397,9 @@ def build_semisynthetic(data_dir, boundaries_path, table_path, seed: int = 2020,
     vintage : str, default "2020"
     config : SimConfig, optional
     progress : callable, optional
+    replace : bool, default False
+        Allow replacing editions of the same names that are not semi-synthetic (e.g. the
+        synthetic demo's); without it such a data directory is refused, untouched.
 
     Returns
     -------
@@ -405,10 +409,12 @@ def build_semisynthetic(data_dir, boundaries_path, table_path, seed: int = 2020,
     Raises
     ------
     InputError
-        Bad boundary or table file.
+        Bad boundary or table file; other editions of the same names already published
+        (unless ``replace``).
     """
     import time
 
+    from ..errors import InputError
     from ..ingest.boundaries import read_boundaries, states_from
     from ..pipeline import build_edition
     from ..spec import load_spec
@@ -418,6 +424,16 @@ def build_semisynthetic(data_dir, boundaries_path, table_path, seed: int = 2020,
     say = progress or (lambda message: None)
     check_name(vintage, "vintage")
     config = config or SimConfig()
+    store = DataStore(data_dir)
+    if not replace:
+        clash = [ed.edition for ed in config.editions
+                 if ed.edition in store.edition_names()
+                 and not store.load_card(ed.edition).get("semi_synthetic")]
+        if clash:
+            raise InputError(f"the data directory already publishes edition(s) "
+                             f"{', '.join(clash)} that are not semi-synthetic (the demo?); "
+                             "use another --data-dir, or --replace to overwrite them",
+                             file=data_dir)
     timings = {}
     clock = time.perf_counter()
     boundaries = read_boundaries(boundaries_path)
@@ -429,7 +445,6 @@ def build_semisynthetic(data_dir, boundaries_path, table_path, seed: int = 2020,
     sim = simulate_mexico(boundaries, table, seed=seed, config=config)
     timings["simulate"] = time.perf_counter() - clock
 
-    store = DataStore(data_dir)
     store.save_vintage(vintage, boundaries, states_from(boundaries))
     out_dir = Path(data_dir) / "semisynthetic"
     out_dir.mkdir(parents=True, exist_ok=True)
