@@ -252,3 +252,17 @@ def test_demo_atlas_end_to_end(demo_dir):
     worklist = get_json(client, f"/api/v1/focalizacion?edicion={latest}&visitas=2000")["data"]
     assert sum(r["visits"] for r in worklist) == 2000
     assert worklist[0]["rank"] == 1
+
+
+def test_imported_edition_without_factors_or_errors(tmp_path):
+    from riskmap.web import create_app
+
+    root = build_fake_atlas(tmp_path, imported_2023=True)
+    client = create_app({"data_dir": str(root), "auto_demo": False,
+                         "TESTING": True}).test_client()
+    summary = get_json(client, "/api/v1/ediciones/2023")["data"]
+    assert summary["kind"] == "imported" and "coefficients" not in summary
+    data = get_json(client, "/api/v1/ediciones/2023/municipios/22006")["data"]
+    assert data["factors"] == [] and data["se"] is None
+    assert data["history"][1]["change"] is None  # no standard error: no significance test
+    assert get_json(client, "/api/v1/ediciones/2023/municipios.json")["pagination"]["total"] == 42

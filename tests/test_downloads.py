@@ -52,6 +52,8 @@ def test_page_lists_every_edition_and_format(client):
         assert f"<code>{col}</code>" in html
     assert "SINTÉTICOS" in html
     assert "Querétaro" in html  # state filter options
+    # Self-contained: nothing on the page asks the browser to contact another host.
+    assert not re.search(r'(?:src|href|action)="(?:https?:)?//', html)
 
 
 def test_page_in_english(client):

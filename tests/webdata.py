@@ -266,7 +266,9 @@ def build_fake_atlas(path, *, imported_2023: bool = False, seed: int = 7) -> Pat
             top = _top(factors)
             rows["top_factors"] = rows["cvegeo"].map(top).fillna("").astype(str)
         else:
+            # Published results come without standard errors or factors.
             factors = factors.iloc[0:0]
+            rows[["se", "var_model", "var_census"]] = np.nan
         rows = gpd.GeoDataFrame(rows[list(ROW_COLUMNS) + list(EXTRA_COLUMNS) + ["geometry"]],
                                 geometry="geometry", crs=4326)
         card = _card(name, vintage, kind, seed)

@@ -526,13 +526,17 @@ class Atlas:
 
 
 def change(a: dict, b: dict) -> dict | None:
-    """Change from ``a`` to ``b`` (dicts with probability and se); None without estimates."""
+    """Change from ``a`` to ``b`` (dicts with probability and se).
+
+    ``None`` when either side lacks a probability or a standard error (imported editions
+    publish none): without both, no significance test is possible.
+    """
     pa, pb, sa, sb = a.get("probability"), b.get("probability"), a.get("se"), b.get("se")
-    if pa is None or pb is None:
+    if pa is None or pb is None or sa is None or sb is None:
         return None
     diff = pb - pa
-    sd = math.sqrt((sa or 0.0) ** 2 + (sb or 0.0) ** 2) if (sa is not None and sb is not None) else None
-    significant = bool(sd is not None and abs(diff) > Z_CHANGE * sd)
+    sd = math.sqrt(sa ** 2 + sb ** 2)
+    significant = bool(abs(diff) > Z_CHANGE * sd)
     direction = ("increase" if diff > 0 else "decrease") if significant else "none"
     return {"diff": diff, "sd": sd, "significant": significant, "direction": direction,
             "change": _CHANGE_WORDS[direction]}
