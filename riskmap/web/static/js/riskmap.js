@@ -148,13 +148,13 @@
     if (this.geo) { this.geo.setStyle(function (f) { return self.style(f); }); }
   };
   MapView.prototype.select = function (code, zoom) {
+    var previous = this.byCode[this.selected], lyr = this.byCode[code];
     this.selected = code;
-    this.restyle();
-    var lyr = this.byCode[code];
-    if (lyr) {
-      lyr.bringToFront();
-      if (zoom) { this.map.fitBounds(lyr.getBounds(), { maxZoom: 9, padding: [60, 60], animate: false }); }
-    }
+    // Restyle only the two polygons involved; zoom first so the canvas redraws once.
+    if (lyr && zoom) { this.map.fitBounds(lyr.getBounds(), { maxZoom: 9, padding: [60, 60], animate: false }); }
+    var self = this;
+    [previous, lyr].forEach(function (l) { if (l) { l.setStyle(self.style(l.feature)); } });
+    if (lyr) { lyr.bringToFront(); }
   };
 
   var views = cfg.maps.map(function (spec) { return new MapView(spec); });
