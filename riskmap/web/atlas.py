@@ -106,7 +106,10 @@ class Atlas:
         return str(name)
 
     def _mtime(self, name: str) -> int:
-        return self.store.edition_path(name).stat().st_mtime_ns
+        try:
+            return self.store.edition_path(name).stat().st_mtime_ns
+        except FileNotFoundError:  # removed since the listing was read
+            raise NotFound(f"edition {name!r} is not published") from None
 
     def _entry(self, name: str) -> tuple[int, Edition, pd.DataFrame]:
         name = self._check(name)
