@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from webdata import build_fake_atlas
+from webdata import EVIL_NAME, build_fake_atlas
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -171,3 +171,18 @@ def test_municipality_map_stays_on_the_municipality(server, browser):
         const m = window[cfg.maps[0].var];
         return [m.getZoom(), m.getBounds().contains([17.25, -97.25])];""")
     assert zoom >= 7 and inside  # 22006 is the square lon -97.5..-97, lat 17..17.5
+
+
+def test_tooltip_shows_hostile_name_as_text(server, browser):
+    _open(browser, server + "/?lang=es")
+    tip = browser.execute_script("""
+        const cfg = JSON.parse(document.getElementById('riskmap-config').textContent);
+        let lyr = null;
+        window[cfg.maps[0].var].eachLayer(l => { if (l.feature && l.feature.properties.cvegeo === '22006') lyr = l; });
+        lyr.openTooltip(lyr.getBounds().getCenter());
+        const el = document.querySelector('.leaflet-tooltip');
+        return [el.textContent, el.querySelectorAll('script').length];""")
+    text, scripts = tip
+    assert scripts == 0
+    assert text.startswith(EVIL_NAME)
+    assert "Querétaro · 22006" in text and "Probabilidad:" in text and "[" in text
