@@ -86,6 +86,17 @@ def test_codes_follow_inegi_layout(small):
         assert not gdf["nom_mun"].str.contains(r"[<>\"]").any()
     estados = _bound(small, "2015", "estados")
     assert len(estados) == SMALL.n_states and estados["cve_ent"].is_unique
+    # Older-vintage codes are alphabetical within each state (accents and case folded), as
+    # INEGI's historical numbering; states too.
+    from riskmap.demo.names import sort_key
+
+    old = _bound(small, "2015").sort_values("cvegeo")
+    for _, group in old.groupby("cve_ent"):
+        keys = [sort_key(n) for n in group["nom_mun"]]
+        assert keys == sorted(keys)
+        assert group["cve_mun"].tolist() == [f"{i:03d}" for i in range(1, len(group) + 1)]
+    keys = [sort_key(n) for n in estados.sort_values("cve_ent")["nom_ent"]]
+    assert keys == sorted(keys)
 
 
 def test_vintages_tile_the_same_country(small):
@@ -281,3 +292,29 @@ def test_project_readers_accept_the_demo_files(small):
     census = read_records(small["census"]["2020"], "census", spec, {"cropland_share": cropland})
     assert len(survey) == len(pd.read_parquet(small["survey"]["2023"]))
     assert list(census.columns) == ["cvegeo", "weight", *spec.names]
+
+
+def test_build_demo_publishes_everything_for_a_tiny_country(tmp_path):
+    """End-to-end wiring on a tiny country: vintages, crosswalk, three synthetic editions."""
+    from riskmap.demo import build_demo
+    from riskmap.store import DataStore
+
+    messages = []
+    paths = build_demo(tmp_path, seed=3, progress=messages.append, config=SMALL)
+    store = DataStore(tmp_path)
+    assert store.vintage_names() == ["2015", "2020"]
+    assert store.edition_names() == ["2017", "2019", "2023"]
+    assert len(store.load_vintage("2015", layer="estados")) == SMALL.n_states
+    crosswalk = store.load_crosswalk("2015", "2020")
+    meta = json.loads(paths["truth"]["editions"].read_text(encoding="utf-8"))
+    split_parents = {s["parent"] for s in meta["splits"]}
+    multi = crosswalk.groupby("cvegeo_from")["cvegeo_to"].nunique()
+    assert set(multi[multi > 1].index) == split_parents
+    for name, vintage in (("2017", "2015"), ("2019", "2020"), ("2023", "2020")):
+        card = store.load_card(name)
+        assert card["synthetic"] is True and card["vintage"] == vintage
+        assert all(s["synthetic"] for s in card["sources"])
+        assert any("sintétic" in s["name"] for s in card["sources"])
+        assert "cropland_share" in [c["name"] for c in card["coefficients"]]
+    assert any("edition 2023" in m for m in messages)
+    assert set(paths["timings"]) >= {"geography", "census", "edition_2023"}

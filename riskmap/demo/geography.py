@@ -25,7 +25,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from .fields import SmoothField
-from .names import municipality_names, state_names
+from .names import municipality_names, sort_key, state_names
 
 CRS = "EPSG:6372"
 #: Centre of the outline (EPSG:6372 metres; about 102 W, 23.5 N) and its shape.
@@ -239,7 +239,8 @@ def build_geography(rng: np.random.Generator, n_states: int = 32, n_municipaliti
     for s in range(n_states):
         idx = np.flatnonzero(seed_state == s)
         table.loc[idx, "nom_mun"] = municipality_names(rng, len(idx))
-    table["rank"] = table.groupby("state")["nom_mun"].rank(method="first").astype(int)
+    table["key"] = [sort_key(x) for x in table["nom_mun"]]
+    table["rank"] = table.groupby("state")["key"].rank(method="first").astype(int)
     order = np.lexsort((table["rank"].to_numpy(), table["state"].to_numpy()))
     relabel = np.empty(len(table), dtype=int)
     relabel[order] = np.arange(len(table))

@@ -7,6 +7,8 @@ the syllables, and the demo never claims otherwise.
 
 from __future__ import annotations
 
+import unicodedata
+
 import numpy as np
 
 #: 32 invented state names (INEGI numbers states alphabetically; so does the demo).
@@ -90,8 +92,14 @@ def municipality_names(rng: np.random.Generator, n: int, taken=()) -> list[str]:
     return names
 
 
+def sort_key(name: str) -> str:
+    """Alphabetical key ignoring case and accents ("Ávila" sorts with "Avila", before "B")."""
+    folded = unicodedata.normalize("NFKD", name.casefold())
+    return "".join(ch for ch in folded if not unicodedata.combining(ch))
+
+
 def state_names(n: int) -> list[str]:
     """The first ``n`` fictional state names (at most 32), in alphabetical order."""
     if not 1 <= n <= len(STATE_NAMES):
         raise ValueError(f"the demo country has between 1 and {len(STATE_NAMES)} states")
-    return sorted(STATE_NAMES[:n])
+    return sorted(STATE_NAMES[:n], key=sort_key)
