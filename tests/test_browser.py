@@ -186,3 +186,15 @@ def test_tooltip_shows_hostile_name_as_text(server, browser):
     assert scripts == 0
     assert text.startswith(EVIL_NAME)
     assert "Querétaro · 22006" in text and "Probabilidad:" in text and "[" in text
+
+
+def test_edition_choice_reloads_as_permalink(server, browser):
+    from selenium.webdriver.support.ui import Select
+
+    _open(browser, server + "/?lang=es")
+    Select(browser.find_element("css selector", "select[name=edicion]")).select_by_value("2017")
+    deadline = time.monotonic() + 10
+    while "edicion=2017" not in browser.current_url and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert parse_qs(urlsplit(browser.current_url).query)["edicion"] == ["2017"]
+    assert _open(browser, browser.current_url) == 40  # the 2015 geography of edition 2017

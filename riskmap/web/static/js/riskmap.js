@@ -43,6 +43,11 @@
     });
   });
 
+  /* choosing another edition reloads the view (its URL is the permalink) */
+  Array.prototype.forEach.call(document.querySelectorAll('form.controls select[name="edicion"]'), function (sel) {
+    sel.addEventListener('change', function () { sel.form.submit(); });
+  });
+
   var cfgEl = document.getElementById('riskmap-config');
   if (!cfgEl || typeof L === 'undefined') { window.riskmapReady = !cfgEl; return; }
   var cfg = JSON.parse(cfgEl.textContent);
