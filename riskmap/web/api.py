@@ -275,19 +275,21 @@ def focalizacion():
     levels = request.args.getlist("niveles")
     by = params.choice("criterio", request.args.get("criterio"), params.CRITERIA, "conteo")
     formato = params.choice("formato", request.args.get("formato"), WORKLIST_FORMATS, "json")
-    states = params.choices("estados", states, sorted(atlas.rows(edicion)["cve_ent"].unique()))
+    states = params.choices("estados", states, [s["cve_ent"] for s in
+                                                atlas.states(atlas.edition(edicion).vintage)])
     levels = params.choices("niveles", levels, LEVELS)
-    worklist = atlas.targeting(edicion, visits, q, states, levels, by)
     query = {"edicion": edicion, "visitas": visits, "q": q, "criterio": by}
     if states:
         query["estados"] = ",".join(states)
     if levels:
         query["niveles"] = ",".join(levels)
     if formato == "csv":
+        worklist = atlas.targeting(edicion, visits, q, states, levels, by)
         return _plain_csv(worklist, f"riskmap_focalizacion_{edicion}.csv", [edicion])
     links = {"self": url_for(".focalizacion", **query),
              "csv": url_for(".focalizacion", formato="csv", **query)}
-    return ok(jsonable(worklist), meta_for(edicion), links, parameters=query)
+    worklist = atlas.targeting_records(edicion, visits, q, states, levels, by)
+    return ok(worklist, meta_for(edicion), links, parameters=query)
 
 
 # -- geometry and the OpenAPI document ----------------------------------------------------------

@@ -495,6 +495,18 @@ class Atlas:
         by : {"conteo", "tasa"}
             Rank by expected children in child labour or by probability.
         """
+        return self._worklist(edition, visits, q, states, levels, by)[0].copy()
+
+    def targeting_records(self, edition: str, visits: int, q: float, states=None, levels=None,
+                          by: str = "conteo") -> list[dict]:
+        """:meth:`targeting` as JSON-ready dicts (converted once per cached worklist)."""
+        entry = self._worklist(edition, visits, q, states, levels, by)
+        if entry[1] is None:
+            entry[1] = [record(r) for r in entry[0].to_dict("records")]
+        return entry[1]
+
+    def _worklist(self, edition, visits, q, states, levels, by) -> list:
+        """``[worklist, records or None]`` from a small LRU keyed by the parameters."""
         from .. import targeting
 
         table = self._entry(edition)[2]
@@ -506,16 +518,17 @@ class Atlas:
         with self._lock:
             if key in self._worklists:
                 self._worklists.move_to_end(key)
-                return self._worklists[key].copy()
+                return self._worklists[key]
         worklist = targeting.allocate(table, visits=visits, q=q, states=states or None,
                                       levels=levels or None,
                                       by="count" if by == "conteo" else "rate")
-        # A small LRU: the form's defaults and permalinks repeat, their combinations do not.
+        entry = [worklist, None]
+        # The form's defaults and permalinks repeat; arbitrary combinations do not.
         with self._lock:
-            self._worklists[key] = worklist
+            self._worklists[key] = entry
             while len(self._worklists) > WORKLIST_CACHE:
                 self._worklists.popitem(last=False)
-        return worklist.copy()
+        return entry
 
     # -- cache ------------------------------------------------------------------------------
     def _cached(self, key: tuple, build):
