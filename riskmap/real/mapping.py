@@ -274,7 +274,7 @@ def apply_mapping(df: pd.DataFrame, mapping: Mapping, file, tables: dict | None 
     hh_key = _join_ids(raw, mapping.household) if mapping.household else None
     head_pos = is_head = None
     if hh_key is not None and mapping.relationship:
-        rel = raw[mapping.relationship.upper()].map(_norm_code)
+        rel = _norm_codes(raw[mapping.relationship.upper()])
         is_head = rel.isin(mapping.head_codes)
         heads = pd.Series(np.flatnonzero(is_head.to_numpy()), index=hh_key[is_head].to_numpy())
         heads = heads[~heads.index.duplicated()]  # a second "head" is a coding error: keep the first
@@ -359,14 +359,30 @@ def _norm_code(value):
     return str(int(number)) if number.is_integer() else str(number)
 
 
+def _norm_codes(series: pd.Series) -> pd.Series:
+    """Vectorised :func:`_norm_code` (census files have millions of rows)."""
+    text = series.astype("string").str.strip()
+    num = pd.to_numeric(text, errors="coerce")
+    out = text.astype(object)
+    has_num = num.notna()
+    whole = has_num & (num % 1 == 0)
+    out[whole] = num[whole].astype("int64").astype(str)
+    frac = has_num & ~whole
+    if frac.any():
+        out[frac] = num[frac].astype(str)
+    blank = text.isna() | (text == "") | (text.str.lower() == "nan")
+    out[blank.fillna(True).to_numpy(dtype=bool)] = None
+    return out
+
+
 def _numeric_codes(series: pd.Series, missing: tuple) -> pd.Series:
-    codes = series.map(_norm_code)
+    codes = _norm_codes(series)
     codes = codes.where(~codes.isin(missing))
     return pd.to_numeric(codes, errors="coerce")
 
 
 def _code_text(series: pd.Series, width: int, name: str, file) -> pd.Series:
-    text = series.map(_norm_code)
+    text = _norm_codes(series)
     ok = text.notna() & text.astype(str).str.fullmatch(r"\d{1,%d}" % width)
     if not ok.all():
         row = int(np.flatnonzero(~ok.to_numpy())[0])
@@ -376,8 +392,10 @@ def _code_text(series: pd.Series, width: int, name: str, file) -> pd.Series:
 
 
 def _join_ids(df: pd.DataFrame, columns: tuple) -> pd.Series:
-    parts = [df[c.upper()].map(lambda v: "" if _norm_code(v) is None else str(v).strip())
-             for c in columns]
+    parts = []
+    for c in columns:
+        text = df[c.upper()].astype("string").str.strip()
+        parts.append(text.where(_norm_codes(df[c.upper()]).notna(), "").fillna("").astype(object))
     out = parts[0]
     for p in parts[1:]:
         out = out + "|" + p
@@ -386,7 +404,7 @@ def _join_ids(df: pd.DataFrame, columns: tuple) -> pd.Series:
 
 def _decode(col: pd.Series, var: Variable, file, rows=None) -> pd.Series:
     """Apply blank / missing / prefix / recode rules; unknown codes raise (unless other=)."""
-    codes = col.map(_norm_code)
+    codes = _norm_codes(col)
     blank = codes.isna()
     out = pd.Series(np.nan, index=col.index, dtype=float)
     is_missing = codes.isin(var.missing) & ~blank
