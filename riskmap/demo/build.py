@@ -18,7 +18,7 @@ import pandas as pd
 import pyogrio
 
 from .fields import SmoothField
-from .geography import CRS, _along_axis, build_geography
+from .geography import CRS, along_axis, build_geography
 from .landscape import write_cropland
 from .population import (RECORD_COVARIATES, TERRITORIAL, TRUE_MODELS, calibrate_intercept,
                          census_records, linear_predictor, municipal_profiles, survey_records)
@@ -138,7 +138,7 @@ def _generate(data_dir: Path, seed: int, progress, config: DemoConfig) -> dict:
     bounds = geo.outline.bounds
     surf = {k: SmoothField(frng, bounds, geo.cell_xy) for k in
             ("rural", "indigenous", "development", "crop")}
-    along = _along_axis(geo.cell_xy)
+    along = along_axis(geo.cell_xy)
     # The south-east is more indigenous and less developed, as in Mexico.
     cell_fields = {
         "rural": surf["rural"](geo.cell_xy),

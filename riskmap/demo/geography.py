@@ -203,7 +203,7 @@ def build_geography(rng: np.random.Generator, n_states: int = 32, n_municipaliti
 
     # States: seeds spread by k-means on the cells (weighted so that states in the denser
     # south-east are smaller, like Mexico's), then grown on the graph.
-    along = _along_axis(xy)
+    along = along_axis(xy)
     density = np.exp(1.2 * along)
     state_seeds = _nearest_unique(xy, _weighted_kmeans(rng, xy, density, n_states))
     cell_state_raw = grow_regions(graph, state_seeds)
@@ -284,7 +284,7 @@ def build_geography(rng: np.random.Generator, n_states: int = 32, n_municipaliti
                      splits=pd.DataFrame(split_rows, columns=["parent", "child"]))
 
 
-def _along_axis(xy: np.ndarray) -> np.ndarray:
+def along_axis(xy: np.ndarray) -> np.ndarray:
     """Position along the country's long axis, -1 (north-west) to 1 (south-east)."""
     a = np.deg2rad(ROTATION_DEG)
     u = (xy[:, 0] - CENTRE[0]) * np.cos(a) + (xy[:, 1] - CENTRE[1]) * np.sin(a)
@@ -340,6 +340,9 @@ def _split(rng, table, cell_mun, seeds, xy, graph, n_splits):
             states_seen.add(table.at[c, "state"])
         if len(picked) == n_splits:
             break
+    if len(picked) < n_splits:
+        raise ValueError(f"only {len(picked)} municipalities are large enough to split; "
+                         "raise cells_per_municipality or lower n_splits")
     picked.sort()
     labels = cell_mun.copy()
     next_code = table.groupby("cve_ent")["cve_mun"].max().astype(int).to_dict()
