@@ -18,7 +18,6 @@ import pandas as pd
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from ..edition import LEVELS, ROW_COLUMNS
-from ..errors import BadParameter
 from . import params
 from .atlas import clean, get_atlas, record
 
@@ -230,21 +229,12 @@ def comparar():
     b = params.edition(request.args.get("b"), names, default_b)
     formato = params.choice("formato", request.args.get("formato"), COMPARE_FORMATS, "json")
     if formato == "csv":
-        changes = _changes_table(atlas.comparison(a, b))
+        changes = atlas.comparison(a, b).changes  # one row per municipality of b
         return _plain_csv(changes, f"riskmap_comparacion_{a}_{b}.csv", [a, b])
     payload = jsonable(atlas.comparison_summary(a, b))
     links = {"self": url_for(".comparar", a=a, b=b),
              "csv": url_for(".comparar", a=a, b=b, formato="csv")}
     return ok(payload, meta_for(a, b), links, editions={"a": a, "b": b})
-
-
-def _changes_table(comparison) -> pd.DataFrame:
-    for key in ("changes", "table", "rows"):
-        value = getattr(comparison, key, None)
-        if isinstance(value, pd.DataFrame):
-            return value.drop(columns=["geometry"], errors="ignore")
-    raise BadParameter("formato", "csv", ["json"],
-                       message="this comparison has no per-municipality table")
 
 
 def _plain_csv(table: pd.DataFrame, filename: str, editions: list[str]):
@@ -300,7 +290,8 @@ def geometria(vintage: str):
     max_age = current_app.config["RISKMAP"]["cache_max_age"]
     headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}",
                "Vary": "Accept-Encoding"}
-    if etag in _etags(request.headers.get("If-None-Match", "")):
+    asked = _etags(request.headers.get("If-None-Match", ""))
+    if etag in asked or "*" in asked:
         return Response(status=304, headers=headers)
     if "gzip" in request.headers.get("Accept-Encoding", ""):
         response = Response(body, mimetype="application/geo+json", headers=headers)
