@@ -288,3 +288,25 @@ def test_ensure_data_waits_for_a_running_build(tmp_path, monkeypatch):
     lock.close()
     worker.join(5)
     assert done.is_set()
+
+
+@pytest.mark.realdata
+def test_neighbours_on_real_2020_boundaries(mx_dir, tmp_path):
+    import geopandas as gpd
+
+    mun = gpd.read_file(mx_dir / "municipios_2020.geojson")
+    for col in ("cvegeo", "cve_ent", "cve_mun"):
+        mun[col] = mun[col].astype(str)
+    DataStore(tmp_path).save_vintage("2020", mun)
+    atlas = Atlas(tmp_path)
+    got = {n["cvegeo"] for n in atlas.neighbours("2020", "01001")}
+    # Aguascalientes (city) borders Jesús María and San Francisco de los Romo.
+    assert {"01005", "01011"} <= got and "01001" not in got
+    adjacency = {code: {n["cvegeo"] for n in atlas.neighbours("2020", code)}
+                 for code in mun["cvegeo"]}
+    assert all(code in adjacency[other] for code, others in adjacency.items() for other in others)
+    degrees = np.array([len(v) for v in adjacency.values()])
+    assert (degrees > 0).mean() > 0.99
+    assert 4.0 < degrees.mean() < 8.0  # planar map: mean degree just under 6
+    states = atlas.states("2020")
+    assert len(states) == 32 and states[0]["nom_ent"] == "Aguascalientes"
