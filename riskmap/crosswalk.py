@@ -15,7 +15,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from pyproj import CRS
+from pyproj import CRS, Transformer
 
 from .errors import InputError
 
@@ -33,7 +33,9 @@ def equal_area_crs(gdf: gpd.GeoDataFrame) -> CRS:
     Mexico's own parameters are used when the data lie within Mexico's extent; elsewhere the
     standard parallels are placed at 1/6 and 5/6 of the latitude range (Snyder's rule).
     """
-    lon0, lat0, lon1, lat1 = gdf.to_crs(4326).total_bounds
+    # transform the bounding box only, not every vertex
+    lon0, lat0, lon1, lat1 = Transformer.from_crs(gdf.crs, 4326, always_xy=True).transform_bounds(
+        *gdf.total_bounds)
     if lon0 >= -118.5 and lon1 <= -86.5 and lat0 >= 14.0 and lat1 <= 33.0:
         return CRS.from_proj4(MEXICO_ALBERS)
     span = max(lat1 - lat0, 1e-6)
