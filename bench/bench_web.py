@@ -39,8 +39,6 @@ def gz(data: bytes) -> int:
 
 def real_geography_atlas(folder: Path) -> Path:
     """A data directory with one synthetic-valued edition on the real 2020 municipalities."""
-    import geopandas as gpd
-
     from riskmap.edition import Edition, EXTRA_COLUMNS, ROW_COLUMNS
     from riskmap.store import DataStore
 

@@ -7,7 +7,6 @@ Uses the Debian chromium and chromedriver (no browser download); skipped when ab
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 from pathlib import Path
