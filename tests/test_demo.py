@@ -317,3 +317,4 @@ def test_build_demo_publishes_everything_for_a_tiny_country(tmp_path):
         assert "cropland_share" in [c["name"] for c in card["coefficients"]]
     assert any("edition 2023" in m for m in messages)
     assert set(paths["timings"]) >= {"geography", "census", "edition_2023"}
+    assert "SINTÉTICOS" in paths["readme"].read_text(encoding="utf-8")
