@@ -15,7 +15,6 @@ from riskmap.web.atlas import Atlas
 
 from webdata import EVIL_NAME, build_fake_atlas
 
-pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
 
 @pytest.fixture(scope="module")

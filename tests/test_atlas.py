@@ -21,7 +21,6 @@ from riskmap.web.atlas import Atlas, ensure_data, fold
 
 from webdata import EVIL_NAME, NO_INFO, SPLITS, build_fake_atlas
 
-pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
 
 @pytest.fixture(scope="module")

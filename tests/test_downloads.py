@@ -16,7 +16,6 @@ from riskmap.web.atlas import Atlas
 
 from webdata import EVIL_NAME, build_fake_atlas
 
-pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 FORMATS = ("csv", "xlsx", "geojson", "gpkg", "shp")
 
 

@@ -7,7 +7,6 @@ import pytest
 
 from webdata import EVIL_NAME, build_fake_atlas
 
-pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
 SHAPE = {"ok", "status", "error", "errors"}
 

@@ -8,7 +8,6 @@ import pytest
 
 from webdata import build_fake_atlas
 
-pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 PREFIX = "/api/v1"
 
 
