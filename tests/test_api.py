@@ -16,7 +16,6 @@ from riskmap.web.atlas import Atlas
 from webdata import EVIL_NAME, build_fake_atlas
 
 
-
 @pytest.fixture(scope="module")
 def fake_dir(tmp_path_factory):
     return build_fake_atlas(tmp_path_factory.mktemp("api-atlas"))

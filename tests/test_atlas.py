@@ -22,7 +22,6 @@ from riskmap.web.atlas import Atlas, ensure_data, fold
 from webdata import EVIL_NAME, NO_INFO, SPLITS, build_fake_atlas
 
 
-
 @pytest.fixture(scope="module")
 def fake_dir(tmp_path_factory):
     return build_fake_atlas(tmp_path_factory.mktemp("fake-atlas"))
