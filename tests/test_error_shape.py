@@ -102,6 +102,11 @@ def test_writes_are_refused(client, url, method):
     assert set(response.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "HEAD"}
 
 
+def test_unknown_api_path_points_to_the_openapi_document(client):
+    body = check_shape(client.get("/api/v1/ediciones/2023/otra-cosa"), 404)
+    assert body["errors"] == ["routes: see /api/v1/openapi.json"]
+
+
 def test_unexpected_error_is_generic_and_logged(client, app, caplog):
     with caplog.at_level("ERROR"):
         body = check_shape(client.get("/api/v1/_boom"), 500)

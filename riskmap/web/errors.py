@@ -65,7 +65,10 @@ def handle_http_error(exc: HTTPException):
                        headers)
     if status == 404:
         message = f"no page or resource at {request.path}"
-        return respond(404, message, [])
+        hint = []
+        if wants_json() and "api.openapi" in current_app.view_functions:
+            hint = [f"routes: see {url_for('api.openapi')}"]
+        return respond(404, message, hint)
     if status >= 500:
         current_app.logger.error("HTTP %s at %s", status, request.path)
         return respond(status, _internal_message())
