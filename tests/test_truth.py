@@ -20,12 +20,12 @@ pytestmark = pytest.mark.slow
 
 EDITIONS = {"2017": "2015", "2019": "2020", "2023": "2020"}
 N_COEF = 12  # intercept + 10 record covariates + cropland_share
-# "Every true coefficient inside its 99 % interval" is a joint statement about 12
-# coefficients per edition: with plain 99 % intervals it fails by chance for about one seed
-# in nine per edition (measured over 6 seeds x 3 editions: z-scores have sd 0.94, mean 0.14).
-# So the intervals are 99 % jointly per edition (Bonferroni), and a separate test checks that
-# the intervals are not simply too wide.
-Z99_JOINT = norm.ppf(1 - 0.01 / (2 * N_COEF))
+# The criterion: every true coefficient inside its own 99 % interval. Over 36
+# coefficients that holds for a given seed with probability about 0.7 (measured over 6 seeds x 3
+# editions: z-scores have sd 0.94, mean 0.14), so it is a check of the committed seed: if a
+# change of the demo's seed or sizes makes it fail, look at the z-scores printed (and at the RMS
+# test below, which says whether the intervals are honest overall) before blaming the fit.
+Z99 = norm.ppf(0.995)
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +50,12 @@ def _z_scores(card, true) -> dict:
 
 
 @pytest.mark.parametrize("name", list(EDITIONS))
-def test_true_coefficients_inside_joint_99_percent_intervals(name, editions, truth):
+def test_true_coefficients_inside_their_99_percent_intervals(name, editions, truth):
     z = _z_scores(editions[name].card, truth[0][name])
     assert len(z) == N_COEF
     print(name, {k: round(v, 2) for k, v in z.items()})
-    outside = {k: round(v, 2) for k, v in z.items() if abs(v) > Z99_JOINT}
-    assert not outside, f"true coefficients outside their joint 99 % intervals (z): {outside}"
+    outside = {k: round(v, 2) for k, v in z.items() if abs(v) > Z99}
+    assert not outside, f"true coefficients outside their 99 % intervals (z): {outside}"
 
 
 def test_coefficient_errors_match_their_standard_errors(editions, truth):
