@@ -139,8 +139,12 @@ end
 
 
 def _ms(text: str) -> float:
-    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
-    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+    """wrk's human durations (``812.00us``, ``95.20ms``, ``1.02s``, ``1.10m``) in ms."""
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text.strip())
+    if match is None:
+        raise ValueError(f"unexpected wrk duration {text!r}")
+    value, unit = match.groups()
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4, "h": 3.6e6}[unit]
 
 
 def run_wrk(port: int, urls: list[str], duration: int, concurrency: int) -> dict:
@@ -152,13 +156,20 @@ def run_wrk(port: int, urls: list[str], duration: int, concurrency: int) -> dict
                              capture_output=True, text=True, check=True).stdout
     finally:
         os.unlink(script.name)
+    try:
+        return _parse_wrk(out, duration)
+    except (AttributeError, ValueError) as exc:
+        raise SystemExit(f"could not read wrk's report ({exc}):\n{out}") from None
+
+
+def _parse_wrk(out: str, duration: int) -> dict:
     total = int(re.search(r"(\d+) requests in", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, sock.groups())) if sock else 0)
     return {"engine": "wrk", "requests": total, "seconds": float(duration),
-            "p50_ms": _ms(re.search(r"50%\s+(\S+)", out).group(1)),
-            "p99_ms": _ms(re.search(r"99%\s+(\S+)", out).group(1)),
+            "p50_ms": _ms(re.search(r"^\s*50%\s+(\S+)", out, re.M).group(1)),
+            "p99_ms": _ms(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1)),
             "throughput_rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
             "errors": errors}
 
