@@ -76,12 +76,13 @@ def main() -> int:
         print(f"    {r['cvegeo_to']} {names[r['cvegeo_to']]} <- {r['cvegeo_from']} "
               f"{names.get(r['cvegeo_from'], '?')}")
 
-    print("\nsemi-synthetic build (3 editions, default sizes)")
+    print("\nsemi-synthetic build (3 editions, default sizes; 2017 on the 2015 vintage)")
     with tempfile.TemporaryDirectory(prefix="riskmap-bench-") as tmp:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             result, t_build = timed(build_semisynthetic, tmp, folder / "municipios_2020.geojson",
-                                    folder / "censo2020_municipal.csv", seed=2020)
+                                    folder / "censo2020_municipal.csv", seed=2020,
+                                    old_boundaries_path=folder / "municipios_2015.geojson")
         from riskmap.store import DataStore
 
         store = DataStore(tmp)

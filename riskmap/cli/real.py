@@ -79,9 +79,14 @@ def _vintage_from(path: str) -> str:
               help="Simulated survey child records per edition.")
 @click.option("--replace", is_flag=True,
               help="Overwrite editions 2017/2019/2023 that are not semi-synthetic (the demo's).")
+@click.option("--old-boundaries", default=None, type=click.Path(dir_okay=False),
+              help="Older boundary vintage (e.g. municipios_2015): edition 2017 is built on "
+                   "it and a crosswalk to the newer vintage is stored.")
+@click.option("--old-vintage", default=None,
+              help="Name of the older vintage (default: the year in its file name, else 2015).")
 @data_dir_option
 def simulate_cmd(boundaries, census_table, vintage, seed, census_records, survey_records,
-                 replace, data_dir):
+                 replace, old_boundaries, old_vintage, data_dir):
     """Semi-synthetic Mexico: real INEGI geography and shares, simulated records, editions
     2017, 2019 and 2023 published as in the demo (labelled semi-synthetic)."""
     from tqdm import tqdm
@@ -90,6 +95,9 @@ def simulate_cmd(boundaries, census_table, vintage, seed, census_records, survey
 
     vintage = vintage or (_vintage_from(boundaries) if any(
         ch.isdigit() for ch in Path(boundaries).stem) else "2020")
+    if old_boundaries and not old_vintage:
+        old_vintage = _vintage_from(old_boundaries) if any(
+            ch.isdigit() for ch in Path(old_boundaries).stem) else "2015"
     config = SimConfig(n_census=census_records, n_survey=survey_records)
     bar = tqdm(total=None, unit=" step", desc="simulate", leave=False)
 
@@ -101,7 +109,9 @@ def simulate_cmd(boundaries, census_table, vintage, seed, census_records, survey
         warnings.simplefilter("always", UserWarning)
         result = build_semisynthetic(resolve_data_dir(data_dir), boundaries, census_table,
                                      seed=seed, vintage=vintage, config=config,
-                                     progress=progress, replace=replace)
+                                     progress=progress, replace=replace,
+                                     old_boundaries_path=old_boundaries,
+                                     old_vintage=old_vintage or "2015")
     bar.close()
     _echo_warnings(caught)
     click.echo(f"semi-synthetic data ({SOURCES_NOTE}); vintage {vintage}")

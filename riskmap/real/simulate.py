@@ -52,6 +52,7 @@ class SimEdition:
     survey: str
     rate: float
     slopes: dict
+    on_old_vintage: bool = False  # MIRTI 2017 rested on the Intercensal 2015 geography
 
 
 #: Published national rates (METHOD.md) and slopes in line with Mexico's 2018 MIRTI factors.
@@ -59,7 +60,8 @@ EDITIONS = (
     SimEdition("2017", 2017, "MTI 2017", 0.110, {
         "age": 0.20, "male": 0.50, "attends_school": -1.20, "indigenous_language": 0.55,
         "rural": 0.45, "head_schooling_years": -0.07, "head_agriculture": 0.85,
-        "head_social_security": -0.55, "household_size": 0.07, "dirt_floor": 0.35}),
+        "head_social_security": -0.55, "household_size": 0.07, "dirt_floor": 0.35},
+        on_old_vintage=True),
     SimEdition("2019", 2019, "ENTI 2019", 0.115, {
         "age": 0.19, "male": 0.50, "attends_school": -1.10, "indigenous_language": 0.50,
         "rural": 0.45, "head_schooling_years": -0.07, "head_agriculture": 0.90,
@@ -287,8 +289,44 @@ def simulate_survey(params: pd.DataFrame, edition: SimEdition, intercept: float,
     return survey
 
 
+def parameters_on(params: pd.DataFrame, reverse_crosswalk: pd.DataFrame, codes) -> pd.DataFrame:
+    """Carry municipal parameters to another vintage through an area crosswalk.
+
+    Parameters
+    ----------
+    params : pandas.DataFrame
+        :func:`municipal_parameters` on the vintage the table describes (indexed by cvegeo).
+    reverse_crosswalk : pandas.DataFrame
+        ``area_crosswalk(that vintage, other vintage)``: the share of each municipality of
+        ``params`` lying in each municipality of the other vintage.
+    codes : iterable of str
+        Municipal codes of the other vintage.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Same columns, indexed by ``codes``: children are split by area share, other
+        parameters are children-weighted means of the pieces (children assumed spread evenly
+        over each municipality's area). Codes no piece reaches get ``children`` NaN.
+    """
+    cw = reverse_crosswalk[reverse_crosswalk["cvegeo_from"].isin(params.index)]
+    kids = params["children"].reindex(cw["cvegeo_from"]).to_numpy()
+    w = np.nan_to_num(kids) * cw["share"].to_numpy()
+    frame = params.drop(columns="children").reindex(cw["cvegeo_from"]).mul(w, axis=0)
+    frame["_w"] = w
+    frame["cvegeo"] = cw["cvegeo_to"].to_numpy()
+    sums = frame.groupby("cvegeo").sum()
+    out = sums.drop(columns="_w").div(sums["_w"].where(sums["_w"] > 0), axis=0)
+    out.insert(0, "children", sums["_w"].where(sums["_w"] > 0))
+    out = out.reindex(pd.Index([str(c) for c in codes], name="cvegeo"))
+    for col in out.columns.drop("children"):
+        out[col] = out[col].fillna(params[col].median())
+    return out
+
+
 def simulate_mexico(boundaries: gpd.GeoDataFrame, table: pd.DataFrame, seed: int = 2020,
-                    config: SimConfig | None = None) -> dict:
+                    config: SimConfig | None = None,
+                    old_boundaries: gpd.GeoDataFrame | None = None) -> dict:
     """Simulate census and survey records on Mexico's real geography and shares.
 
     Parameters
@@ -299,13 +337,18 @@ def simulate_mexico(boundaries: gpd.GeoDataFrame, table: pd.DataFrame, seed: int
         Municipal census table (:func:`riskmap.real.iter.read_iter`).
     seed : int
     config : SimConfig, optional
+    old_boundaries : geopandas.GeoDataFrame, optional
+        An older vintage (e.g. the 2015 cartography): editions with ``on_old_vintage`` then
+        get census records on it, the parameters carried over by area
+        (:func:`parameters_on`).
 
     Returns
     -------
     dict
         ``params`` (municipal parameters, by cvegeo of the boundaries), ``census`` (records),
-        ``surveys`` {edition: records}, ``truth`` {edition: {intercept, slopes, rate}},
-        ``no_data`` (boundary codes without census data: they get no records).
+        ``census_old`` (records on ``old_boundaries`` or None), ``surveys``
+        {edition: records}, ``truth`` {edition: {intercept, slopes, rate}}, ``no_data``
+        (boundary codes without census data: they get no records).
 
     Warns
     -----
@@ -329,14 +372,26 @@ def simulate_mexico(boundaries: gpd.GeoDataFrame, table: pd.DataFrame, seed: int
                       " no census data and will be 'sin_informacion': "
                       + ", ".join(no_data[:15]), stacklevel=2)
     census = simulate_census(params, config, rng)
+    census_old = params_old = None
+    if old_boundaries is not None:
+        from ..crosswalk import area_crosswalk
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # islands absent from one vintage
+            reverse = area_crosswalk(boundaries, old_boundaries)
+        params_old = parameters_on(params, reverse, old_boundaries["cvegeo"].astype(str))
+        census_old = simulate_census(params_old, config, rng)
     surveys, truth = {}, {}
     for ed in config.editions:
-        intercept = calibrate_intercept(census, ed.slopes, ed.rate)
-        surveys[ed.edition] = simulate_survey(params, ed, intercept, config, rng)
+        use_old = ed.on_old_vintage and census_old is not None
+        base, p = (census_old, params_old) if use_old else (census, params)
+        intercept = calibrate_intercept(base, ed.slopes, ed.rate)
+        surveys[ed.edition] = simulate_survey(p, ed, intercept, config, rng)
         truth[ed.edition] = {"intercept": intercept, "slopes": dict(ed.slopes),
-                             "rate": ed.rate, "survey_like": ed.survey, "year": ed.year}
-    return {"params": params, "census": census, "surveys": surveys, "truth": truth,
-            "no_data": no_data}
+                             "rate": ed.rate, "survey_like": ed.survey, "year": ed.year,
+                             "old_vintage": bool(use_old)}
+    return {"params": params, "census": census, "census_old": census_old,
+            "surveys": surveys, "truth": truth, "no_data": no_data}
 
 
 def true_municipal_probability(census: pd.DataFrame, truth: dict) -> pd.Series:
@@ -381,7 +436,8 @@ def label_card(card: dict, truth: dict) -> dict:
 def build_semisynthetic(data_dir, boundaries_path, table_path, seed: int = 2020,
                         vintage: str = "2020", config: SimConfig | None = None,
                         progress: Callable[[str], None] | None = None,
-                        replace: bool = False) -> dict:
+                        replace: bool = False, old_boundaries_path=None,
+                        old_vintage: str = "2015") -> dict:
     """Simulate and publish the semi-synthetic editions on the real map of Mexico.
 
     Stores the boundary vintage (municipalities and dissolved states), the simulated
@@ -400,6 +456,11 @@ def build_semisynthetic(data_dir, boundaries_path, table_path, seed: int = 2020,
     replace : bool, default False
         Allow replacing editions of the same names that are not semi-synthetic (e.g. the
         synthetic demo's); without it such a data directory is refused, untouched.
+    old_boundaries_path : str or Path, optional
+        An older boundary vintage (e.g. the 2015 cartography). When given, it is stored as
+        ``old_vintage`` with the crosswalk ``old_vintage -> vintage``, and the 2017 edition
+        is built on it (as MIRTI 2017 was), so editions compare through the real splits.
+    old_vintage : str, default "2015"
 
     Returns
     -------
@@ -438,18 +499,34 @@ def build_semisynthetic(data_dir, boundaries_path, table_path, seed: int = 2020,
     clock = time.perf_counter()
     boundaries = read_boundaries(boundaries_path)
     table = read_iter(table_path)
+    old = None
+    if old_boundaries_path is not None:
+        check_name(old_vintage, "vintage")
+        if old_vintage == vintage:
+            raise InputError(f"the old vintage needs another name than {vintage!r}")
+        old = read_boundaries(old_boundaries_path)
     timings["read"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
     say(f"simulating records on {len(boundaries):,} municipalities")
-    sim = simulate_mexico(boundaries, table, seed=seed, config=config)
+    sim = simulate_mexico(boundaries, table, seed=seed, config=config, old_boundaries=old)
     timings["simulate"] = time.perf_counter() - clock
 
     store.save_vintage(vintage, boundaries, states_from(boundaries))
+    if old is not None:
+        from ..crosswalk import area_crosswalk
+
+        clock = time.perf_counter()
+        store.save_vintage(old_vintage, old, states_from(old))
+        store.save_crosswalk(old_vintage, vintage, area_crosswalk(old, boundaries))
+        timings["crosswalk"] = time.perf_counter() - clock
     out_dir = Path(data_dir) / "semisynthetic"
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "census.parquet") as tmp:
         sim["census"].to_parquet(tmp, index=False)
+    if sim["census_old"] is not None:
+        with atomic_path(out_dir / f"census_{old_vintage}.parquet") as tmp:
+            sim["census_old"].to_parquet(tmp, index=False)
     for name, survey in sim["surveys"].items():
         with atomic_path(out_dir / f"survey_{name}.parquet") as tmp:
             survey.to_parquet(tmp, index=False)
@@ -458,17 +535,22 @@ def build_semisynthetic(data_dir, boundaries_path, table_path, seed: int = 2020,
                                    "no_data": sim["no_data"]}, indent=2), encoding="utf-8")
 
     spec = load_spec()
-    census = sim["census"]
-    census.attrs["file"] = "semisynthetic/census.parquet"
+    sim["census"].attrs["file"] = "semisynthetic/census.parquet"
+    if sim["census_old"] is not None:
+        sim["census_old"].attrs["file"] = f"semisynthetic/census_{old_vintage}.parquet"
     published = {}
     for ed in config.editions:
         clock = time.perf_counter()
         say(f"semi-synthetic edition {ed.edition}")
         survey = sim["surveys"][ed.edition]
         survey.attrs["file"] = f"semisynthetic/survey_{ed.edition}.parquet"
-        edition = build_edition(ed.edition, survey, census, boundaries, spec, vintage=vintage,
+        on_old = sim["truth"][ed.edition]["old_vintage"]
+        census, geo, geo_path, geo_vintage = (
+            (sim["census_old"], old, old_boundaries_path, old_vintage) if on_old
+            else (sim["census"], boundaries, boundaries_path, vintage))
+        edition = build_edition(ed.edition, survey, census, geo, spec, vintage=geo_vintage,
                                 year=ed.year, synthetic=True,
-                                sources=sources(Path(boundaries_path).name,
+                                sources=sources(Path(geo_path).name,
                                                 Path(table_path).name, ed),
                                 progress=progress)
         label_card(edition.card, sim["truth"][ed.edition])
