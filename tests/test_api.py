@@ -225,7 +225,7 @@ def test_comparar(client):
 
 @pytest.mark.slow
 def test_demo_atlas_end_to_end(demo_dir):
-    """The real synthetic demo through every API route (shared session demo, read-only)."""
+    """The synthetic demo through every API route (the shared demo fixture, read-only)."""
     from riskmap.web import create_app
 
     client = create_app({"data_dir": str(demo_dir), "auto_demo": False,
