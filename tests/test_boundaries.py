@@ -241,3 +241,21 @@ def test_inegi_style_zip_picks_the_municipal_layer(tmp_path):
     # naming another member reads it (the states layer has no municipal codes)
     with pytest.raises(InputError, match="no municipal code columns"):
         read_boundaries(archive, layer="00ent")
+
+
+def test_multilayer_geopackage_picks_the_municipal_layer_silently(tmp_path):
+    munis = _grid()
+    path = tmp_path / "marco.gpkg"
+    states_from(read_boundaries_from_frame(munis, tmp_path)).to_file(path, layer="estados")
+    munis.to_file(path, layer="municipios")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = read_boundaries(path)
+    assert len(got) == len(munis)
+    assert got["cvegeo"].str.len().eq(5).all()
+
+
+def read_boundaries_from_frame(gdf, tmp_path):
+    path = tmp_path / "plain.geojson"
+    gdf.to_file(path)
+    return read_boundaries(path)

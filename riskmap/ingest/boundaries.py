@@ -180,7 +180,11 @@ def _read(path: Path, layer) -> gpd.GeoDataFrame:
         # (a lossless byte->char mapping) and decide below whether they were really UTF-8.
         kwargs["encoding"] = "latin1"
     try:
+        if layer is None:
+            layer = _default_layer(path)
         gdf = pyogrio.read_dataframe(path, layer=layer, **kwargs)
+    except InputError:
+        raise
     except Exception as exc:  # pyogrio raises several DataSource/Field error types
         raise InputError(f"cannot read boundaries ({exc})", file=path) from None
     if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf.columns:
@@ -188,6 +192,24 @@ def _read(path: Path, layer) -> gpd.GeoDataFrame:
     if kwargs:
         gdf = _fix_encoding(gdf, path)
     return gdf
+
+
+def _default_layer(path: Path):
+    """The municipal layer of a multi-layer source: 'municipios' or a '*mun*' layer, else the
+    first spatial one (riskmap's own GeoPackages hold 'municipios' and 'estados')."""
+    layers = pyogrio.list_layers(path)
+    if len(layers) <= 1:
+        return None
+    names = [str(name) for name, geom in layers if geom is not None]
+    for name in names:
+        if name.lower() in ("municipios", "municipalities", "mun", "00mun"):
+            return name
+    for name in names:
+        if "mun" in name.lower():
+            return name
+    if not names:
+        raise InputError("the file has no layer with geometry", file=path)
+    return names[0]
 
 
 def _fix_encoding(gdf: gpd.GeoDataFrame, path: Path) -> gpd.GeoDataFrame:
