@@ -246,7 +246,7 @@ def test_inegi_style_zip_picks_the_municipal_layer(tmp_path):
 def test_multilayer_geopackage_picks_the_municipal_layer_silently(tmp_path):
     munis = _grid()
     path = tmp_path / "marco.gpkg"
-    states_from(read_boundaries_from_frame(munis, tmp_path)).to_file(path, layer="estados")
+    states_from(read_boundaries_from_frame(munis)).to_file(path, layer="estados")
     munis.to_file(path, layer="municipios")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -254,8 +254,3 @@ def test_multilayer_geopackage_picks_the_municipal_layer_silently(tmp_path):
     assert len(got) == len(munis)
     assert got["cvegeo"].str.len().eq(5).all()
 
-
-def read_boundaries_from_frame(gdf, tmp_path):
-    path = tmp_path / "plain.geojson"
-    gdf.to_file(path)
-    return read_boundaries(path)
