@@ -250,8 +250,10 @@ def test_config_rejects_too_many_states(tmp_path):
 def test_full_demo_inputs_have_the_documented_sizes(demo_dir):
     meta = json.loads((demo_dir / "demo" / "truth" / "editions.json").read_text(encoding="utf-8"))
     assert meta["seed"] == 20240601
-    old = pyogrio.read_dataframe(demo_dir / "demo" / "boundaries_2015.gpkg", read_geometry=False)
-    new = pyogrio.read_dataframe(demo_dir / "demo" / "boundaries_2020.gpkg", read_geometry=False)
+    old = pyogrio.read_dataframe(demo_dir / "demo" / "boundaries_2015.gpkg", layer="municipios",
+                                read_geometry=False)
+    new = pyogrio.read_dataframe(demo_dir / "demo" / "boundaries_2020.gpkg", layer="municipios",
+                                read_geometry=False)
     assert 2300 <= len(old) <= 2500 and len(new) - len(old) == 12
     assert old["cve_ent"].nunique() == 32
     census = pd.read_parquet(demo_dir / "demo" / "census_2020.parquet", columns=["cvegeo"])
