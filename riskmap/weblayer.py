@@ -24,6 +24,7 @@ import numpy as np
 import shapely
 
 from .crosswalk import equal_area_crs
+from .ingest.boundaries import clean_polygons
 from .store import DataStore, atomic_path
 
 #: Properties carried by each feature (everything else is joined client-side by cvegeo).
@@ -57,6 +58,9 @@ def web_layer(gdf: gpd.GeoDataFrame, tolerance_m: float = DEFAULT_TOLERANCE_M,
     """
     if gdf.crs is None:
         gdf = gdf.set_crs(4326)
+    # A stored vintage may not have gone through read_boundaries (GeometryCollections,
+    # invalid rings, missing geometries): clean here so the simplifier never sees them.
+    gdf = gdf.set_geometry(clean_polygons(gdf.geometry.to_numpy()), crs=gdf.crs)
     geoms = gdf.geometry.to_numpy()
     if tolerance_m and tolerance_m > 0:
         metric = gdf.to_crs(equal_area_crs(gdf))
@@ -65,6 +69,10 @@ def web_layer(gdf: gpd.GeoDataFrame, tolerance_m: float = DEFAULT_TOLERANCE_M,
     elif not gdf.crs.equals("EPSG:4326"):
         geoms = gdf.geometry.to_crs(4326).to_numpy()
     geoms = shapely.transform(geoms, lambda xy: np.round(xy, quantize))
+    # rounding collapses slivers thinner than the grid into degenerate rings: drop those parts
+    broken = ~shapely.is_valid(geoms)
+    if broken.any():
+        geoms[broken] = clean_polygons(geoms[broken])
     features = []
     props = {c: gdf[c].astype(str).to_numpy() if c in gdf.columns else [""] * len(gdf)
              for c in WEB_PROPERTIES}
@@ -150,8 +158,11 @@ def cached_web_layer(store: DataStore, vintage: str, tolerance_m: float = DEFAUL
 def _coverage_simplify(geoms: np.ndarray, tolerance: float) -> np.ndarray:
     # coverage_simplify needs valid input; it keeps shared edges shared. simplify_boundary
     # stays True so the outer coastline is simplified too.
-    valid = shapely.make_valid(geoms)
+    valid = clean_polygons(geoms)  # reprojection can invalidate a ring that was valid
     out = shapely.coverage_simplify(valid, tolerance)
+    bad = ~shapely.is_valid(out)
+    if bad.any():  # overlapping input is not a true coverage; repair what came out broken
+        out[bad] = clean_polygons(out[bad])
     # Very small islands can collapse; keep the unsimplified part rather than lose the
     # municipality from the map.
     lost = shapely.is_empty(out) & ~shapely.is_empty(valid)

@@ -140,3 +140,61 @@ def test_real_national_layer_under_1mb(mx_dir):
     assert len(layer["features"]) == 2469
     out = gpd.GeoDataFrame.from_features(layer["features"], crs=4326)
     assert out.is_valid.all() and not out.is_empty.any()
+
+
+def _dirty(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Break a clean coverage the way careless exports do (not through read_boundaries)."""
+    from shapely.geometry import GeometryCollection, LineString, MultiPolygon, Point
+
+    geoms = gdf.geometry.to_numpy().copy()
+    x0, y0 = shapely.get_coordinates(geoms[0]).min(axis=0)
+    # a GeometryCollection: the polygon plus a stray line and point
+    geoms[0] = GeometryCollection([geoms[0], LineString([(x0, y0), (x0 - 0.1, y0 - 0.1)]),
+                                   Point(x0 - 0.2, y0)])
+    # a MultiPolygon carrying a sliver along its own edge and a far islet
+    sliver = Polygon([(x0, y0 - 1e-7), (x0 + 0.4, y0 - 1e-7), (x0 + 0.4, y0)])
+    islet = Polygon([(x0 - 1, y0 - 1), (x0 - 0.99, y0 - 1), (x0 - 0.99, y0 - 0.99)])
+    geoms[1] = MultiPolygon([geoms[1], sliver, islet])
+    # a self-intersecting (bow-tie) ring
+    xa, ya, xb, yb = shapely.bounds(geoms[2])
+    geoms[2] = Polygon([(xa, ya), (xb, yb), (xb, ya), (xa, yb)])
+    out = gdf.copy()
+    out["geometry"] = geoms
+    return out
+
+
+def test_web_layer_cleans_dirty_input_instead_of_crashing(tmp_path):
+    gdf = _dirty(_wiggly_coverage(3).drop(columns=["extra"]))
+    assert (gdf.geom_type == "GeometryCollection").any() and not gdf.is_valid.all()
+    with pytest.raises(Exception):  # the unguarded simplifier rejects such input (the oracle)
+        shapely.coverage_simplify(gdf.to_crs(6372).geometry.to_numpy(), 500.0)
+    store = DataStore(tmp_path)
+    store.save_vintage("sucio", gdf)  # saved raw, without read_boundaries
+    body, _ = cached_web_layer(store, "sucio", tolerance_m=500)
+    layer = json.loads(gzip.decompress(body))
+    assert [f["properties"]["cvegeo"] for f in layer["features"]] == gdf["cvegeo"].tolist()
+    out = gpd.GeoDataFrame.from_features(layer["features"], crs=4326)
+    assert out.is_valid.all() and not out.is_empty.any()
+    assert set(out.geom_type) <= {"Polygon", "MultiPolygon"}
+    # the polygon inside the collection survives with its area; the bow-tie keeps both lobes
+    area = gdf.to_crs(6372).area.to_numpy()
+    got = out.to_crs(6372).area.to_numpy()
+    np.testing.assert_allclose(got[0], area[0], rtol=0.05)
+    assert got[2] > 0
+    # a missing geometry becomes a feature with null geometry, not a crash or a dropped row
+    gdf.loc[4, "geometry"] = None
+    layer = web_layer(gdf, tolerance_m=500)
+    assert len(layer["features"]) == 9 and layer["features"][4]["geometry"] is None
+
+
+@pytest.mark.slow
+def test_real_vintage_saved_raw_with_collections(mx_dir, tmp_path):
+    raw = gpd.read_file(mx_dir / "municipios_2020.geojson")
+    assert (raw.geom_type == "GeometryCollection").sum() >= 1  # what used to crash
+    store = DataStore(tmp_path)
+    store.save_vintage("2020", raw)
+    body, _ = cached_web_layer(store, "2020")
+    out = gpd.GeoDataFrame.from_features(json.loads(gzip.decompress(body))["features"],
+                                         crs=4326)
+    assert len(out) == 2469 and out.is_valid.all() and not out.is_empty.any()
+    assert set(out.geom_type) <= {"Polygon", "MultiPolygon"}

@@ -310,22 +310,42 @@ def _polygonal(geoms: np.ndarray, codes: np.ndarray, path: Path) -> np.ndarray:
                          + ", ".join(codes[missing][:10]), file=path)
     invalid = ~shapely.is_valid(geoms)
     if invalid.any():
-        geoms = geoms.copy()
-        geoms[invalid] = shapely.make_valid(geoms[invalid])
         warnings.warn(f"{path.name}: repaired {int(invalid.sum())} invalid geometr"
                       f"{'y' if invalid.sum() == 1 else 'ies'} with make_valid: "
                       + ", ".join(codes[invalid][:20]), stacklevel=3)
-    types = shapely.get_type_id(geoms)
-    # 3 Polygon, 6 MultiPolygon; anything else (collections from make_valid) is filtered.
-    odd = ~np.isin(types, (3, 6))
-    if odd.any():
-        geoms = geoms.copy()
-        for i in np.flatnonzero(odd):
-            geoms[i] = _polygon_parts(geoms[i])
+    geoms = clean_polygons(geoms)
     empty = shapely.is_empty(geoms)
     if empty.any():
         raise InputError("features without any polygon (points or lines?): "
                          + ", ".join(codes[empty][:10]), file=path)
+    return geoms
+
+
+def clean_polygons(geoms) -> np.ndarray:
+    """Repair geometries and keep only their polygonal parts.
+
+    Parameters
+    ----------
+    geoms : array-like of shapely geometries
+        Any geometries, including missing ones, invalid polygons and GeometryCollections
+        (what ``make_valid`` or a careless export can leave).
+
+    Returns
+    -------
+    numpy.ndarray
+        Valid ``Polygon``/``MultiPolygon`` geometries, same length and order; a missing or
+        non-polygonal input becomes an empty Polygon (never ``None``).
+    """
+    geoms = np.array(geoms, dtype=object, copy=True)
+    missing = shapely.is_missing(geoms)
+    geoms[missing] = shapely.Polygon()
+    invalid = ~shapely.is_valid(geoms)
+    if invalid.any():
+        geoms[invalid] = shapely.make_valid(geoms[invalid])
+    # 3 Polygon, 6 MultiPolygon; anything else (collections from make_valid) is filtered.
+    odd = ~np.isin(shapely.get_type_id(geoms), (3, 6))
+    for i in np.flatnonzero(odd):
+        geoms[i] = _polygon_parts(geoms[i])
     return geoms
 
 
