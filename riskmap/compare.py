@@ -1,9 +1,9 @@
 """Comparison of two editions through a geography crosswalk (METHOD.md section 6).
 
 Edition A is aligned onto edition B's municipalities: a code present in A keeps its own row;
-a municipality created after A takes its parent's A values (the from-municipality that gave
-it the largest share of its area), flagged in ``derived_from``; a code with no parent has no
-A information. The change ``d = P_B - P_A`` is significant when ``|d| > 1.96 sd`` with
+a municipality created after A takes its parent's A values (the from-municipality that makes
+up the largest part of its area: crosswalk column ``share_to``), flagged in ``derived_from``;
+a code with no parent has no A information. The change ``d = P_B - P_A`` is significant when ``|d| > 1.96 sd`` with
 ``sd = sqrt(se_A^2 + se_B^2)`` (independent surveys).
 """
 
@@ -123,17 +123,25 @@ def _table(edition) -> pd.DataFrame:
 
 
 def _parents(crosswalk, codes_a: pd.Index) -> pd.Series:
-    """Parent in A of each to-code: the from-code with the largest share (ties: lowest code)."""
+    """Parent in A of each to-code: the from-code that makes up most of its area.
+
+    Ranked by ``share_to`` (fraction of the to-municipality's area coming from the
+    from-municipality); crosswalks without it (e.g. user-supplied CSVs) fall back to
+    ``share`` (fraction of the from-municipality's area). Ties: lowest code.
+    """
     if crosswalk is None or len(crosswalk) == 0:
         return pd.Series(dtype=object)
     missing = [c for c in ("cvegeo_from", "cvegeo_to", "share") if c not in crosswalk.columns]
     if missing:
         raise InputError("crosswalk lacks column(s): " + ", ".join(missing))
+    rank = "share"
+    if "share_to" in crosswalk.columns and crosswalk["share_to"].notna().any():
+        rank = "share_to"
     cw = pd.DataFrame({"cvegeo_from": crosswalk["cvegeo_from"].astype(str),
                        "cvegeo_to": crosswalk["cvegeo_to"].astype(str),
-                       "share": pd.to_numeric(crosswalk["share"], errors="coerce")})
-    cw = cw[cw["cvegeo_from"].isin(codes_a) & cw["share"].notna()]
-    cw = cw.sort_values(["cvegeo_to", "share", "cvegeo_from"],
+                       "rank": pd.to_numeric(crosswalk[rank], errors="coerce")})
+    cw = cw[cw["cvegeo_from"].isin(codes_a) & cw["rank"].notna()]
+    cw = cw.sort_values(["cvegeo_to", "rank", "cvegeo_from"],
                         ascending=[True, False, True], kind="stable")
     first = cw.drop_duplicates("cvegeo_to")
     return pd.Series(first["cvegeo_from"].to_numpy(), index=first["cvegeo_to"].to_numpy(),
@@ -148,8 +156,10 @@ def compare_editions(a, b, crosswalk=None) -> Comparison:
     a, b : riskmap.edition.Edition
     crosswalk : DataFrame, optional
         ``cvegeo_from`` (A's vintage), ``cvegeo_to`` (B's vintage), ``share`` (fraction of
-        the from-municipality's area in the to-municipality). Needed only for codes of B
-        that do not exist in A.
+        the from-municipality's area in the to-municipality) and optionally ``share_to``
+        (fraction of the to-municipality's area from the from-municipality), which picks
+        the parent; without it ``share`` does. Needed only for codes of B that do not
+        exist in A.
 
     Returns
     -------

@@ -1,10 +1,13 @@
 """Area-overlay crosswalks between two boundary vintages, and the changes they reveal.
 
-A crosswalk row ``(cvegeo_from, cvegeo_to, share)`` says that ``share`` of the
-from-municipality's area lies in the to-municipality. Areas are measured in an Albers
-equal-area projection (EPSG:6372, INEGI's Lambert conformal conic, is conformal, not equal
-area, so its areas are biased by latitude). Shares below ``min_share`` are simplification
-slivers and are dropped; the remaining shares of each from-code are renormalised to sum to 1.
+A crosswalk row ``(cvegeo_from, cvegeo_to, share, share_to)`` says that ``share`` of the
+from-municipality's area lies in the to-municipality, and that this piece is ``share_to`` of
+the to-municipality's area. ``share`` apportions an old municipality over the new ones;
+``share_to`` tells which old municipality a new one mainly comes from (its parent). Areas are
+measured in an Albers equal-area projection (EPSG:6372, INEGI's Lambert conformal conic, is
+conformal, not equal area, so its areas are biased by latitude). Overlaps below ``min_share``
+of both municipalities are simplification slivers and are dropped; the remaining ``share`` of
+each from-code and ``share_to`` of each to-code are renormalised to sum to 1.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from .errors import InputError
 MEXICO_ALBERS = ("+proj=aea +lat_1=14.5 +lat_2=32.5 +lat_0=24 +lon_0=-102 "
                  "+ellps=GRS80 +units=m +no_defs")
 
-CROSSWALK_COLUMNS = ("cvegeo_from", "cvegeo_to", "share")
+#: Columns of a crosswalk. The first three are the documented CSV contract; ``share_to``
+#: follows them (user-supplied crosswalks may lack it).
+CROSSWALK_COLUMNS = ("cvegeo_from", "cvegeo_to", "share", "share_to")
 CHANGE_COLUMNS = ("change", "cvegeo_from", "cvegeo_to", "share")
 
 
@@ -54,13 +59,18 @@ def area_crosswalk(gdf_from: gpd.GeoDataFrame, gdf_to: gpd.GeoDataFrame,
     gdf_from, gdf_to : geopandas.GeoDataFrame
         Normalised boundaries (a ``cvegeo`` column and polygon geometries, any CRS).
     min_share : float, default 0.001
-        Overlaps smaller than this fraction of the from-municipality are treated as
-        simplification noise and dropped before renormalising.
+        Overlaps smaller than this fraction of both the from- and the to-municipality are
+        treated as simplification noise and dropped before renormalising (a tiny new
+        municipality carved from a huge one is a small fraction of its parent but the whole
+        of itself, so it is kept).
 
     Returns
     -------
     pandas.DataFrame
-        ``cvegeo_from, cvegeo_to, share``; the shares of each from-code sum to 1. Sorted by
+        ``cvegeo_from, cvegeo_to, share, share_to``: ``share`` is the fraction of the
+        from-municipality's area in the to-municipality (summing to 1 per from-code),
+        ``share_to`` the fraction of the to-municipality's area coming from the
+        from-municipality (summing to 1 per to-code over the rows kept). Sorted by
         ``cvegeo_from`` then decreasing share.
 
     Raises
@@ -95,12 +105,15 @@ def area_crosswalk(gdf_from: gpd.GeoDataFrame, gdf_to: gpd.GeoDataFrame,
     ia, ib = tree.query(ga, predicate="intersects")
     inter = _intersection_area(ga, gb, ia, ib)
     area_a = shapely.area(ga)
+    area_b = shapely.area(gb)
     share = np.divide(inter, area_a[ia], out=np.zeros_like(inter), where=area_a[ia] > 0)
+    share_to = np.divide(inter, area_b[ib], out=np.zeros_like(inter), where=area_b[ib] > 0)
     table = pd.DataFrame({"cvegeo_from": codes_a[ia], "cvegeo_to": codes_b[ib],
-                          "share": share})
-    table = table[table["share"] >= min_share]
-    total = table.groupby("cvegeo_from")["share"].transform("sum")
-    table["share"] = table["share"] / total
+                          "share": share, "share_to": share_to})
+    table = table[((table["share"] >= min_share) | (table["share_to"] >= min_share))
+                  & (table["share"] > 0)]
+    for col, key in (("share", "cvegeo_from"), ("share_to", "cvegeo_to")):
+        table[col] = table[col] / table.groupby(key)[col].transform("sum")
     lost = sorted(set(codes_a) - set(table["cvegeo_from"]))
     if lost:
         warnings.warn(f"{len(lost)} municipalit{'y' if len(lost) == 1 else 'ies'} of the "
@@ -108,9 +121,6 @@ def area_crosswalk(gdf_from: gpd.GeoDataFrame, gdf_to: gpd.GeoDataFrame,
                       + ", ".join(lost[:20]), stacklevel=2)
     table = table.sort_values(["cvegeo_from", "share"], ascending=[True, False])
     table = table.reset_index(drop=True)[list(CROSSWALK_COLUMNS)]
-    # Kept for detect_changes (ranking the parents of new codes by contributed area); not
-    # part of the CSV contract.
-    table.attrs["area_from"] = dict(zip(codes_a, area_a.tolist()))
     return table
 
 
@@ -131,9 +141,10 @@ def detect_changes(crosswalk: pd.DataFrame, codes_from, codes_to,
     threshold : float, default 0.02
         Minimum share of the from-municipality for a piece to count as substantial.
     areas_from : mapping or pandas.Series, optional
-        Area of each from-municipality (any unit). Used to rank the parents of a new code by
-        the area they gave it; defaults to ``crosswalk.attrs["area_from"]`` (set by
-        :func:`area_crosswalk`), else parents are ranked by share.
+        Area of each from-municipality (any unit). When given, the parents of a new code are
+        ranked by the area they gave it (``share`` x area); otherwise by the crosswalk's
+        ``share_to`` column (the same ranking), else, for crosswalks without it, by
+        ``share``.
 
     Returns
     -------
@@ -152,18 +163,26 @@ def detect_changes(crosswalk: pd.DataFrame, codes_from, codes_to,
     """
     codes_from = {str(c) for c in codes_from}
     codes_to = {str(c) for c in codes_to}
-    if areas_from is None:
-        areas_from = crosswalk.attrs.get("area_from")
     cw = crosswalk[crosswalk["share"] > threshold].copy()
-    if areas_from is not None:
-        cw["weight"] = cw["share"] * cw["cvegeo_from"].map(pd.Series(areas_from)).fillna(0)
-    else:
-        cw["weight"] = cw["share"]
     new_codes = codes_to - codes_from
     removed_codes = codes_from - codes_to
     rows = []
+    # Parents of new codes. A tiny new municipality carved from a huge one takes a small
+    # share of its parent but is mostly made of it: a piece counts when it is substantial on
+    # either side, and parents rank by the area they gave (share_to, or share x area).
+    share_to = (pd.to_numeric(crosswalk["share_to"], errors="coerce")
+                if "share_to" in crosswalk.columns else None)
+    if share_to is not None and share_to.notna().any():
+        cw_new = crosswalk[(crosswalk["share"] > threshold) | (share_to > threshold)].copy()
+        cw_new["weight"] = share_to.fillna(0)
+    else:
+        cw_new = cw.copy()
+        cw_new["weight"] = cw_new["share"]
+    if areas_from is not None:
+        cw_new["weight"] = cw_new["share"] * cw_new["cvegeo_from"].map(
+            pd.Series(areas_from)).fillna(0)
     for code in sorted(new_codes):
-        parents = cw[cw["cvegeo_to"] == code].sort_values("weight", ascending=False)
+        parents = cw_new[cw_new["cvegeo_to"] == code].sort_values("weight", ascending=False)
         if parents.empty:
             rows.append(("new", "", code, np.nan))
         for _, p in parents.iterrows():

@@ -5,7 +5,7 @@ Layout::
     <data_dir>/editions/<name>.gpkg             layers municipios (geometry), factores, model_card
     <data_dir>/editions/<name>.model_card.json  convenience copy of the card (read-only use)
     <data_dir>/geography/<vintage>.gpkg          layers municipios, estados
-    <data_dir>/crosswalks/<from>__<to>.csv       cvegeo_from, cvegeo_to, share
+    <data_dir>/crosswalks/<from>__<to>.csv       cvegeo_from, cvegeo_to, share[, share_to]
 
 Every write goes to a temporary file in the same folder and is renamed into place
 (:func:`os.replace` is atomic on POSIX), so a reader never sees half a file and a failed
@@ -176,7 +176,9 @@ class DataStore:
     def save_crosswalk(self, vintage_from: str, vintage_to: str, table: pd.DataFrame) -> Path:
         target = self.crosswalk_path(vintage_from, vintage_to)
         with atomic_path(target) as tmp:
-            table[["cvegeo_from", "cvegeo_to", "share"]].to_csv(tmp, index=False)
+            cols = ["cvegeo_from", "cvegeo_to", "share"]
+            cols += [c for c in ("share_to",) if c in table.columns]
+            table[cols].to_csv(tmp, index=False)
         return target
 
     def load_crosswalk(self, vintage_from: str, vintage_to: str) -> pd.DataFrame:

@@ -133,6 +133,51 @@ def test_compare_loads_crosswalk_from_store():
     assert cmp.changes.set_index("cvegeo").at["02003", "alignment"] == "unmatched"
 
 
+def _split_geometry():
+    """02003 is carved from a big parent (10 % of its area) and a small neighbour (40 %)."""
+    from shapely.geometry import box
+
+    def frame(items):
+        return gpd.GeoDataFrame({"cvegeo": [c for c, _ in items]},
+                                geometry=[g for _, g in items], crs=4326)
+    old = frame([("02001", box(-100.0, 20.0, -90.0, 21.0)),
+                 ("02002", box(-90.0, 20.0, -89.5, 21.0))])
+    new = frame([("02001", box(-99.0, 20.0, -90.0, 21.0)),
+                 ("02002", box(-89.8, 20.0, -89.5, 21.0)),
+                 ("02003", box(-100.0, 20.0, -99.0, 21.0).union(box(-90.0, 20.0, -89.8, 21.0)))])
+    return old, new
+
+
+def test_parent_is_the_main_contributor_not_the_largest_share(tmp_path):
+    from riskmap.crosswalk import area_crosswalk
+    from riskmap.store import DataStore
+
+    old, new = _split_geometry()
+    cw = area_crosswalk(old, new)
+    rows = cw[cw["cvegeo_to"] == "02003"].set_index("cvegeo_from")
+    # the two rules disagree: the neighbour lost the larger share of itself (40 % > 10 %),
+    # the big parent gave the larger part of 02003 (1 degree wide versus 0.2)
+    assert rows.at["02002", "share"] > rows.at["02001", "share"]
+    assert rows.at["02001", "share_to"] > rows.at["02002", "share_to"]
+    a = edition("2017", "2015", [("02001", "alto", 0.30, 0.02), ("02002", "bajo", 0.05, 0.01)])
+    b = edition("2023", "2020", [("02001", "alto", 0.31, 0.02), ("02002", "bajo", 0.05, 0.01),
+                                 ("02003", "alto", 0.29, 0.02)])
+    ch = compare_editions(a, b, crosswalk=cw).changes.set_index("cvegeo")
+    assert ch.at["02003", "derived_from"] == "02001"
+    assert ch.at["02003", "level_a"] == "alto"
+    assert_allclose(ch.at["02003", "probability_a"], 0.30)
+    # the same through the stored crosswalk (share_to survives the CSV)
+    store = DataStore(tmp_path)
+    store.save_crosswalk("2015", "2020", cw)
+    loaded = store.load_crosswalk("2015", "2020")
+    assert list(loaded.columns) == ["cvegeo_from", "cvegeo_to", "share", "share_to"]
+    got = compare(a, b, store=store).changes.set_index("cvegeo")
+    assert got.at["02003", "derived_from"] == "02001"
+    # a user-supplied crosswalk without share_to falls back to the share rule
+    legacy = compare_editions(a, b, crosswalk=cw.drop(columns="share_to"))
+    assert legacy.changes.set_index("cvegeo").at["02003", "derived_from"] == "02002"
+
+
 def test_bad_crosswalk_raises():
     with pytest.raises(InputError, match="crosswalk lacks column.*share"):
         compare_editions(edition("a", "2015", A_ROWS), edition("b", "2020", B_ROWS),

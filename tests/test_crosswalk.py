@@ -39,7 +39,7 @@ NEW = _frame([("01001", box(-99.75, 20.0, -99.0, 21.0)),
 
 def test_shares_are_area_fractions_in_equal_area_crs():
     cw = area_crosswalk(OLD, NEW)
-    assert list(cw.columns) == ["cvegeo_from", "cvegeo_to", "share"]
+    assert list(cw.columns) == ["cvegeo_from", "cvegeo_to", "share", "share_to"]
     got = cw.set_index(["cvegeo_from", "cvegeo_to"])["share"]
     # On an equal-area projection a band of longitude holds area proportional to its width.
     np.testing.assert_allclose(got[("01001", "01001")], 0.75, rtol=1e-4)
@@ -48,6 +48,33 @@ def test_shares_are_area_fractions_in_equal_area_crs():
     np.testing.assert_allclose(got[("01004", "01003")], 1.0)
     assert len(cw) == 5  # touching neighbours (zero-area contacts) are not rows
     np.testing.assert_allclose(cw.groupby("cvegeo_from")["share"].sum(), 1.0)
+
+
+def test_share_to_is_the_fraction_of_the_new_municipality():
+    cw = area_crosswalk(OLD, NEW).set_index(["cvegeo_from", "cvegeo_to"])["share_to"]
+    # 01003 (new) = old 01003 (west half) + old 01004 (east half)
+    np.testing.assert_allclose(cw[("01003", "01003")], 0.5, rtol=1e-4)
+    np.testing.assert_allclose(cw[("01004", "01003")], 0.5, rtol=1e-4)
+    # the split pieces are each wholly made of old 01001
+    np.testing.assert_allclose(cw[("01001", "01005")], 1.0)
+    np.testing.assert_allclose(cw[("01001", "01001")], 1.0)
+    np.testing.assert_allclose(cw.groupby(level="cvegeo_to").sum(), 1.0)
+
+
+def test_tiny_new_municipality_of_a_huge_parent_is_kept():
+    # 03002 takes 0.05 % of 03001's area (below min_share) but is wholly made of it.
+    old = _frame([("03001", box(-100.0, 20.0, -90.0, 22.0))])
+    new = _frame([("03001", box(-100.0, 20.0, -90.0, 22.0).difference(
+                      box(-100.0, 20.0, -99.99, 20.02))),
+                  ("03002", box(-100.0, 20.0, -99.99, 20.02))])
+    cw = area_crosswalk(old, new)
+    row = cw[cw["cvegeo_to"] == "03002"]
+    assert row["cvegeo_from"].tolist() == ["03001"]
+    assert row["share"].item() < 0.001
+    np.testing.assert_allclose(row["share_to"].item(), 1.0)
+    ch = detect_changes(cw, old["cvegeo"], new["cvegeo"])
+    assert ch[ch["change"] == "new"][["cvegeo_from", "cvegeo_to"]].values.tolist() == [
+        ["03001", "03002"]]
 
 
 def test_inputs_in_other_crs_give_the_same_shares():
@@ -122,6 +149,12 @@ def test_new_code_main_parent_ranked_by_contributed_area():
     ch = detect_changes(cw, old["cvegeo"], new["cvegeo"])
     parents = ch[ch["change"] == "new"]["cvegeo_from"].tolist()
     assert parents == ["02001", "02002"]
+    # the same from the crosswalk alone, as read back from a CSV (share_to ranks)
+    ch = detect_changes(cw.copy(), old["cvegeo"], new["cvegeo"])
+    assert ch[ch["change"] == "new"]["cvegeo_from"].tolist() == ["02001", "02002"]
+    # a crosswalk without share_to (user-supplied) falls back to the parent's share
+    legacy = detect_changes(cw.drop(columns="share_to"), old["cvegeo"], new["cvegeo"])
+    assert legacy[legacy["change"] == "new"]["cvegeo_from"].tolist() == ["02002", "02001"]
     # with equal areas the ranking falls back to the share of each parent
     by_share = detect_changes(cw, old["cvegeo"], new["cvegeo"],
                               areas_from={"02001": 1, "02002": 1})
@@ -157,6 +190,8 @@ def test_real_2015_2020_new_municipalities_and_parents(mx_dir, tmp_path):
     print(result.output)  # the list of new municipalities with their parents
     print(f"crosswalk 2015 -> 2020 with reading: {elapsed:.1f} s")
     cw = pd.read_csv(out, dtype={"cvegeo_from": str, "cvegeo_to": str})
+    # the documented columns first, share_to after
+    assert list(cw.columns) == ["cvegeo_from", "cvegeo_to", "share", "share_to"]
     assert cw["cvegeo_from"].nunique() == 2457
     np.testing.assert_allclose(cw.groupby("cvegeo_from")["share"].sum(), 1.0, atol=1e-5)
     codes_15 = set(cw["cvegeo_from"])
@@ -164,7 +199,7 @@ def test_real_2015_2020_new_municipalities_and_parents(mx_dir, tmp_path):
     ch = detect_changes(cw, codes_15, codes_20)
     new = ch[ch["change"] == "new"].drop_duplicates("cvegeo_to")
     found = dict(zip(new["cvegeo_to"], new["cvegeo_from"]))
-    # read back from CSV (no areas), parents rank by share; the CLI ranks by area: both agree
+    # read back from CSV, parents rank by share_to (the area they gave): as the CLI lists
     assert found == CREATED_2015_2020
     for code, parent in CREATED_2015_2020.items():
         assert f"{code} " in result.output and f"split from {parent} " in result.output

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from scipy.stats import norm, spearmanr
 
+from riskmap.compare import compare
 from riskmap.store import DataStore
 
 pytestmark = pytest.mark.slow
@@ -128,3 +129,11 @@ def test_crosswalk_maps_splits_to_parents(demo_dir):
     for split in meta["splits"]:
         targets = set(table.loc[table["cvegeo_from"] == split["parent"], "cvegeo_to"])
         assert targets == {split["parent"], split["child"]}
+    np.testing.assert_allclose(table.groupby("cvegeo_to")["share_to"].sum(), 1.0, rtol=1e-9)
+    # comparing the editions, each split-off municipality takes its own parent's 2017 value
+    store = DataStore(demo_dir)
+    changes = compare(store.load_edition("2017"), store.load_edition("2023"),
+                      store=store).changes.set_index("cvegeo")
+    for split in meta["splits"]:
+        assert changes.at[split["child"], "derived_from"] == split["parent"]
+        assert changes.at[split["child"], "alignment"] == "derived"
