@@ -16,12 +16,28 @@ _INEGI_ES = "Datos transformados por riskmap; INEGI no avala este producto."
 _INEGI_EN = "Data transformed by riskmap; INEGI does not endorse this product."
 
 
-def _sources(card: dict) -> list[str]:
+def _sources(card: dict, lang: str = "es") -> list[str]:
+    """The sources of a card as readable texts (never a raw dict or list repr).
+
+    Sources are texts, or dicts as the pipeline and the demo store them: ``name`` (and
+    ``kind``, ``note_es`` / ``note_en``, ``url``...). A dict without a name is described by
+    its note (in ``lang`` when available), else its title, kind or URL.
+    """
     sources = card.get("sources") or []
-    if isinstance(sources, str):
+    if isinstance(sources, (str, dict)):
         sources = [sources]
-    # Sources are texts, or dicts with a "name" (and kind, notes...) as the demo writes them.
-    return [str(s.get("name") or s) if isinstance(s, dict) else str(s) for s in sources]
+    out = []
+    for s in sources:
+        if isinstance(s, dict):
+            keys = ("name", "title", f"note_{lang}", "note", "notes", "note_es", "note_en",
+                    "description", "kind", "url")
+            text = next((str(s[k]).strip() for k in keys
+                         if isinstance(s.get(k), (str, int, float)) and str(s[k]).strip()), "")
+        else:
+            text = "" if s is None else str(s).strip()
+        if text:
+            out.append(text)
+    return out
 
 
 def attribution(card: dict, lang: str = "es") -> str:
@@ -42,7 +58,7 @@ def attribution(card: dict, lang: str = "es") -> str:
         producto."`` (or its English version).
     """
     en = lang == "en"
-    sources = _sources(card)
+    sources = _sources(card, lang)
     if card.get("synthetic"):
         banner = SYNTHETIC_EN if en else SYNTHETIC_ES
         # Semi-synthetic editions (simulated records on INEGI's real geography) still owe

@@ -215,6 +215,26 @@ def test_provenance_accepts_source_dicts():
                                        "product.")
 
 
+def test_provenance_never_shows_raw_source_dicts():
+    from riskmap.provenance import attribution, provenance, provenance_text
+
+    card = {"edition": "2019", "synthetic": False,
+            "sources": [{"kind": "survey", "note_es": "ENTI 2019, INEGI",
+                         "note_en": "ENTI 2019 (INEGI)"},
+                        {"kind": "census", "url": "https://www.inegi.org.mx/"},
+                        {"name": "", "title": "Marco geoestadístico 2020"}, None, "  "]}
+    info = provenance(card)
+    assert info["sources"] == ["ENTI 2019, INEGI", "census", "Marco geoestadístico 2020"]
+    for text in (attribution(card, "es"), attribution(card, "en"), provenance_text(card),
+                 provenance_text(card, "en")):
+        assert "{" not in text and "'kind'" not in text and "None" not in text
+    assert "ENTI 2019 (INEGI)" in attribution(card, "en")
+    assert "ENTI 2019, INEGI" in attribution(card, "es")
+    # a single source given as a dict rather than a list
+    single = {"edition": "x", "sources": {"name": "Censo 2020", "kind": "census"}}
+    assert provenance(single)["sources"] == ["Censo 2020"]
+
+
 @pytest.mark.parametrize("fmt", list(FORMATS))
 def test_ranks_are_integers_with_blanks(edition, tmp_path, fmt):
     """Ranks come back from the store as floats; exports write whole numbers, blank for NA."""
