@@ -23,6 +23,7 @@ import pandas as pd
 
 from ..edition import EXTRA_COLUMNS, LEVELS, ROW_COLUMNS, Edition
 from ..errors import InputError
+from .codes import pad_code
 from ..store import check_name
 
 #: Normalised spelling -> level. Keys are lower case, without accents, single spaces.
@@ -84,10 +85,10 @@ def read_levels(path) -> pd.DataFrame:
             raise InputError(f"cannot read the list ({exc})", file=path) from None
     cols = {c.strip().lower(): c for c in raw.columns}
     if "cvegeo" in cols:
-        codes, padded = _pad(raw[cols["cvegeo"]], 5, cols["cvegeo"], path)
+        codes, padded = pad_code(raw[cols["cvegeo"]], 5, cols["cvegeo"], path)
     elif "cve_ent" in cols and "cve_mun" in cols:
-        ent, p1 = _pad(raw[cols["cve_ent"]], 2, cols["cve_ent"], path)
-        mun, p2 = _pad(raw[cols["cve_mun"]], 3, cols["cve_mun"], path)
+        ent, p1 = pad_code(raw[cols["cve_ent"]], 2, cols["cve_ent"], path)
+        mun, p2 = pad_code(raw[cols["cve_mun"]], 3, cols["cve_mun"], path)
         codes, padded = ent + mun, p1 or p2
     else:
         raise InputError("expected a cvegeo column (or cve_ent and cve_mun); found "
@@ -232,12 +233,3 @@ def import_edition(name: str, levels: pd.DataFrame, boundaries: gpd.GeoDataFrame
     card["attribution"] = {"es": attribution(card, "es"), "en": attribution(card, "en")}
     return Edition(name=name, rows=rows, factors=pd.DataFrame(), card=card)
 
-
-def _pad(series: pd.Series, width: int, name: str, path: Path):
-    text = series.astype(str).str.strip().str.replace(r"\.0$", "", regex=True)
-    bad = ~text.str.fullmatch(r"\d{1,%d}" % width)
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputError(f"expected a {width}-digit code, found {series.iloc[row]!r}",
-                         file=path, column=name, row=row + 2)
-    return text.str.zfill(width), bool((text.str.len() < width).any())

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from .codes import pad_code
 
 _NA = ["*", "N/D", "n/d", "ND", ""]
 _TEXT = {"cvegeo", "cve_ent", "cve_mun", "nom_ent", "nom_mun", "NOM_ENT", "NOM_MUN", "NOM_LOC"}
@@ -121,23 +122,13 @@ def _numeric(df: pd.DataFrame, skip) -> pd.DataFrame:
     return out
 
 
-def _pad(series: pd.Series, width: int, name: str, path: Path) -> pd.Series:
-    text = series.astype(str).str.strip().str.replace(r"\.0$", "", regex=True)
-    bad = ~text.str.fullmatch(r"\d{1,%d}" % width)
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputError(f"expected a {width}-digit code, found {series.iloc[row]!r}",
-                         file=path, column=name, row=row + 2)
-    return text.str.zfill(width)
-
-
 def _from_municipal(raw, upper, path) -> pd.DataFrame:
     df = raw.copy()
     if "CVEGEO" in upper:
-        cvegeo = _pad(df[upper["CVEGEO"]], 5, upper["CVEGEO"], path)
+        cvegeo = pad_code(df[upper["CVEGEO"]], 5, upper["CVEGEO"], path)[0]
     else:
-        cvegeo = (_pad(df[upper["CVE_ENT"]], 2, upper["CVE_ENT"], path)
-                  + _pad(df[upper["CVE_MUN"]], 3, upper["CVE_MUN"], path))
+        cvegeo = (pad_code(df[upper["CVE_ENT"]], 2, upper["CVE_ENT"], path)[0]
+                  + pad_code(df[upper["CVE_MUN"]], 3, upper["CVE_MUN"], path)[0])
     df = df.drop(columns=[upper[c] for c in ("CVEGEO", "CVE_ENT", "CVE_MUN") if c in upper])
     df.insert(0, "cvegeo", cvegeo)
     df.insert(1, "cve_ent", cvegeo.str[:2])
@@ -152,8 +143,8 @@ def _from_municipal(raw, upper, path) -> pd.DataFrame:
 
 
 def _from_localities(raw, upper, path) -> pd.DataFrame:
-    ent = _pad(raw[upper["ENTIDAD"]], 2, upper["ENTIDAD"], path)
-    mun = _pad(raw[upper["MUN"]], 3, upper["MUN"], path)
+    ent = pad_code(raw[upper["ENTIDAD"]], 2, upper["ENTIDAD"], path)[0]
+    mun = pad_code(raw[upper["MUN"]], 3, upper["MUN"], path)[0]
     loc = pd.to_numeric(raw[upper["LOC"]], errors="coerce")
     df = _numeric(raw, {upper.get("NOM_ENT"), upper.get("NOM_MUN"), upper.get("NOM_LOC")})
     is_total = (loc == 0) & (mun != "000") & (ent != "00")

@@ -18,6 +18,7 @@ It is NOT an estimate of child labour in Mexico.
 
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from scipy.optimize import brentq
 from scipy.special import expit
 
 from . import INEGI_ATTRIBUTION_EN, INEGI_ATTRIBUTION_ES
+from .publishing import EditionJob, publish_editions, store_vintages
 
 COVARIATES = ("age", "male", "attends_school", "indigenous_language", "rural",
               "head_schooling_years", "head_agriculture", "head_social_security",
@@ -476,8 +478,7 @@ def build_semisynthetic(data_dir, boundaries_path, table_path, seed: int = 2020,
     import time
 
     from ..errors import InputError
-    from ..ingest.boundaries import read_boundaries, states_from
-    from ..pipeline import build_edition
+    from ..ingest.boundaries import read_boundaries
     from ..spec import load_spec
     from ..store import DataStore, atomic_path, check_name
     from .iter import read_iter
@@ -512,14 +513,11 @@ def build_semisynthetic(data_dir, boundaries_path, table_path, seed: int = 2020,
     sim = simulate_mexico(boundaries, table, seed=seed, config=config, old_boundaries=old)
     timings["simulate"] = time.perf_counter() - clock
 
-    store.save_vintage(vintage, boundaries, states_from(boundaries))
+    vintages = {vintage: (boundaries, None)}
     if old is not None:
-        from ..crosswalk import area_crosswalk
-
-        clock = time.perf_counter()
-        store.save_vintage(old_vintage, old, states_from(old))
-        store.save_crosswalk(old_vintage, vintage, area_crosswalk(old, boundaries))
-        timings["crosswalk"] = time.perf_counter() - clock
+        vintages[old_vintage] = (old, None)
+    timings.update(store_vintages(store, vintages,
+                                  [(old_vintage, vintage)] if old is not None else ()))
     out_dir = Path(data_dir) / "semisynthetic"
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "census.parquet") as tmp:
@@ -534,27 +532,23 @@ def build_semisynthetic(data_dir, boundaries_path, table_path, seed: int = 2020,
         tmp.write_text(json.dumps({"seed": seed, "note": SOURCES_NOTE, "editions": sim["truth"],
                                    "no_data": sim["no_data"]}, indent=2), encoding="utf-8")
 
-    spec = load_spec()
-    sim["census"].attrs["file"] = "semisynthetic/census.parquet"
-    if sim["census_old"] is not None:
-        sim["census_old"].attrs["file"] = f"semisynthetic/census_{old_vintage}.parquet"
-    published = {}
+    census_file = {vintage: "semisynthetic/census.parquet",
+                   old_vintage: f"semisynthetic/census_{old_vintage}.parquet"}
+    jobs = []
     for ed in config.editions:
-        clock = time.perf_counter()
-        say(f"semi-synthetic edition {ed.edition}")
-        survey = sim["surveys"][ed.edition]
-        survey.attrs["file"] = f"semisynthetic/survey_{ed.edition}.parquet"
         on_old = sim["truth"][ed.edition]["old_vintage"]
         census, geo, geo_path, geo_vintage = (
             (sim["census_old"], old, old_boundaries_path, old_vintage) if on_old
             else (sim["census"], boundaries, boundaries_path, vintage))
-        edition = build_edition(ed.edition, survey, census, geo, spec, vintage=geo_vintage,
-                                year=ed.year, synthetic=True,
-                                sources=sources(Path(geo_path).name,
-                                                Path(table_path).name, ed),
-                                progress=progress)
-        label_card(edition.card, sim["truth"][ed.edition])
-        published[ed.edition] = store.publish_edition(edition)
-        timings[f"edition_{ed.edition}"] = time.perf_counter() - clock
+        jobs.append(EditionJob(
+            ed.edition, ed.year, geo_vintage, sim["surveys"][ed.edition], census, geo,
+            sources(Path(geo_path).name, Path(table_path).name, ed),
+            survey_file=f"semisynthetic/survey_{ed.edition}.parquet",
+            census_file=census_file[geo_vintage],
+            label=functools.partial(label_card, truth=sim["truth"][ed.edition])))
+    published, edition_times = publish_editions(store, jobs, load_spec(), synthetic=True,
+                                                progress=progress,
+                                                message="semi-synthetic edition {edition}")
+    timings.update(edition_times)
     return {"published": published, "truth": sim["truth"], "no_data": sim["no_data"],
             "timings": {k: round(v, 2) for k, v in timings.items()}}
