@@ -254,3 +254,31 @@ def test_multilayer_geopackage_picks_the_municipal_layer_silently(tmp_path):
     assert len(got) == len(munis)
     assert got["cvegeo"].str.len().eq(5).all()
 
+
+
+@pytest.mark.slow
+def test_real_2020_as_inegi_shapefile_and_geopackage(mx_dir, tmp_path):
+    """The real 2020 boundaries as INEGI ships them: Shapefile in EPSG:6372, latin-1 DBF
+    without .cpg, CVE_ENT/CVE_MUN stored as integers; and a GeoPackage with integer CVEGEO.
+    Both read back to the same municipalities, names and areas as the GeoJSON."""
+    ref = read_boundaries(mx_dir / "municipios_2020.geojson")
+    shp = gpd.GeoDataFrame({"CVE_ENT": ref["cve_ent"].astype(int),
+                            "CVE_MUN": ref["cve_mun"].astype(int), "NOMGEO": ref["nom_mun"]},
+                           geometry=ref.geometry, crs=4326).to_crs(6372)
+    shp.to_file(tmp_path / "00mun.shp", encoding="latin1")
+    os.remove(tmp_path / "00mun.cpg")
+    with open(tmp_path / "00mun.dbf", "rb") as fh:
+        assert "ñ".encode("latin1") in fh.read()  # really latin-1 bytes on disk
+    gpkg = gpd.GeoDataFrame({"CVEGEO": ref["cvegeo"].astype(int), "NOMGEO": ref["nom_mun"],
+                             "NOM_ENT": ref["nom_ent"]}, geometry=ref.geometry,
+                            crs=4326).to_crs(6372)
+    gpkg.to_file(tmp_path / "mun.gpkg", layer="mun")
+    area = ref.to_crs(6372).area.to_numpy()
+    for path in (tmp_path / "00mun.shp", tmp_path / "mun.gpkg"):
+        with pytest.warns(UserWarning, match="zero-padded"):
+            got = read_boundaries(path)
+        assert got.crs.to_epsg() == 4326
+        assert got["cvegeo"].tolist() == ref["cvegeo"].tolist()
+        assert got["nom_mun"].tolist() == ref["nom_mun"].tolist()
+        assert got["nom_ent"].tolist() == ref["nom_ent"].tolist()
+        np.testing.assert_allclose(got.to_crs(6372).area.to_numpy(), area, rtol=1e-6)

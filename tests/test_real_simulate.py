@@ -183,3 +183,58 @@ def test_refuses_to_replace_other_editions(tmp_path):
         build_semisynthetic(data, bpath, tpath, config=SimConfig(n_census=3000, n_survey=3000))
     assert path.read_bytes() == before
     assert store.edition_names() == ["2017"]
+
+
+#: Municipalities created after the 2020 census (Marco Geoestadístico since 2023) and the
+#: municipality each was carved from; they have no 2020 census data.
+CREATED_AFTER_2020 = {"02007": "02002", "04013": "04001", "12082": "12052",
+                      "12083": "12023", "12084": "12062", "12085": "12053"}
+
+
+def _todays_marco(mx_dir):
+    """The 2020 boundaries plus the six post-2020 municipalities, each cut from its parent."""
+    from riskmap.ingest.boundaries import read_boundaries
+
+    gdf = read_boundaries(mx_dir / "municipios_2020.geojson").set_index("cvegeo")
+    new_rows = []
+    for child, parent in CREATED_AFTER_2020.items():
+        geom = gdf.at[parent, "geometry"]
+        xmin, ymin, xmax, ymax = geom.bounds
+        cut = box(xmin - 1, ymin - 1, (xmin + xmax) / 2, ymax + 1)  # west half -> new code
+        gdf.at[parent, "geometry"] = geom.difference(cut)
+        new_rows.append({"cvegeo": child, "cve_ent": child[:2], "cve_mun": child[2:],
+                         "nom_ent": gdf.at[parent, "nom_ent"], "nom_mun": f"Nuevo {child}",
+                         "geometry": geom.intersection(cut)})
+    out = pd.concat([gdf.reset_index(), gpd.GeoDataFrame(new_rows, crs=gdf.crs)],
+                    ignore_index=True)
+    return gpd.GeoDataFrame(out, geometry="geometry", crs=4326)
+
+
+@pytest.mark.slow
+def test_post_2020_municipalities_are_sin_informacion_not_dropped(mx_dir, tmp_path):
+    marco = _todays_marco(mx_dir)
+    assert len(marco) == 2475
+    path = tmp_path / "marco_2023.gpkg"
+    marco.to_file(path, layer="municipios")
+    config = SimConfig(n_census=60_000, n_survey=12_000, editions=(EDITIONS[2],))
+    with pytest.warns(UserWarning, match="6 municipalities have no census data"):
+        result = build_semisynthetic(tmp_path / "data", path,
+                                     mx_dir / "censo2020_municipal.csv", config=config,
+                                     vintage="2023")
+    assert sorted(result["no_data"]) == sorted(CREATED_AFTER_2020)
+    store = DataStore(tmp_path / "data")
+    rows = store.load_edition("2023").rows.set_index("cvegeo")
+    assert len(rows) == 2475
+    assert (rows.loc[list(CREATED_AFTER_2020), "level"] == "sin_informacion").all()
+    assert rows.loc[list(CREATED_AFTER_2020), "probability"].isna().all()
+    # their parents keep their census data and a level
+    parents = rows.loc[list(CREATED_AFTER_2020.values())]
+    assert (parents["level"] != "sin_informacion").all()
+    assert (rows["level"] == "sin_informacion").sum() == 6
+    # and they are drawn on the map
+    from riskmap.weblayer import cached_web_layer
+
+    body, _ = cached_web_layer(store, "2023")
+    feats = {f["properties"]["cvegeo"]: f for f in json.loads(gzip.decompress(body))["features"]}
+    assert len(feats) == 2475
+    assert all(feats[c]["geometry"] is not None for c in CREATED_AFTER_2020)
