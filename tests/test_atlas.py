@@ -34,8 +34,10 @@ def atlas(fake_dir):
 
 def test_editions_oldest_first_with_metadata(atlas):
     assert atlas.editions() == [
-        {"name": "2017", "year": 2017, "kind": "modelled", "vintage": "2015", "synthetic": True},
-        {"name": "2023", "year": 2023, "kind": "modelled", "vintage": "2020", "synthetic": True},
+        {"name": "2017", "year": 2017, "kind": "modelled", "vintage": "2015", "synthetic": True,
+         "semi_synthetic": False},
+        {"name": "2023", "year": 2023, "kind": "modelled", "vintage": "2020", "synthetic": True,
+         "semi_synthetic": False},
     ]
     assert atlas.latest() == "2023"
 

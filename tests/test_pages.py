@@ -280,6 +280,146 @@ def test_imported_edition_pages(tmp_path):
     assert "no incluye factores asociados" in html
 
 
+def _republish(path, name: str, **card_changes) -> None:
+    """Publish edition ``name`` again with its model card changed."""
+    from riskmap.store import DataStore
+
+    store = DataStore(path)
+    ed = store.load_edition(name)
+    ed.card.update(card_changes)
+    store.publish_edition(ed)
+
+
+DEMO_BANNER = "Demostración con datos sintéticos."
+SEMI_BANNER = "Datos semisintéticos:"
+INEGI_CREDIT = "INEGI no avala este producto"
+DATA_PAGES = ("/", "/estado/22", "/municipio/22001", "/focalizacion", "/metodologia",
+              "/descargas", "/comparar?a=2017&b=2023")
+
+
+@pytest.fixture(scope="module")
+def kinds_dir(tmp_path_factory):
+    """Edition 2017 semi-synthetic (as ``riskmap simulate`` labels it), 2023 real."""
+    path = build_fake_atlas(tmp_path_factory.mktemp("kinds"))
+    _republish(path, "2017", semi_synthetic=True,
+               sources=["INEGI boundaries and municipal shares; simulated records",
+                        "INEGI, Marco Geoestadístico (2020)"],
+               attribution={"es": "DATOS SEMISINTÉTICOS: geografía real del INEGI. Fuente: "
+                                  "INEGI. " + "Datos transformados por riskmap; INEGI no avala "
+                                  "este producto.",
+                            "en": "SEMI-SYNTHETIC DATA: real INEGI geography. Source: INEGI. "
+                                  "Data transformed by riskmap; INEGI does not endorse this "
+                                  "product."})
+    _republish(path, "2023", synthetic=False, sources=["ENTI 2022 (INEGI)", "Censo 2020"])
+    return path
+
+
+def test_semi_synthetic_edition_banner_and_inegi_credit(kinds_dir):
+    from riskmap.web import create_app
+
+    c = create_app({"data_dir": str(kinds_dir), "auto_demo": False}).test_client()
+    for url in ("/?edicion=2017", "/estado/22?edicion=2017", "/municipio/22001?edicion=2017",
+                "/focalizacion?edicion=2017", "/metodologia?edicion=2017"):
+        html = c.get(url + "&lang=es").get_data(as_text=True)
+        assert SEMI_BANNER in html and DEMO_BANNER not in html, url
+        assert "no representan a ningún país real" not in html, url
+        assert "DATOS SEMISINTÉTICOS: geografía real del INEGI" in html, url
+        assert INEGI_CREDIT in html, url
+    html = c.get("/?edicion=2017&lang=en").get_data(as_text=True)
+    assert "Semi-synthetic data:" in html and "INEGI does not endorse" in html
+    assert "(semisintética)" in c.get("/?lang=es").get_data(as_text=True)
+    api = c.get("/api/v1/ediciones").get_json()
+    flags = {e["name"]: (e["synthetic"], e["semi_synthetic"]) for e in api["data"]}
+    assert flags == {"2017": (True, True), "2023": (False, False)}
+    assert "DATOS SEMISINTÉTICOS" in c.get("/api/v1/ediciones/2017").get_json()[
+        "meta"]["attribution"]["es"]
+
+
+def test_real_edition_credits_inegi_without_banner(kinds_dir):
+    from riskmap.web import create_app
+
+    c = create_app({"data_dir": str(kinds_dir), "auto_demo": False}).test_client()
+    for url in ("/", "/estado/22", "/municipio/22001", "/focalizacion", "/metodologia"):
+        html = c.get(url + "?edicion=2023&lang=es").get_data(as_text=True)
+        assert 'data-banner="' not in html, url
+        assert "Fuente: INEGI" in html and INEGI_CREDIT in html, url
+    # A comparison with the semi-synthetic edition carries its banner and both credits.
+    html = c.get("/comparar?a=2017&b=2023&lang=es").get_data(as_text=True)
+    assert SEMI_BANNER in html and "Fuente: INEGI (ENTI 2022" in html
+    assert "DATOS SEMISINTÉTICOS: geografía real" in html
+
+
+IMPORTED_NOTE = "Edición importada 2023:"
+
+
+def test_imported_edition_marked_on_every_page(tmp_path):
+    from riskmap.web import create_app
+
+    path = build_fake_atlas(tmp_path / "d", imported_2023=True)
+    c = create_app({"data_dir": str(path), "auto_demo": False}).test_client()
+    for url in DATA_PAGES[:5]:
+        html = c.get(url + "?lang=es").get_data(as_text=True)
+        assert IMPORTED_NOTE in html, url
+        assert "No incluye factores asociados ni ficha del modelo" in html, url
+    html = c.get("/comparar?a=2017&b=2023&lang=es").get_data(as_text=True)
+    assert IMPORTED_NOTE in html and 'data-missing="se"' in html
+    assert IMPORTED_NOTE not in c.get("/?edicion=2017&lang=es").get_data(as_text=True)
+    html = c.get("/metodologia?lang=es").get_data(as_text=True)
+    assert "data-imported-card" in html and "Coeficientes del modelo" not in html
+    html = c.get("/municipio/22001?lang=es").get_data(as_text=True)
+    assert 'data-missing="factors"' in html
+    html = c.get("/?lang=en").get_data(as_text=True)
+    assert "Imported edition 2023:" in html and "(imported)" in html
+
+
+def _real_import(tmp_path):
+    """The fake atlas plus edition mirti2023 published by ``riskmap import-edition``."""
+    from riskmap.cli import main
+    from riskmap.store import DataStore
+
+    path = build_fake_atlas(tmp_path / "d")
+    store = DataStore(path)
+    store.load_vintage("2020").to_file(tmp_path / "municipios_2020.gpkg", driver="GPKG")
+    rows = store.load_edition("2023").rows
+    levels = tmp_path / "mirti2023.csv"
+    rows[["cvegeo", "level", "probability"]].iloc[:-3].to_csv(levels, index=False)
+    with pytest.raises(SystemExit) as exc:
+        main(["import-edition", "--edition", "mirti2023", "--year", "2024", "--levels",
+              str(levels), "--boundaries", str(tmp_path / "municipios_2020.gpkg"),
+              "--vintage", "2020", "--data-dir", str(path), "--source", "STPS/OIT (publicado)"])
+    assert exc.value.code == 0
+    return path
+
+
+def test_real_imported_edition_pages(tmp_path):
+    from riskmap.web import create_app
+
+    path = _real_import(tmp_path)
+    c = create_app({"data_dir": str(path), "auto_demo": False}).test_client()
+    q = "edicion=mirti2023&lang=es"
+    html = c.get(f"/?{q}").get_data(as_text=True)
+    assert "Edición importada mirti2023:" in html and "Sin casos esperados" in html
+    assert "Fuente: INEGI (STPS/OIT (publicado))" in html and 'data-banner="synthetic"' not in html
+    # Layers without data are marked and cannot be picked.
+    assert re.search(r'value="esperados"\s+disabled>[^<]*no disponible', html)
+    assert re.search(r'value="incertidumbre"\s+disabled>', html)
+    assert not re.search(r'value="probabilidad"\s+disabled', html)
+    html = c.get(f"/?{q}&capa=esperados").get_data(as_text=True)
+    assert 'data-missing-layer="esperados"' in html
+    html = c.get(f"/municipio/22001?{q}").get_data(as_text=True)
+    assert "no publicado" in html and "– – –" not in html and "[–" not in html
+    assert "Registros censales" not in html
+    # Targeting needs expected counts: explained, with a way out to a modelled edition.
+    html = c.get(f"/focalizacion?{q}").get_data(as_text=True)
+    assert 'data-missing="expected"' in html
+    assert "Ningún municipio cumple los filtros" not in html
+    assert "/focalizacion?edicion=2023" in html
+    html = c.get(f"/metodologia?{q}").get_data(as_text=True)
+    assert "Municipios en la lista publicada" in html and "Covariables" not in html
+    html = c.get("/comparar?a=2023&b=mirti2023&lang=es").get_data(as_text=True)
+    assert 'data-missing="se"' in html
+
+
 # -- helpers: formatting, map tables, charts ---------------------------------------------------
 def test_number_formats(app):
     from riskmap.web.pages import num, pct
@@ -342,6 +482,9 @@ def test_factor_bars_geometry():
     assert not left["positive"] and left["x"] + left["w"] == pytest.approx(bars["zero"], abs=0.2)
     assert right["w"] == pytest.approx(2 * left["w"], rel=0.01)
     assert right["domain"] == "Trabajo" and left["domain"] == "educacion"
+    # The negative bar's value is printed left of the bar: it must not reach the labels.
+    assert left["x"] - bars["label_w"] >= 40
+    assert right["x"] + right["w"] + 40 <= bars["width"]
 
 
 def test_calibration_plot_geometry():

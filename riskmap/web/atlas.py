@@ -140,13 +140,20 @@ class Atlas:
         return self._cached(("card", name, self._mtime(name)), lambda: self.store.load_card(name))
 
     def editions(self) -> list[dict]:
-        """``[{name, year, kind, vintage, synthetic}]`` for every edition, oldest first."""
+        """``[{name, year, kind, vintage, synthetic, semi_synthetic}]``, oldest first.
+
+        ``synthetic`` is true for any simulated data; ``semi_synthetic`` singles out simulated
+        records on INEGI's real geography (``riskmap simulate``), which the pages label
+        differently from the fully synthetic demo.
+        """
         out = []
         for name in self.names():
             card = self.card(name)
+            synthetic = bool(card.get("synthetic", False))
             out.append({"name": name, "year": int(card.get("year") or 0),
                         "kind": card.get("kind", "modelled"), "vintage": str(card.get("vintage")),
-                        "synthetic": bool(card.get("synthetic", False))})
+                        "synthetic": synthetic,
+                        "semi_synthetic": synthetic and bool(card.get("semi_synthetic", False))})
         return out
 
     def latest(self) -> str:
@@ -157,10 +164,22 @@ class Atlas:
         return names[-1]
 
     def provenance(self, name: str) -> dict:
-        """Provenance block (synthetic flag, sources, attribution) of edition ``name``."""
+        """Provenance block (synthetic flag, sources, attribution) of edition ``name``.
+
+        :func:`riskmap.provenance.provenance`, plus ``semi_synthetic``; an attribution the
+        card stores itself (``{"es", "en"}``, written by the producer that knows which parts
+        are real, e.g. ``riskmap simulate``) takes precedence over the generic one.
+        """
         from ..provenance import provenance
 
-        return provenance(self.card(name))
+        card = self.card(name)
+        info = provenance(card)
+        info["semi_synthetic"] = info["synthetic"] and bool(card.get("semi_synthetic", False))
+        stored = card.get("attribution")
+        if isinstance(stored, dict) and all(isinstance(stored.get(k), str) and stored[k]
+                                            for k in ("es", "en")):
+            info["attribution"] = {"es": stored["es"], "en": stored["en"]}
+        return info
 
     # -- rows -------------------------------------------------------------------------------
     def rows(self, name: str, estado: str | None = None, nivel: str | None = None) -> pd.DataFrame:

@@ -71,7 +71,7 @@ def archivo(edicion: str, formato: str):
 def descargas():
     """Every edition in every format, with state and level filters and the data dictionary."""
     from ..export import DICTIONARY
-    from . import current_lang
+    from . import notices
 
     atlas = get_atlas()
     names = atlas.names()
@@ -90,8 +90,8 @@ def descargas():
                              sources=prov["sources"], rule_text=prov["rule_text"]))
     dictionary = [{"column": col, "es": text.split(" / ")[0],
                    "en": text.split(" / ")[-1]} for col, text in DICTIONARY.items()]
-    synthetic = any(e["synthetic"] for e in editions)
+    context = notices.page_context(atlas, *reversed(names))
+    context["imported"] = []  # each imported edition is tagged in the table instead
     return render_template("descargas.html", editions=editions, states=states, levels=LEVELS,
                            estado=estado, nivel=nivel, dictionary=dictionary,
-                           synthetic=synthetic, n_editions=len(names),
-                           attribution=atlas.provenance(latest)["attribution"][current_lang()])
+                           n_editions=len(names), **context)

@@ -111,7 +111,9 @@ def _page_context(status: int, message: str, errors) -> dict:
 
         atlas = get_atlas()
         latest = atlas.latest()
-        context["synthetic"] = bool(atlas.card(latest).get("synthetic", False))
+        from .notices import page_context
+
+        context.update(page_context(atlas, latest), imported=[])
         if status == 404:
             query = (request.args.get("q") or "").strip()[:100]
             if not query:

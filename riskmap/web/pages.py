@@ -17,7 +17,7 @@ from flask_babel import lazy_gettext as _l
 
 from ..edition import LEVELS
 from ..errors import BadParameter, NotFound
-from . import current_lang, maps, params
+from . import current_lang, maps, notices, params
 from .atlas import get_atlas
 
 bp = Blueprint("pages", __name__)
@@ -70,11 +70,13 @@ def _edition(atlas, key: str = "edicion", default: str | None = None) -> str:
     return params.edition(request.args.get(key), names, default or names[-1])
 
 
-def _common(atlas, edition: str) -> dict:
-    """Template context every page with data needs: banner flag, attribution, editions."""
-    info = atlas.provenance(edition)
-    return {"synthetic": info["synthetic"], "attribution": info["attribution"][current_lang()],
-            "editions": atlas.editions(), "edition": edition}
+def _common(atlas, edition: str, *others: str) -> dict:
+    """Template context every page with data needs: banners, attribution, editions.
+
+    ``others`` are further editions the page shows (the comparison's first edition).
+    """
+    return dict(notices.page_context(atlas, edition, *others), editions=atlas.editions(),
+                edition=edition)
 
 
 def _labels() -> dict:
@@ -268,13 +270,16 @@ def factor_bars(factors: list[dict], lang: str, domains: dict, width: int = 680)
     """
     items = [f for f in factors if f.get("contribution") is not None]
     items.sort(key=lambda f: -f["contribution"])
-    label_w, bar_h, gap, top = 300, 18, 8, 10
-    plot_w = width - label_w - 70
+    label_w, bar_h, gap, top, value_w = 300, 18, 8, 10, 48
     vmax = max((abs(f["contribution"]) for f in items), default=0.0) or 1.0
     lo = min(0.0, min((f["contribution"] for f in items), default=0.0))
     hi = max(0.0, max((f["contribution"] for f in items), default=0.0))
+    # Room for the value printed beyond each bar's end, on whichever side bars go, so the
+    # longest negative bar's value never runs into the labels.
+    left = label_w + (value_w if lo < 0 else 0)
+    plot_w = width - left - (value_w if hi > 0 else 8)
     span = (hi - lo) or vmax
-    zero = label_w + plot_w * (0 - lo) / span
+    zero = left + plot_w * (0 - lo) / span
     bars = []
     for i, f in enumerate(items):
         value = float(f["contribution"])
@@ -440,8 +445,13 @@ def focalizacion():
               "municipalities": len(worklist)}
     cfg = _map_config([spec], states=states)
     cfg["labels"].update({i["key"]: i["label"] for i in legend})
+    context = _common(atlas, edition)
+    # An edition without expected counts (imported) cannot be targeted: offer the newest
+    # edition that can.
+    fallback = None if context["capabilities"]["expected"] else next(
+        (n for n in reversed(atlas.names()) if notices.capabilities(atlas, n)["expected"]), None)
     return render_template(
-        "focalizacion.html", **_common(atlas, edition), query=query, states=states,
+        "focalizacion.html", **context, fallback=fallback, query=query, states=states,
         worklist=worklist.to_dict("records"), columns=[(c, WORKLIST_COLUMNS[c]) for c in worklist.columns],
         map=parts, config=cfg, legend=legend, totals=totals, export_query=export_query,
         levels=LEVELS)
@@ -527,7 +537,7 @@ def comparar():
     a = params.edition(request.args.get("a"), names, names[-2] if len(names) > 1 else names[-1])
     b = params.edition(request.args.get("b"), names, names[-1])
     comp = atlas.comparison(a, b)
-    ed_a, ed_b = atlas.edition(a), atlas.edition(b)
+    ed_b = atlas.edition(b)
     states = atlas.states(ed_b.vintage)
     # Change map on B's geography (A aligned through the crosswalk).
     change_parts = maps.build_map("cambio", **_tile_kwargs())
@@ -547,8 +557,7 @@ def comparar():
     legend = [{"key": k, "colour": maps.CHANGE_COLOURS[k], "label": CHANGE_LABELS[k],
                "count": int((comp.changes["change"] == k).sum())} for k in maps.CHANGE_ORDER]
     created = comp.changes[comp.changes["alignment"] != "same"]
-    context = _common(atlas, b)
-    context["synthetic"] = ed_a.synthetic or ed_b.synthetic
+    context = _common(atlas, b, a)
     return render_template(
         "comparar.html", **context, a=a, b=b, counts=count_rows,
         transitions=comp.transitions, levels=list(comp.transitions.index),

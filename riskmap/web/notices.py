@@ -1,0 +1,70 @@
+"""What the pages must say about the data they show: synthetic, semi-synthetic or real, and
+what an imported edition lacks.
+
+Three kinds of data reach the pages: the fully synthetic demo (a banner that it describes no
+real country), semi-synthetic editions (simulated records on INEGI's real geography and
+municipal shares: their own banner, plus INEGI's credit) and real editions (INEGI's credit,
+no banner). Imported editions (published levels, ``kind = "imported"``) carry no model: every
+page that shows one says so and names what is missing.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from . import current_lang
+
+
+def capabilities(atlas, name: str) -> dict:
+    """What edition ``name`` can show.
+
+    Parameters
+    ----------
+    atlas : riskmap.web.atlas.Atlas
+    name : str
+
+    Returns
+    -------
+    dict
+        ``name``, ``imported`` (bool) and, as booleans, whether the edition has
+        ``probability``, ``interval`` (95 % limits), ``se`` (standard errors, needed to test
+        changes), ``expected`` (expected children in child labour, needed to target
+        inspections by count), ``children``, ``factors`` and ``model`` (coefficients).
+    """
+    card = atlas.card(name)
+    rows = atlas.rows(name)
+
+    def has(col: str) -> bool:
+        return col in rows.columns and bool(pd.to_numeric(rows[col], errors="coerce")
+                                            .notna().any())
+
+    return {"name": name, "imported": card.get("kind") == "imported",
+            "probability": has("probability"),
+            "interval": has("ci_low") and has("ci_high"), "se": has("se"),
+            "expected": has("expected_child_labour"), "children": has("children"),
+            "factors": len(atlas.edition(name).factors) > 0,
+            "model": bool(card.get("coefficients"))}
+
+
+def page_context(atlas, *names: str) -> dict:
+    """Banner, attribution and imported-edition notes for a page showing ``names``.
+
+    Returns
+    -------
+    dict
+        ``synthetic`` (fully synthetic demo data shown), ``semi_synthetic`` (semi-synthetic
+        data shown, and no fully synthetic ones), ``attribution`` (the distinct attribution
+        lines of the editions, in the page language, joined by " | "), ``imported`` (the
+        :func:`capabilities` of each imported edition shown) and ``capabilities`` (those of
+        the first edition).
+    """
+    lang = current_lang()
+    names = list(dict.fromkeys(names))
+    infos = [atlas.provenance(n) for n in names]
+    synthetic = any(i["synthetic"] and not i["semi_synthetic"] for i in infos)
+    caps = [capabilities(atlas, n) for n in names]
+    return {"synthetic": synthetic,
+            "semi_synthetic": not synthetic and any(i["semi_synthetic"] for i in infos),
+            "attribution": " | ".join(dict.fromkeys(i["attribution"][lang] for i in infos)),
+            "imported": [c for c in caps if c["imported"]],
+            "capabilities": caps[0] if caps else None}
