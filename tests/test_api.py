@@ -183,6 +183,28 @@ def test_json_is_served_gzipped_when_accepted(client):
     assert json.loads(gzip.decompress(response.data))["ok"] is True
 
 
+@pytest.mark.parametrize("path", ["/api/v1/ediciones/2023/municipios.geojson",
+                                  "/api/v1/ediciones/2023/municipios.csv"])
+def test_streamed_lists_gzipped_when_accepted(client, path):
+    plain = client.get(path)
+    assert plain.is_streamed and "Content-Encoding" not in plain.headers
+    assert "Accept-Encoding" in plain.headers.get("Vary", "")
+    zipped = client.get(path, headers={"Accept-Encoding": "br, gzip"})
+    assert zipped.is_streamed and zipped.headers["Content-Encoding"] == "gzip"
+    assert "Content-Length" not in zipped.headers
+    assert "Accept-Encoding" in zipped.headers["Vary"]
+    assert gzip.decompress(zipped.data) == plain.data
+    assert len(zipped.data) < len(plain.data) / 2
+    refused = client.get(path, headers={"Accept-Encoding": "gzip;q=0"})
+    assert "Content-Encoding" not in refused.headers and refused.data == plain.data
+
+
+def test_openapi_documents_gzip_of_full_resolution_geojson(client):
+    doc = get_json(client, "/api/v1/openapi.json")
+    text = doc["paths"]["/ediciones/{edicion}/municipios.{formato}"]["get"]["description"]
+    assert "gzip" in text and "full-resolution" in text and "/geometria/" in text
+
+
 def test_focalizacion_bad_parameters(client):
     bad = get_json(client, "/api/v1/focalizacion?criterio=mayor", 400)
     assert "allowed: conteo, tasa" in bad["error"]

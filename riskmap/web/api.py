@@ -293,7 +293,7 @@ def geometria(vintage: str):
     asked = _etags(request.headers.get("If-None-Match", ""))
     if etag in asked or "*" in asked:
         return Response(status=304, headers=headers)
-    if "gzip" in request.headers.get("Accept-Encoding", ""):
+    if request.accept_encodings["gzip"] > 0:
         response = Response(body, mimetype="application/geo+json", headers=headers)
         response.headers["Content-Encoding"] = "gzip"
     else:

@@ -78,7 +78,10 @@ def document(api_root: str = "/api/v1") -> dict:
             "operationId": "listEditions", "summary": "Published editions, oldest first.",
             "responses": {**_ok({"type": "array", "items": {"type": "object", "properties": {
                 "name": _STR, "year": {"type": "integer"}, "kind": _STR, "vintage": _STR,
-                "synthetic": {"type": "boolean"}, "links": {"type": "object"}}}},
+                "synthetic": {"type": "boolean"},
+                "semi_synthetic": {"type": "boolean", "description": "Simulated records on "
+                                   "INEGI's real geography (a subset of synthetic)."},
+                "links": {"type": "object"}}}},
                 "Edition list."), **_errors(405)}}},
         "/ediciones/{edicion}": {"get": {
             "operationId": "getEdition", "summary": "Model card summary and level counts.",
@@ -88,6 +91,13 @@ def document(api_root: str = "/api/v1") -> dict:
             "operationId": "listMunicipalities",
             "summary": "Municipalities of an edition: JSON (paginated), GeoJSON or CSV "
                        "(complete, streamed).",
+            "description": "The GeoJSON carries the full-resolution boundaries as published "
+                           "(about 4 MB for Mexico's 2,469 municipalities). Streamed "
+                           "responses (GeoJSON, CSV) are gzip-compressed on the fly when the "
+                           "request sends `Accept-Encoding: gzip` (about a third of the size "
+                           "on the wire; `Content-Encoding: gzip`, `Vary: Accept-Encoding`). "
+                           "For maps, prefer `/geometria/{vintage}.geojson`: simplified, "
+                           "quantised, cached geometry to join with these rows by `cvegeo`.",
             "parameters": [
                 EDICION,
                 _param("formato", "path", {"type": "string", "enum": list(params.LIST_FORMATS)},
@@ -169,7 +179,9 @@ def document(api_root: str = "/api/v1") -> dict:
         "info": {"title": "riskmap API", "version": VERSION,
                  "description": "Municipal risk of child labour (MIRTI-style model): editions, "
                                 "municipalities, comparisons and inspection targeting. "
-                                "Read-only. Every JSON answer carries provenance in `meta`.",
+                                "Read-only. Every JSON answer carries provenance in `meta`. "
+                                "Every response of 1 KB or more, streamed ones included, is "
+                                "gzip-compressed when the client accepts gzip.",
                  "license": {"name": "MIT", "identifier": "MIT"}},
         "servers": [{"url": api_root}],
         "paths": paths,
