@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -339,9 +340,11 @@ def build_and_publish(data_dir, name, survey_path, census_path, boundaries_path,
 
     say(f"reading boundaries {boundaries_path.name}")
     boundaries = read_boundaries(boundaries_path)
+    _check_extent(boundaries, boundaries_path.name)
     territorial = _territorial(rasters or {}, spec, boundaries, say)
     say(f"reading survey records {survey_path.name}")
     survey = read_records(survey_path, "survey", spec, territorial)
+    _warn_unknown_survey_codes(survey, boundaries, survey_path.name)
     say(f"reading census records {census_path.name}")
     census = read_records(census_path, "census", spec, territorial)
 
@@ -369,6 +372,32 @@ def build_and_publish(data_dir, name, survey_path, census_path, boundaries_path,
     return edition
 
 
+def _warn_unknown_survey_codes(survey: pd.DataFrame, boundaries, file: str) -> None:
+    """Survey codes outside the boundaries do not enter the fit, but hint at a vintage mix-up."""
+    codes = survey["cvegeo"].astype(str)
+    unknown = ~codes.isin(set(boundaries["cvegeo"].astype(str)))
+    if not unknown.any():
+        return
+    first = int(np.flatnonzero(unknown.to_numpy())[0])
+    row = first + int(survey.attrs.get("first_row", 2))
+    distinct = codes[unknown].unique()
+    warnings.warn(f"{file}, column 'cvegeo': {int(unknown.sum())} survey record(s) with "
+                  f"{len(distinct)} municipality code(s) not in the boundaries (first "
+                  f"'{codes.iloc[first]}', row {row}); kept, as the fit does not use "
+                  "municipal codes; check the geography vintage", UserWarning, stacklevel=3)
+
+
+def _check_extent(boundaries: gpd.GeoDataFrame, file: str) -> None:
+    """Longitudes and latitudes must be in range: metres labelled EPSG:4326 are a wrong CRS."""
+    x0, y0, x1, y1 = boundaries.total_bounds
+    if not (np.isfinite([x0, y0, x1, y1]).all() and -180.0 <= x0 <= x1 <= 180.0
+            and -90.0 <= y0 <= y1 <= 90.0):
+        raise InputError(f"coordinates out of range for longitude/latitude (bounds {x0:.0f}, "
+                         f"{y0:.0f}, {x1:.0f}, {y1:.0f}): the file's CRS is wrong (projected "
+                         "coordinates labelled as geographic?); INEGI's Marco Geoestadístico "
+                         "is EPSG:6372", file=file)
+
+
 def _default_vintage(path: Path) -> str:
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem).strip("_.-")
     return stem[:64] or "boundaries"
@@ -390,5 +419,9 @@ def _territorial(rasters: dict, spec, boundaries, say) -> dict:
         values = pd.Series(zonal_mean(path, boundaries))
         if len(values) == len(boundaries) and not values.index.isin(boundaries["cvegeo"]).all():
             values.index = boundaries["cvegeo"].to_numpy()
+        if not np.isfinite(values.to_numpy(dtype=float)).any():
+            raise InputError("no municipality contains a valid cell of the raster: raster and "
+                             "boundaries do not overlap (check the CRS of both files)",
+                             file=Path(path).name)
         out[cov] = values
     return out

@@ -210,3 +210,85 @@ def test_subprocess_exit_code_and_stderr(mutate, pattern, published, tmp_path):
     assert "survey.csv" in line and pattern in line
     assert proc.stdout == ""
     assert tree_hashes(data) == before
+
+
+@pytest.mark.parametrize("which", ["survey", "census", "boundaries"])
+def test_directory_instead_of_file_one_line(which, published, tmp_path, capsys):
+    data, before = published
+    paths = write_inputs(tmp_path / "in")
+    paths[which] = tmp_path
+    code, out, err = run(build(paths, data), capsys)
+    assert code == 2
+    line = error_line(err)
+    assert f"'--{which}'" in line and "is a directory" in line
+    assert len(err.strip().splitlines()) == 1 and "Usage:" not in err
+    assert tree_hashes(data) == before
+
+
+def test_boundaries_with_a_wrong_crs(published, tmp_path, capsys):
+    """Projected metres labelled EPSG:4326 are named as a CRS problem of the boundary file."""
+    import geopandas as gpd
+
+    data, before = published
+    paths = write_inputs(tmp_path / "in")
+    bnd = gpd.read_file(paths["boundaries"]).to_crs(6372).set_crs(4326, allow_override=True)
+    paths["boundaries"] = tmp_path / "in" / "wrong_crs.gpkg"
+    bnd.to_file(paths["boundaries"])
+    code, _, err = run(build(paths, data), capsys)
+    assert code == 2
+    line = error_line(err)
+    assert "wrong_crs.gpkg: coordinates out of range for longitude/latitude" in line
+    assert "CRS is wrong" in line
+    assert tree_hashes(data) == before
+
+
+def test_corrupt_census_parquet(published, tmp_path, capsys):
+    data, before = published
+    paths = write_inputs(tmp_path / "in")
+    _, census = _survey_census()
+    full = tmp_path / "in" / "census.parquet"
+    census.to_parquet(full)
+    paths["census"] = tmp_path / "in" / "broken.parquet"
+    paths["census"].write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    code, _, err = run(build(paths, data), capsys)
+    assert code == 2
+    assert "broken.parquet: not a readable Parquet file" in error_line(err)
+    assert tree_hashes(data) == before
+
+
+def test_unknown_survey_codes_warn_and_build(published, tmp_path, capsys):
+    data, before = published
+    survey, census = _survey_census()
+    survey = _set(survey, 4, "cvegeo", "03001")
+    paths = write_inputs(tmp_path / "in", survey=survey, census=census)
+    code, out, err = run(build(paths, tmp_path / "data", "2024"), capsys)
+    assert code == 0, err
+    warnings = [ln for ln in err.splitlines() if ln.startswith("riskmap: warning:")]
+    assert len(warnings) == 1
+    assert ("survey.csv, column 'cvegeo': 1 survey record(s) with 1 municipality code(s) not "
+            "in the boundaries (first '03001', row 6)") in warnings[0]
+    assert tree_hashes(data) == before
+
+
+def test_read_only_data_dir(published, tmp_path, capsys, monkeypatch):
+    """A data directory that cannot be written: one line naming the folder, nothing changed."""
+    import errno
+    import tempfile
+
+    data, before = published
+    paths = write_inputs(tmp_path / "in")
+    real = tempfile.mkstemp
+
+    def read_only(*args, dir=None, **kwargs):
+        if dir is not None and str(dir).startswith(str(data)):
+            raise OSError(errno.EROFS, "Read-only file system",
+                          str(__import__("pathlib").Path(dir) / ".x.gpkg.abc123.tmp.gpkg"))
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    code, _, err = run(build(paths, data), capsys)
+    assert code == 2
+    line = error_line(err)
+    assert line == (f"riskmap: error: {data / 'editions'}: cannot write here (Read-only file "
+                    "system); choose a writable --data-dir or output path")
+    assert tree_hashes(data) == before

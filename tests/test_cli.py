@@ -143,11 +143,20 @@ definition_en = "Cropland share."
 """, encoding="utf-8")
     # 40 x 40 cells over the 4 x 4 grid; value = column index of the grid square / 10
     cols = np.repeat(np.arange(4), 10)[None, :].repeat(40, axis=0).astype("float32") / 10
-    tif = tmp_path / "cropland.tif"
-    with rasterio.open(tif, "w", driver="GTiff", height=40, width=40, count=1,
-                       dtype="float32", crs="EPSG:4326",
-                       transform=from_origin(0, 4, 0.1, 0.1)) as dst:
-        dst.write(cols, 1)
+    tif, far = tmp_path / "cropland.tif", tmp_path / "elsewhere.tif"
+    for path, west in ((tif, 0), (far, 50)):
+        with rasterio.open(path, "w", driver="GTiff", height=40, width=40, count=1,
+                           dtype="float32", crs="EPSG:4326",
+                           transform=from_origin(west, 4, 0.1, 0.1)) as dst:
+            dst.write(cols, 1)
+    # a raster that covers none of the municipalities (e.g. a wrong CRS): one line naming it
+    code, _, err = run(build_args(paths, tmp_path / "data", "2023", "--raster",
+                                  f"cropland={far}"), capsys)
+    assert code == 2
+    assert err.strip().splitlines()[-1] == (
+        "riskmap: error: elsewhere.tif: no municipality contains a valid cell of the raster: "
+        "raster and boundaries do not overlap (check the CRS of both files)")
+    assert not (tmp_path / "data" / "editions").exists()
     code, out, err = run(build_args(paths, tmp_path / "data", "2023", "--raster",
                                     f"cropland={tif}"), capsys)
     assert code == 0, err

@@ -157,9 +157,17 @@ def test_territorial_covariates_join_from_rasters(tmp_path):
     with pytest.raises(InputError, match=r"column 'cropland': missing column.*rasters "
                                          r"\(--raster NAME=FILE\)"):
         read_records(path, "census", spec)
-    with pytest.raises(InputError, match=r"c.csv, column 'cropland', row 3: territorial "
-                                         r"covariate has no value for municipality '07002'"):
+    # a code the raster summary does not know: the record's code is the problem
+    with pytest.raises(InputError, match=r"c.csv, column 'cvegeo', row 3: municipality code "
+                                         r"'07002' is not in the boundaries, so territorial "
+                                         r"covariate 'cropland' has no value"):
         read_records(path, "census", spec, territorial={"cropland": values.iloc[:1]})
+    # a known municipality without a valid raster cell: the covariate is the problem
+    with pytest.raises(InputError, match=r"c.csv, column 'cropland', row 3: territorial "
+                                         r"covariate has no value for municipality '07002' "
+                                         r"\(no valid raster cell"):
+        read_records(path, "census", spec,
+                     territorial={"cropland": values.where(values.index != "07002")})
     plain = df.drop(columns="cropland")
     np.testing.assert_allclose(join_territorial(plain, spec, {"cropland": values})["cropland"],
                                [0.25, 0.75])

@@ -4,7 +4,8 @@
 - :mod:`riskmap.cli.web`   serve
 - :mod:`riskmap.cli.real`  crosswalk, simulate, import-edition, fetch
 
-Errors the user can cause (:class:`~riskmap.errors.RiskmapError`) print one line
+Errors the user can cause (:class:`~riskmap.errors.RiskmapError`, and Click's usage errors
+such as a missing option or a directory given for a file) print one line
 ``riskmap: error: ...`` on stderr and exit with code 2, never a traceback.
 """
 
@@ -41,9 +42,15 @@ def main(argv=None):
     except click.exceptions.Abort:
         click.echo("riskmap: aborted", err=True)
         sys.exit(1)
-    except click.exceptions.ClickException as exc:
-        exc.show()
+    except click.exceptions.UsageError as exc:
+        # One line like every other input error (a directory given for a file, a missing
+        # option...), with where to look for help instead of the multi-line usage block.
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        click.echo(f"riskmap: error: {exc.format_message()}{where}", err=True)
         sys.exit(2)
+    except click.exceptions.ClickException as exc:
+        click.echo(f"riskmap: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code if exc.exit_code else 2)
     except RiskmapError as exc:
         click.echo(f"riskmap: error: {exc.message}", err=True)
         sys.exit(exc.exit_code)

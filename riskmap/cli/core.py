@@ -7,10 +7,12 @@ stratum with one PSU) print as one ``riskmap: warning: ...`` line each.
 
 from __future__ import annotations
 
+import errno
 import json
 import time
 import warnings
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 
@@ -51,6 +53,9 @@ def _warnings_as_lines():
         yield
 
 
+_WRITE_ERRORS = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT}
+
+
 @contextmanager
 def _os_errors_as_input():
     """Turn a file-system error (permission, missing folder, disk full) into one line."""
@@ -58,7 +63,15 @@ def _os_errors_as_input():
         yield
     except OSError as exc:
         where = exc.filename if exc.filename is not None else None
-        raise InputError(exc.strerror or str(exc), file=where) from None
+        reason = exc.strerror or str(exc)
+        if where is not None and exc.errno in _WRITE_ERRORS:
+            path = Path(where)
+            # a temporary file of an atomic write (".name.xxxx..."): name its folder
+            if path.name.startswith(".") and not path.exists():
+                path = path.parent
+            raise InputError(f"cannot write here ({reason}); choose a writable "
+                             "--data-dir or output path", file=str(path)) from None
+        raise InputError(reason, file=where) from None
 
 
 def _level_counts(store, name) -> dict:

@@ -339,8 +339,15 @@ def _join_territorial(codes: pd.Series, values: pd.Series, column: str, name: st
     missing = ~np.isfinite(joined.to_numpy())
     if missing.any():
         i = _first_bad(missing)
-        raise InputError(f"territorial covariate has no value for municipality "
-                         f"'{codes.iloc[i]}'", file=name, column=column, row=i + first_row)
+        code = codes.iloc[i]
+        if code not in values.index:
+            raise InputError(f"municipality code '{code}' is not in the boundaries, so "
+                             f"territorial covariate '{column}' has no value for it; check "
+                             "that records and boundaries are of the same geography vintage",
+                             file=name, column="cvegeo", row=i + first_row)
+        raise InputError(f"territorial covariate has no value for municipality '{code}' "
+                         "(no valid raster cell inside it)", file=name, column=column,
+                         row=i + first_row)
     return joined
 
 
