@@ -16,7 +16,7 @@ from shapely.geometry import box
 from riskmap.cli import cli
 from riskmap.real.simulate import (EDITIONS, SOURCES_NOTE, SimConfig, build_semisynthetic,
                                    calibrate_intercept, draw_children, municipal_parameters,
-                                   simulate_mexico)
+                                   simulate_census, simulate_mexico)
 from riskmap.store import DataStore
 
 
@@ -230,7 +230,12 @@ def test_post_2020_municipalities_are_sin_informacion_not_dropped(mx_dir, tmp_pa
     # their parents keep their census data and a level
     parents = rows.loc[list(CREATED_AFTER_2020.values())]
     assert (parents["level"] != "sin_informacion").all()
-    assert (rows["level"] == "sin_informacion").sum() == 6
+    # the only other ones: municipalities with fewer children than the edition minimum of
+    # census records (a census sample cannot exceed a full count)
+    table = pd.read_csv(mx_dir / "censo2020_municipal.csv", dtype={"cvegeo": str})
+    tiny = set(table.loc[table["pob_5_17"] < 30, "cvegeo"])
+    assert 0 < len(tiny) < 10
+    assert set(rows.index[rows["level"] == "sin_informacion"]) == set(CREATED_AFTER_2020) | tiny
     # and they are drawn on the map
     from riskmap.weblayer import cached_web_layer
 
@@ -238,3 +243,18 @@ def test_post_2020_municipalities_are_sin_informacion_not_dropped(mx_dir, tmp_pa
     feats = {f["properties"]["cvegeo"]: f for f in json.loads(gzip.decompress(body))["features"]}
     assert len(feats) == 2475
     assert all(feats[c]["geometry"] is not None for c in CREATED_AFTER_2020)
+
+
+def test_census_sample_never_exceeds_the_children(tmp_path):
+    _, _, tab = _small_country(tmp_path)
+    tab = tab.astype({"pob_5_17": float})
+    tab.loc[tab.index[:3], "pob_5_17"] = [12, 25.4, 0.3]  # tiny municipalities
+    params = municipal_parameters(tab)
+    census = simulate_census(params, SimConfig(n_census=20_000), np.random.default_rng(0))
+    n = census.groupby("cvegeo").size().reindex(params.index, fill_value=0)
+    kids = params["children"].fillna(0)
+    assert (n <= np.round(kids)).all()
+    assert n.iloc[:3].tolist() == [12, 25, 0]
+    assert (n.iloc[3:] >= SimConfig().min_census_per_municipality).all()
+    weights = census.groupby("cvegeo")["weight"].sum()
+    np.testing.assert_allclose(weights, kids[weights.index])

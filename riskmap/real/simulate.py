@@ -243,13 +243,16 @@ def calibrate_intercept(census: pd.DataFrame, slopes: dict, rate: float) -> floa
 
 def simulate_census(params: pd.DataFrame, config: SimConfig, rng) -> pd.DataFrame:
     """Census sample records: each municipality gets records ∝ sqrt(children), within
-    [min, max]; weights sum to the municipality's children 5-17."""
+    [min, max] but never more than its children (a sample cannot exceed a full count: the
+    smallest municipalities end up below the edition's minimum, as with real microdata);
+    weights sum to the municipality's children 5-17."""
     have = params["children"].notna().to_numpy()
     kids = params["children"].fillna(0).to_numpy()
     root = np.sqrt(kids)
     n_m = np.where(have, np.clip(np.round(config.n_census * root / root[have].sum()),
                                  config.min_census_per_municipality,
-                                 config.max_census_per_municipality), 0).astype(int)
+                                 config.max_census_per_municipality), 0)
+    n_m = np.minimum(n_m, np.round(kids)).astype(int)
     mun = np.repeat(np.arange(len(params)), n_m)
     census = draw_children(params, mun, rng)
     census.insert(1, "weight", (kids / np.maximum(n_m, 1))[mun])
