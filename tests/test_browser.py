@@ -43,6 +43,22 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def demo_server(demo_dir):
+    """The service over the full synthetic demo atlas (built once per session)."""
+    from werkzeug.serving import make_server
+
+    from riskmap.web import create_app
+
+    app = create_app({"data_dir": str(demo_dir), "auto_demo": False})
+    srv = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_port}"
+    srv.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
 def browser():
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
         pytest.skip("headless Chromium or chromedriver not installed")
@@ -197,3 +213,45 @@ def test_edition_choice_reloads_as_permalink(server, browser):
         time.sleep(0.1)
     assert parse_qs(urlsplit(browser.current_url).query)["edicion"] == ["2017"]
     assert _open(browser, browser.current_url) == 40  # the 2015 geography of edition 2017
+
+
+@pytest.mark.parametrize("path,name", [("/", "demo_nacional"), ("/comparar", "demo_comparar"),
+                                       ("/focalizacion", "demo_focalizacion")])
+def test_full_demo_maps_draw_without_console_errors(demo_dir, demo_server, browser, path, name):
+    from riskmap.web.atlas import Atlas
+
+    atlas = Atlas(demo_dir)
+    a, b = atlas.names()[-2:]
+    n_b, n_a = len(atlas.rows(b)), len(atlas.rows(a))
+    # The comparison draws the change map and the level map on b's geography, and a's map.
+    expected = {"/": n_b, "/comparar": 2 * n_b + n_a, "/focalizacion": n_b}[path]
+    browser.get_log("browser")
+    drawn = _open(browser, demo_server + path, timeout=60)
+    _shot(browser, name)
+    assert drawn == expected and n_b > 2000
+    assert _painted_pixels(browser) > 5000
+    assert _severe(browser) == []
+
+
+def test_state_filter_zooms_and_counts_the_state(server, browser):
+    from selenium.webdriver.support.ui import Select
+
+    _open(browser, server + "/?lang=es")
+    assert browser.find_element("id", "conteo-estado").is_displayed() is False
+    Select(browser.find_element("id", "estado")).select_by_value("22")
+    assert parse_qs(urlsplit(browser.current_url).query)["estado"] == ["22"]
+    inside, zoom = browser.execute_script("""
+        const cfg = JSON.parse(document.getElementById('riskmap-config').textContent);
+        const m = window[cfg.maps[0].var];
+        const b = cfg.states['22'].bounds;
+        return [m.getBounds().pad(0.05).contains(b), m.getZoom()];""")
+    assert inside and zoom >= 6
+    box = browser.find_element("id", "conteo-estado")
+    assert box.is_displayed() and "Querétaro" in box.text
+    shown = {el.get_attribute("data-level"): int(el.text.replace(",", ""))
+             for el in box.find_elements("css selector", "[data-level]")}
+    assert sum(shown.values()) == 11 and shown["sin_informacion"] == 1  # 22011 has no data
+    # The permalink restores the state: reloading keeps the zoom and the counts.
+    _open(browser, browser.current_url)
+    assert browser.find_element("id", "conteo-estado").is_displayed()
+    assert Select(browser.find_element("id", "estado")).first_selected_option.text == "Querétaro"

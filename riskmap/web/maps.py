@@ -91,7 +91,10 @@ def build_map(map_id: str, *, bounds=None, tile_url: str = "", tile_attribution:
     span = max(maxx - minx, (maxy - miny) * 1.6, 1e-3)
     zoom = int(min(12, max(min_zoom, math.floor(math.log2(700 * 360 / (256 * span))))))
     fmap = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=zoom,
-                      tiles=None, prefer_canvas=True, control_scale=True, min_zoom=min_zoom)
+                      tiles=None, prefer_canvas=True, control_scale=True, min_zoom=min_zoom,
+                      # Quarter-level zoom steps let a fitted view fill the frame (whole
+                      # levels leave up to half of it empty); the +/- buttons step by half.
+                      zoom_snap=0.25, zoom_delta=0.5)
     # folium's defaults pull Leaflet, jQuery, Bootstrap and fonts from CDNs; the page loads
     # Leaflet from the service instead, and nothing else is needed.
     fmap.default_js = []

@@ -154,11 +154,23 @@ def index():
     chosen = None
     if selected:
         chosen = rows.loc[rows["cvegeo"] == selected].iloc[0].to_dict()
+    state_counts = _state_counts(rows)
+    config = _map_config([spec], states=states)
+    config["stateCounts"] = state_counts
     return render_template(
         "index.html", **_common(atlas, edition), layer=layer, layers=maps.LAYERS,
         layer_labels=LAYER_LABELS, states=states, estado=estado, query=query, matches=matches,
-        legends=legends, counts=_counts(rows), map=parts, chosen=chosen,
-        config=_map_config([spec], states=states), total=len(rows))
+        legends=legends, counts=_counts(rows), map=parts, chosen=chosen, config=config,
+        total=len(rows), state_counts=state_counts, level_order=LEVELS)
+
+
+def _state_counts(rows: pd.DataFrame) -> dict:
+    """``{cve_ent: {level: count}}``: what the state filter shows beside the national counts."""
+    table = rows.groupby(["cve_ent", "level"]).size()
+    out: dict = {}
+    for (cve_ent, level), n in table.items():
+        out.setdefault(str(cve_ent), {})[str(level)] = int(n)
+    return out
 
 
 def _selection(rows: pd.DataFrame, value):

@@ -216,7 +216,21 @@
       } else if (views[0] && views[0].geo) {
         views[0].map.fitBounds(views[0].geo.getBounds(), { animate: false });
       }
+      showStateCounts(stateSel.value);
       setParam('estado', stateSel.value);
+    });
+  }
+
+  /* level counts of the chosen state, beside the national ones */
+  function showStateCounts(code) {
+    var box = document.getElementById('conteo-estado');
+    var counts = cfg.stateCounts && cfg.stateCounts[code];
+    if (!box) { return; }
+    box.hidden = !counts;
+    if (!counts) { return; }
+    box.querySelector('[data-state-name]').textContent = cfg.states[code] ? cfg.states[code].name : code;
+    Array.prototype.forEach.call(box.querySelectorAll('[data-level]'), function (el) {
+      el.textContent = (counts[el.getAttribute('data-level')] || 0).toLocaleString(cfg.locale);
     });
   }
 
