@@ -12,7 +12,7 @@ from numpy.testing import assert_allclose
 from scipy.special import expit
 
 from riskmap.errors import BadParameter, InputError, ModelError
-from riskmap.model.logit import SurveyLogit
+from riskmap.model.logit import SurveyLogit, design_meat
 
 sm = pytest.importorskip("statsmodels.api")
 
@@ -314,3 +314,24 @@ def test_strong_but_finite_effect_is_not_separation():
     y = (rng.random(n) < expit(0.5 + 4.0 * x[:, 0])).astype(int)
     model = SurveyLogit().fit(x, y, np.ones(n))
     assert_allclose(model.coef_, [0.5, 4.0], atol=0.4)
+
+
+def test_design_meat_tiny_example_by_hand():
+    """Two strata, numbers small enough to check on paper (METHOD.md section 1).
+
+    Stratum a: PSU totals 1 (0.5 + 0.5) and 3 -> mean 2, squares 1 + 1 = 2, x 2/1 -> 4.
+    Stratum b: PSU totals 2, 4, 6 -> mean 4, squares 4 + 0 + 4 = 8, x 3/2 -> 12.
+    Meat = 16. Adding a lone stratum c with total 10, centred on the grand mean of the six
+    PSU totals (1 + 3 + 2 + 4 + 6 + 10) / 6 = 26/6 with factor 1, adds (10 - 26/6)^2.
+    """
+    u = np.array([0.5, 0.5, 3.0, 2.0, 4.0, 6.0])
+    strata = np.array(["a", "a", "a", "b", "b", "b"])
+    psu = np.array([1, 1, 2, 1, 2, 3])  # PSU "1" of a and of b are different PSUs
+    meat, n_psu, n_strata = design_meat(u, strata=strata, psu=psu)
+    assert meat.shape == (1, 1) and n_psu == 5 and n_strata == 2
+    assert meat[0, 0] == pytest.approx(16.0, rel=1e-12)
+    with pytest.warns(RuntimeWarning, match="single PSU"):
+        meat, n_psu, n_strata = design_meat(np.append(u, 10.0), strata=np.append(strata, "c"),
+                                            psu=np.append(psu, 1))
+    assert (n_psu, n_strata) == (6, 3)
+    assert meat[0, 0] == pytest.approx(16.0 + (10.0 - 26.0 / 6.0) ** 2, rel=1e-12)
