@@ -207,6 +207,7 @@ def main(argv=None) -> int:
                 if status != 200:
                     print(f"warning: {path} -> HTTP {status}", flush=True)
         print(f"ready and warmed in {time.perf_counter() - t0:.1f} s; {len(urls)} URLs", flush=True)
+        full = full_geojson(port, urls)
         engine = args.engine
         if engine == "auto":
             engine = "wrk" if WRK.exists() else "python"
@@ -222,7 +223,31 @@ def main(argv=None) -> int:
           f"{result['seconds']:.1f} s, concurrency {args.concurrency}, {args.workers} workers")
     print(f"p50 {result['p50_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms  "
           f"throughput {result['throughput_rps']:.0f} req/s  errors {result['errors']}")
+    if full:
+        print(f"full-resolution GeoJSON {full['path']}: {full['plain']:,} bytes plain in "
+              f"{full['t_plain']:.2f} s, {full['gzip']:,} bytes gzipped in {full['t_gzip']:.2f} s "
+              f"({full['plain'] / full['gzip']:.1f}x smaller on the wire)")
     return 1 if result["errors"] else 0
+
+
+def full_geojson(port: int, urls: list[str]) -> dict | None:
+    """Bytes and time of the streamed full-resolution GeoJSON, plain and gzipped (one each)."""
+    latest = next((u.split("/")[4] for u in urls if u.startswith("/api/v1/ediciones/")
+                   and u.count("/") >= 4), None)
+    if latest is None:
+        return None
+    path = f"/api/v1/ediciones/{latest}/municipios.geojson"
+    t0 = time.perf_counter()
+    status_plain, plain = get(port, path)
+    t_plain = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    status_gzip, zipped = get(port, path, headers={"Accept-Encoding": "gzip"})
+    t_gzip = time.perf_counter() - t0
+    if status_plain != 200 or status_gzip != 200:
+        print(f"warning: {path} -> HTTP {status_plain}/{status_gzip}", flush=True)
+        return None
+    return {"path": path, "plain": len(plain), "gzip": len(zipped), "t_plain": t_plain,
+            "t_gzip": t_gzip}
 
 
 if __name__ == "__main__":
