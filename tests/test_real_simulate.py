@@ -258,3 +258,20 @@ def test_census_sample_never_exceeds_the_children(tmp_path):
     assert (n.iloc[3:] >= SimConfig().min_census_per_municipality).all()
     weights = census.groupby("cvegeo")["weight"].sum()
     np.testing.assert_allclose(weights, kids[weights.index])
+
+
+@pytest.mark.parametrize("args, option", [
+    (["simulate", "--boundaries", "b.gpkg", "--census-table", "t.csv",
+      "--census-records", "-5"], "--census-records"),
+    (["simulate", "--boundaries", "b.gpkg", "--census-table", "t.csv",
+      "--survey-records", "10"], "--survey-records"),
+    (["crosswalk", "--from", "a.gpkg", "--to", "b.gpkg", "-o", "x.csv",
+      "--min-share", "2"], "--min-share"),
+])
+def test_cli_sizes_out_of_range_exit_2_naming_the_option(tmp_path, args, option):
+    result = CliRunner().invoke(cli, args + ["--data-dir", str(tmp_path)]
+                                if args[0] == "simulate" else args)
+    assert result.exit_code == 2
+    assert option in result.output and "range" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "editions").exists()

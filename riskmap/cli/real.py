@@ -16,8 +16,10 @@ from . import cli, data_dir_option, resolve_data_dir
 @click.option("--to", "path_to", required=True, type=click.Path(dir_okay=False),
               help="Boundaries of the newer vintage.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="CSV to write: cvegeo_from, cvegeo_to, share.")
-@click.option("--min-share", default=0.001, show_default=True, type=float,
+              help="CSV to write: cvegeo_from, cvegeo_to, share (of the from-municipality's "
+                   "area) and share_to (of the to-municipality's area).")
+@click.option("--min-share", default=0.001, show_default=True,
+              type=click.FloatRange(0.0, 0.5),
               help="Overlaps below this share of the from-municipality are dropped as slivers.")
 def crosswalk_cmd(path_from, path_to, output, min_share):
     """Area-overlay crosswalk between two boundary vintages; lists new and removed codes."""
@@ -73,10 +75,14 @@ def _vintage_from(path: str) -> str:
 @click.option("--vintage", default=None, help="Geography vintage name (default: the year in "
               "the boundaries file name, else 2020).")
 @click.option("--seed", default=2020, show_default=True, type=int)
-@click.option("--census-records", default=300_000, show_default=True, type=int,
-              help="Simulated census child records (about).")
-@click.option("--survey-records", default=45_000, show_default=True, type=int,
-              help="Simulated survey child records per edition.")
+@click.option("--census-records", default=300_000, show_default=True,
+              type=click.IntRange(min=1000),
+              help="Simulated census child records (about: every municipality gets at least "
+                   "40, or all its children when it has fewer).")
+@click.option("--survey-records", default=45_000, show_default=True,
+              type=click.IntRange(min=1000),
+              help="Simulated survey child records per edition (about: PSUs of 25 children, "
+                   "at least 2 per state).")
 @click.option("--replace", is_flag=True,
               help="Overwrite editions 2017/2019/2023 that are not semi-synthetic (the demo's).")
 @click.option("--old-boundaries", default=None, type=click.Path(dir_okay=False),
