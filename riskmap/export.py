@@ -38,7 +38,7 @@ import pyogrio
 
 from .edition import LEVELS, ROW_COLUMNS
 from .errors import BadParameter
-from .provenance import provenance, provenance_text
+from .provenance import provenance, provenance_text, source_text
 
 #: Data dictionary of the exported columns (Spanish first, as the service).
 DICTIONARY = {
@@ -161,7 +161,7 @@ def _table(edition, rows: pd.DataFrame) -> pd.DataFrame:
     table = _typed(pd.DataFrame(rows[list(ROW_COLUMNS)]).reset_index(drop=True))
     table["synthetic"] = info["synthetic"]
     table["rule"] = info["rule_text"]["es"]
-    table["source"] = info["attribution"]["es"]
+    table["source"] = source_text(edition.card, "es")
     return table
 
 
@@ -229,7 +229,7 @@ def _write_csv(edition, rows, path, state, level):
     export_table(_table(edition, rows).drop(columns=["synthetic", "rule", "source"]), "csv",
                  path, {"synthetic": edition.synthetic,
                         "rule": provenance(edition.card)["rule_text"]["es"],
-                        "source": provenance(edition.card)["attribution"]["es"]})
+                        "source": source_text(edition.card, "es")})
 
 
 def _write_xlsx(edition, rows, path, state, level):

@@ -77,6 +77,20 @@ def _inegi(sources: list[str], en: bool) -> str:
     return f"Fuente: INEGI{detail}. {_INEGI_ES}"
 
 
+def source_text(card: dict, lang: str = "es") -> str:
+    """Attribution followed by the data sources it does not already name.
+
+    The one-cell provenance of a flat table (the ``source`` column of CSV and XLSX exports):
+    for synthetic editions the banner alone would not say which files the figures come from.
+    """
+    text = attribution(card, lang)
+    missing = [s for s in _sources(card, lang) if s not in text]
+    if not missing:
+        return text
+    label = "Sources" if lang == "en" else "Fuentes"
+    return f"{text}. {label}: {'; '.join(missing)}"
+
+
 def rule_text(rule, lang: str = "es") -> str:
     """One-line description of the classification rule stored in a card.
 

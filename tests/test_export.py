@@ -75,7 +75,8 @@ def test_csv_bom_columns_provenance_and_defused_text(edition, tmp_path):
     assert df.loc[4, "nom_mun"] == "'+cmd"
     assert df.loc[1, "top_factors"] == "'-Edad"
     assert df["synthetic"].all()
-    assert df.loc[0, "source"] == SYNTHETIC_ES
+    # the banner, then the data sources it does not name
+    assert df.loc[0, "source"] == f"{SYNTHETIC_ES}. Fuentes: ENTI 2022; Censo 2020"
     assert df.loc[0, "rule"].startswith("alto si ci_low > tasa")
     np.testing.assert_allclose(df["probability"].to_numpy(),
                                edition.rows["probability"].to_numpy())
@@ -215,6 +216,17 @@ def test_provenance_accepts_source_dicts():
                                        "product.")
 
 
+def test_source_text_names_sources_once():
+    from riskmap.provenance import source_text
+
+    real = {"synthetic": False, "sources": ["ENTI 2022", "Censo 2020"]}
+    # the INEGI credit already lists them: not repeated
+    assert source_text(real, "en") == ("Source: INEGI (ENTI 2022; Censo 2020). Data transformed "
+                                       "by riskmap; INEGI does not endorse this product.")
+    synthetic = {"synthetic": True, "sources": [{"name": "Encuesta sintética 2023"}]}
+    assert source_text(synthetic, "en").endswith(". Sources: Encuesta sintética 2023")
+
+
 def test_provenance_never_shows_raw_source_dicts():
     from riskmap.provenance import attribution, provenance, provenance_text
 
@@ -272,6 +284,6 @@ def test_demo_atlas_editions_export(demo_store):
         df = pd.read_csv(io.BytesIO(data), encoding="utf-8-sig", dtype={"cvegeo": str})
         assert len(df) == len(demo_store.load_vintage(ed.vintage)) == len(ed.rows)
         assert df["cvegeo"].str.fullmatch(r"\d{5}").all()
-        assert (df["source"] == SYNTHETIC_ES).all()
+        assert df["source"].str.startswith(SYNTHETIC_ES + ". Fuentes: Encuesta sintética").all()
         assert df["level"].value_counts().to_dict() == {
             k: v for k, v in ed.level_counts().items() if v}
