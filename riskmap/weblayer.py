@@ -8,7 +8,8 @@ shared vertices identical on both sides.
 
 Cache: ``<data_dir>/geography/<vintage>.web.json.gz`` plus a small ``.meta.json`` that records
 the key it was built from (size, modification time and sha256 of the vintage GeoPackage, and
-the simplification parameters). A changed vintage file rebuilds the layer; writes are atomic.
+the simplification parameters). A changed vintage file rebuilds the layer; writes are atomic,
+and a data directory that cannot be written (read-only mount) only loses the disk cache.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import gzip
 import hashlib
 import json
 import threading
+import warnings
 from pathlib import Path
 
 import geopandas as gpd
@@ -142,13 +144,11 @@ def cached_web_layer(store: DataStore, vintage: str, tolerance_m: float = DEFAUL
             gdf = store.load_vintage(vintage)
             body = encode_layer(web_layer(gdf, tolerance_m=tolerance_m, quantize=quantize))
             etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-            with atomic_path(target) as tmp:
-                tmp.write_bytes(body)
             result = (body, etag)
-        with atomic_path(meta_path) as tmp:
-            tmp.write_text(json.dumps({"size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                                       "sha256": digest, "params": params,
-                                       "etag": result[1]}), encoding="utf-8")
+            _write_cache(target, body)
+        _write_cache(meta_path, json.dumps({"size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                                            "sha256": digest, "params": params,
+                                            "etag": result[1]}).encode("utf-8"))
     with _lock:
         _memo[quick_key] = result
     return result
@@ -169,6 +169,17 @@ def _coverage_simplify(geoms: np.ndarray, tolerance: float) -> np.ndarray:
     if lost.any():
         out[lost] = valid[lost]
     return out
+
+
+def _write_cache(path: Path, data: bytes) -> None:
+    """Write a cache file atomically; a read-only data directory only costs the disk cache
+    (the layer is still served, from memory)."""
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data)
+    except OSError as exc:
+        warnings.warn(f"cannot write the web layer cache {path.name} ({exc}); "
+                      "serving it from memory", stacklevel=3)
 
 
 def _sha256(path: Path) -> str:

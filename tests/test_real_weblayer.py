@@ -198,3 +198,21 @@ def test_real_vintage_saved_raw_with_collections(mx_dir, tmp_path):
                                          crs=4326)
     assert len(out) == 2469 and out.is_valid.all() and not out.is_empty.any()
     assert set(out.geom_type) <= {"Polygon", "MultiPolygon"}
+
+
+def test_read_only_data_directory_still_serves_the_layer(tmp_path, monkeypatch):
+    from riskmap import weblayer
+
+    store = DataStore(tmp_path)
+    store.save_vintage("2020", _wiggly_coverage(2).drop(columns=["extra"]))
+    weblayer._memo.clear()
+
+    def refuse(path):
+        raise PermissionError(13, "Read-only file system", str(path))
+
+    monkeypatch.setattr(weblayer, "atomic_path", refuse)
+    with pytest.warns(UserWarning, match="cannot write the web layer cache"):
+        body, etag = cached_web_layer(store, "2020")
+    assert len(json.loads(gzip.decompress(body))["features"]) == 4
+    assert not (tmp_path / "geography" / "2020.web.json.gz").exists()
+    assert cached_web_layer(store, "2020") == (body, etag)  # memoised, no second warning
