@@ -133,3 +133,43 @@ def test_vintage_conflict_rejected(tmp_path, boundaries):
     with pytest.raises(SystemExit) as exc:
         main(args)
     assert exc.value.code == 2
+
+
+def test_import_on_another_vintage_stores_crosswalks_so_new_municipalities_compare(
+        tmp_path, boundaries):
+    """A 2015 list imported beside a 2020 list: 02004 was split from 02003 in between."""
+    data = tmp_path / "data"
+    rows = [{"CVEGEO": c, "NOMGEO": c, "geometry": g} for c, g in [
+        ("01001", box(0, 0, 1, 1)), ("01002", box(1, 0, 2, 1)), ("02001", box(2, 0, 3, 1)),
+        ("02002", box(3, 0, 4, 1)), ("02003", box(4, 0, 4.6, 1)), ("02004", box(4.6, 0, 5, 1))]]
+    b2020 = tmp_path / "mun_2020.gpkg"
+    gpd.GeoDataFrame(rows, crs=4326).to_file(b2020, driver="GPKG")
+    l2015, l2020 = tmp_path / "l2015.csv", tmp_path / "l2020.csv"
+    l2015.write_text("cvegeo,level\n01001,alto\n01002,medio\n02001,bajo\n02002,medio\n"
+                     "02003,alto\n", encoding="utf-8")
+    l2020.write_text("cvegeo,level\n01001,alto\n01002,alto\n02001,bajo\n02002,medio\n"
+                     "02003,medio\n02004,bajo\n", encoding="utf-8")
+    runner = CliRunner()
+    first = runner.invoke(cli, ["import-edition", "--edition", "m2017", "--levels", str(l2015),
+                                "--boundaries", str(boundaries), "--data-dir", str(data)])
+    assert first.exit_code == 0 and "crosswalk" not in first.output  # nothing to link yet
+    second = runner.invoke(cli, ["import-edition", "--edition", "m2023", "--levels",
+                                 str(l2020), "--boundaries", str(b2020), "--data-dir", str(data)])
+    assert second.exit_code == 0, second.output
+    assert "crosswalk 2015 -> 2020 stored" in second.output
+    store = DataStore(data)
+    assert store.vintage_names() == ["2015", "2020"]
+    cw = store.load_crosswalk("2015", "2020")
+    parts = cw[cw["cvegeo_from"] == "02003"].set_index("cvegeo_to")["share"]
+    np.testing.assert_allclose(parts.sort_index().to_numpy(), [0.6, 0.4], atol=1e-6)
+    assert len(store.load_crosswalk("2020", "2015"))  # either edition may come first
+    from riskmap.compare import compare
+
+    cmp = compare(store.load_edition("m2017"), store.load_edition("m2023"), store)
+    new = cmp.changes.set_index("cvegeo").loc["02004"]
+    assert new["alignment"] == "derived" and new["derived_from"] == "02003"
+    assert new["level_a"] == "alto"
+    # a third import on a stored vintage adds nothing
+    third = runner.invoke(cli, ["import-edition", "--edition", "m2019", "--levels",
+                                str(l2020), "--boundaries", str(b2020), "--data-dir", str(data)])
+    assert third.exit_code == 0 and "crosswalk" not in third.output

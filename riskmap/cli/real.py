@@ -146,8 +146,9 @@ def import_edition_cmd(edition, levels, boundaries, vintage, year, national_rate
                        data_dir):
     """Publish a list of municipal levels (e.g. published MIRTI results) as an edition."""
     from ..errors import InputError
-    from ..ingest.boundaries import read_boundaries, states_from
+    from ..ingest.boundaries import read_boundaries
     from ..real.imported import import_edition, read_levels
+    from ..real.publishing import link_vintage
     from ..store import DataStore
 
     store = DataStore(resolve_data_dir(data_dir))
@@ -166,12 +167,17 @@ def import_edition_cmd(edition, levels, boundaries, vintage, year, national_rate
     ed = import_edition(edition, table, gdf, vintage=vintage, year=year,
                         sources=list(sources) or [Path(levels).name],
                         national_rate=national_rate, file=Path(levels).name)
-    if vintage not in store.vintage_names():
-        store.save_vintage(vintage, gdf, states_from(gdf))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        linked = link_vintage(store, vintage, gdf)
+    _echo_warnings(caught)
     path = store.publish_edition(ed)
     counts = ed.level_counts()
     click.echo(f"edition {edition} (imported, vintage {vintage}): "
                + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" -> {path}")
+    for old, new in linked:
+        click.echo(f"  crosswalk {old} -> {new} stored (editions on these vintages compare "
+                   "through it)")
 
 
 @cli.command("fetch")

@@ -128,3 +128,41 @@ def publish_editions(store, jobs, spec, *, synthetic: bool,
         published[job.edition] = store.publish_edition(edition)
         timings[f"edition_{job.edition}"] = time.perf_counter() - clock
     return published, timings
+
+
+def link_vintage(store, vintage: str, municipios: gpd.GeoDataFrame) -> list[tuple[str, str]]:
+    """Store a vintage (if new) and the crosswalks between it and every other stored vintage.
+
+    Editions on different vintages are compared through a stored crosswalk
+    (:func:`riskmap.compare.compare`); without one, municipalities created in between get no
+    earlier value. Crosswalks already stored are kept; both directions are stored, since
+    either edition may come first in a comparison.
+
+    Parameters
+    ----------
+    store : riskmap.store.DataStore
+    vintage : str
+    municipios : geopandas.GeoDataFrame
+        Normalised boundaries of ``vintage``.
+
+    Returns
+    -------
+    list of (str, str)
+        The ``(vintage_from, vintage_to)`` crosswalks written.
+    """
+    from ..crosswalk import area_crosswalk
+
+    others = [v for v in store.vintage_names() if v != vintage]
+    if vintage not in store.vintage_names():
+        store_vintages(store, {vintage: (municipios, None)})
+    written = []
+    for other in others:
+        pairs = [(other, vintage), (vintage, other)]
+        pairs = [p for p in pairs if not store.crosswalk_path(*p).exists()]
+        if not pairs:
+            continue
+        geo = {vintage: municipios, other: store.load_vintage(other)}
+        for old, new in pairs:
+            store.save_crosswalk(old, new, area_crosswalk(geo[old], geo[new]))
+            written.append((old, new))
+    return written
