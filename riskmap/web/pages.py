@@ -569,6 +569,7 @@ def comparar():
     legend = [{"key": k, "colour": maps.CHANGE_COLOURS[k], "label": CHANGE_LABELS[k],
                "count": int((comp.changes["change"] == k).sum())} for k in maps.CHANGE_ORDER]
     created = comp.changes[comp.changes["alignment"] != "same"]
+    split = _split_between(atlas, atlas.edition(a).vintage, ed_b.vintage, comp.changes)
     context = _common(atlas, b, a)
     return render_template(
         "comparar.html", **context, a=a, b=b, counts=count_rows,
@@ -576,7 +577,30 @@ def comparar():
         change_map=change_parts, twin=twin, legend=legend,
         entered=comp.entered_alto.to_dict("records"), left=comp.left_alto.to_dict("records"),
         by_state=comp.by_state.to_dict("records"), created=created.to_dict("records"),
+        split=split,
         config=_map_config([change_spec] + [t[2] for t in twin], states=states, sync=True))
+
+
+def _split_between(atlas, vintage_a: str, vintage_b: str, changes: pd.DataFrame) -> list[dict]:
+    """Municipalities of B's (older) geography that A's (newer) geography divides.
+
+    Comparing a newer edition against an older one aligns on the older geography: a
+    municipality that later lost territory to a new one keeps its code, so the comparison
+    sets its smaller successor against its whole former self. Those are flagged, never
+    silently compared. Empty when A's geography is not newer (or no crosswalk links them).
+    """
+    if vintage_a == vintage_b:
+        return []
+    try:
+        crosswalk = atlas.store.load_crosswalk(vintage_b, vintage_a)
+    except Exception:  # noqa: BLE001 - no stored crosswalk in this direction: nothing to flag
+        return []
+    parts = crosswalk.groupby(crosswalk["cvegeo_from"].astype(str))["cvegeo_to"].agg(
+        lambda s: sorted(set(map(str, s))))
+    parts = parts[parts.map(len) > 1]
+    names = changes.set_index(changes["cvegeo"].astype(str))["nom_mun"]
+    return [{"cvegeo": code, "nom_mun": names.get(code, code), "parts": codes}
+            for code, codes in parts.items() if code in names.index]
 
 
 def _change_values(changes: pd.DataFrame, a: str, b: str) -> dict:
