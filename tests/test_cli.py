@@ -64,6 +64,19 @@ def test_show_prints_the_card(atlas, capsys):
     assert [c["name"] for c in card["coefficients"]][0] == "intercept"
 
 
+@pytest.mark.parametrize("argv", [["show", "--edition", "2023"],
+                                  ["export", "--edition", "2023", "--format", "csv", "-o",
+                                   "out.csv"]])
+def test_missing_data_dir_is_named(argv, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(argv + ["--data-dir", tmp_path / "nowhere"], capsys)
+    assert code == 2 and out == ""
+    assert err.strip() == (f"riskmap: error: {tmp_path / 'nowhere'}: no such data directory; "
+                           "give --data-dir (or set RISKMAP_DATA_DIR), or build one with "
+                           "'riskmap demo'")
+    assert not (tmp_path / "nowhere").exists() and not (tmp_path / "out.csv").exists()
+
+
 def test_show_uses_data_dir_setting(atlas, capsys, monkeypatch):
     monkeypatch.setenv("RISKMAP_DATA_DIR", str(atlas))
     code, out, _ = run(["show", "--edition", "2023"], capsys)

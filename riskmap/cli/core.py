@@ -74,6 +74,17 @@ def _os_errors_as_input():
         raise InputError(reason, file=where) from None
 
 
+def _published_store(data_dir):
+    """The store of an existing data directory (for commands that only read it)."""
+    from ..store import DataStore
+
+    root = Path(resolve_data_dir(data_dir))
+    if not root.is_dir():
+        raise InputError("no such data directory; give --data-dir (or set RISKMAP_DATA_DIR), "
+                         "or build one with 'riskmap demo'", file=str(root))
+    return DataStore(root)
+
+
 def _level_counts(store, name) -> dict:
     card = store.load_card(name)
     counts = card.get("level_counts")
@@ -177,10 +188,9 @@ def build(name, survey, census, boundaries, spec, rasters, vintage, year, source
 def export(name, fmt, state, level, output, data_dir):
     """Export an edition's municipal results (same filters as the API)."""
     from ..export import export_edition, normalise_format
-    from ..store import DataStore
 
     normalise_format(fmt)  # an unknown format fails before the edition is read
-    edition = DataStore(resolve_data_dir(data_dir)).load_edition(name)
+    edition = _published_store(data_dir).load_edition(name)
     with _os_errors_as_input():
         path = export_edition(edition, fmt, output, state=state, level=level)
     click.echo(f"wrote {path}", err=True)
@@ -191,7 +201,5 @@ def export(name, fmt, state, level, output, data_dir):
 @data_dir_option
 def show(name, data_dir):
     """Print the edition's model card (JSON)."""
-    from ..store import DataStore
-
-    card = DataStore(resolve_data_dir(data_dir)).load_card(name)
+    card = _published_store(data_dir).load_card(name)
     click.echo(json.dumps(card, ensure_ascii=False, indent=2))
