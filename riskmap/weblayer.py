@@ -46,7 +46,10 @@ def web_layer(gdf: gpd.GeoDataFrame, tolerance_m: float = DEFAULT_TOLERANCE_M,
     Parameters
     ----------
     gdf : geopandas.GeoDataFrame
-        Normalised boundaries (``cvegeo, cve_ent, nom_mun, nom_ent`` and polygons, any CRS).
+        Boundaries (``cvegeo, cve_ent, nom_mun, nom_ent``, any CRS). Geometries need not be
+        clean: invalid ones are repaired, only polygonal parts are kept (GeometryCollections
+        lose their points and lines) and a missing geometry gives a feature with ``null``
+        geometry; rows are never dropped.
     tolerance_m : float, default 500
         Simplification tolerance in metres (0 keeps every vertex).
     quantize : int, default 5
