@@ -33,14 +33,14 @@ from .store import DataStore, atomic_path
 WEB_PROPERTIES = ("cvegeo", "cve_ent", "nom_mun", "nom_ent")
 DEFAULT_TOLERANCE_M = 500.0
 DEFAULT_QUANTIZE = 5
-_LAYER_VERSION = 1  # bump when the output format changes, to invalidate old caches
+_LAYER_VERSION = 2  # bump when the output format changes, to invalidate old caches
 
 _memo: dict = {}
 _lock = threading.Lock()
 
 
 def web_layer(gdf: gpd.GeoDataFrame, tolerance_m: float = DEFAULT_TOLERANCE_M,
-              quantize: int = DEFAULT_QUANTIZE) -> dict:
+              quantize: int = DEFAULT_QUANTIZE, attribution: dict | None = None) -> dict:
     """Build the simplified GeoJSON FeatureCollection of a boundary set.
 
     Parameters
@@ -54,6 +54,9 @@ def web_layer(gdf: gpd.GeoDataFrame, tolerance_m: float = DEFAULT_TOLERANCE_M,
         Simplification tolerance in metres (0 keeps every vertex).
     quantize : int, default 5
         Decimal places kept in the output longitudes/latitudes.
+    attribution : dict, optional
+        ``{"es": ..., "en": ...}`` credit of the boundaries' producer, added as the
+        collection's ``attribution`` member (a GeoJSON foreign member).
 
     Returns
     -------
@@ -87,7 +90,25 @@ def web_layer(gdf: gpd.GeoDataFrame, tolerance_m: float = DEFAULT_TOLERANCE_M,
             "properties": {c: str(props[c][i]) for c in WEB_PROPERTIES},
             "geometry": None if geom is None or geom.is_empty else geom.__geo_interface__,
         })
-    return {"type": "FeatureCollection", "features": features}
+    layer = {"type": "FeatureCollection", "features": features}
+    if attribution:
+        layer = {"type": "FeatureCollection", "attribution": dict(attribution),
+                 "features": features}
+    return layer
+
+
+def vintage_attribution(store: DataStore, vintage: str) -> dict | None:
+    """The attribution of the latest edition published on ``vintage`` (its boundaries come
+    from the same producer, e.g. INEGI's Marco Geoestadístico), or None when no edition
+    uses it."""
+    for name in reversed(store.edition_names()):
+        try:
+            card = store.load_card(name)
+        except (OSError, ValueError):
+            continue
+        if str(card.get("vintage")) == vintage and isinstance(card.get("attribution"), dict):
+            return card["attribution"]
+    return None
 
 
 def encode_layer(layer: dict) -> bytes:
@@ -100,7 +121,8 @@ def cached_web_layer(store: DataStore, vintage: str, tolerance_m: float = DEFAUL
                      quantize: int = DEFAULT_QUANTIZE) -> tuple[bytes, str]:
     """Return the gzip-compressed web layer of a stored vintage and its ETag.
 
-    Built on first use and cached on disk (and in memory) until the vintage file changes.
+    Built on first use and cached on disk (and in memory) until the vintage file, or the
+    attribution of the editions published on it (:func:`vintage_attribution`), changes.
 
     Parameters
     ----------
@@ -124,7 +146,9 @@ def cached_web_layer(store: DataStore, vintage: str, tolerance_m: float = DEFAUL
     if not source.exists():
         store.load_vintage(vintage)  # raises NotFound listing the stored vintages
     stat = source.stat()
-    quick_key = (str(source), stat.st_size, stat.st_mtime_ns, float(tolerance_m), int(quantize))
+    attribution = vintage_attribution(store, vintage)
+    quick_key = (str(source), stat.st_size, stat.st_mtime_ns, float(tolerance_m), int(quantize),
+                 json.dumps(attribution, sort_keys=True))
     with _lock:
         hit = _memo.get(quick_key)
     if hit is not None:
@@ -133,7 +157,7 @@ def cached_web_layer(store: DataStore, vintage: str, tolerance_m: float = DEFAUL
     meta_path = source.with_name(f"{source.stem}.web.meta.json")
     meta = _read_meta(meta_path)
     params = {"tolerance_m": float(tolerance_m), "quantize": int(quantize),
-              "version": _LAYER_VERSION}
+              "version": _LAYER_VERSION, "attribution": attribution}
     result = None
     if (meta and target.exists() and meta.get("params") == params
             and meta.get("size") == stat.st_size and meta.get("mtime_ns") == stat.st_mtime_ns):
@@ -145,7 +169,8 @@ def cached_web_layer(store: DataStore, vintage: str, tolerance_m: float = DEFAUL
             result = (target.read_bytes(), meta["etag"])  # touched but unchanged
         else:
             gdf = store.load_vintage(vintage)
-            body = encode_layer(web_layer(gdf, tolerance_m=tolerance_m, quantize=quantize))
+            body = encode_layer(web_layer(gdf, tolerance_m=tolerance_m, quantize=quantize,
+                                          attribution=attribution))
             etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
             result = (body, etag)
             _write_cache(target, body)

@@ -216,3 +216,25 @@ def test_read_only_data_directory_still_serves_the_layer(tmp_path, monkeypatch):
     assert len(json.loads(gzip.decompress(body))["features"]) == 4
     assert not (tmp_path / "geography" / "2020.web.json.gz").exists()
     assert cached_web_layer(store, "2020") == (body, etag)  # memoised, no second warning
+
+
+def test_layer_credits_the_producer_of_its_editions(tmp_path):
+    from riskmap import weblayer
+    from riskmap.real.imported import import_edition
+    import pandas as pd
+
+    store = DataStore(tmp_path)
+    gdf = _wiggly_coverage(2).drop(columns=["extra"])
+    store.save_vintage("2020", gdf)
+    weblayer._memo.clear()
+    body, etag = cached_web_layer(store, "2020")
+    assert "attribution" not in json.loads(gzip.decompress(body))  # no edition uses it yet
+    levels = pd.DataFrame({"cvegeo": gdf["cvegeo"], "level": ["alto", "medio", "bajo", "medio"]})
+    store.publish_edition(import_edition("mirti2023", levels, gdf, vintage="2020",
+                                         file="lista.csv"))
+    body2, etag2 = cached_web_layer(store, "2020")
+    layer = json.loads(gzip.decompress(body2))
+    assert etag2 != etag
+    assert "INEGI" in layer["attribution"]["es"] and "INEGI" in layer["attribution"]["en"]
+    assert layer["attribution"] == store.load_card("mirti2023")["attribution"]
+    assert len(layer["features"]) == 4
