@@ -286,3 +286,21 @@ def test_imported_edition_without_factors_or_errors(tmp_path):
     assert data["factors"] == [] and data["se"] is None
     assert data["history"][1]["change"] is None  # no standard error: no significance test
     assert get_json(client, "/api/v1/ediciones/2023/municipios.json")["pagination"]["total"] == 42
+
+
+def test_targeting_an_edition_without_expected_counts_is_a_clear_400(tmp_path):
+    import numpy as np
+
+    from riskmap.store import DataStore
+    from riskmap.web import create_app
+
+    root = build_fake_atlas(tmp_path, imported_2023=True)
+    store = DataStore(root)
+    ed = store.load_edition("2023")
+    ed.rows["expected_child_labour"] = np.nan  # as import-edition publishes it
+    store.publish_edition(ed)
+    client = create_app({"data_dir": str(root), "auto_demo": False}).test_client()
+    body = get_json(client, "/api/v1/focalizacion?edicion=2023", 400)
+    assert body["ok"] is False and "publishes no expected number" in body["error"]
+    assert body["error"].endswith("allowed: 2017")
+    assert get_json(client, "/api/v1/focalizacion?edicion=2017")["data"]

@@ -18,6 +18,7 @@ import pandas as pd
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from ..edition import LEVELS, ROW_COLUMNS
+from ..errors import BadParameter
 from . import params
 from .atlas import clean, get_atlas, record
 
@@ -257,6 +258,7 @@ def focalizacion():
     atlas = get_atlas()
     names = atlas.names()
     edicion = params.edition(request.args.get("edicion"), names, names[-1] if names else None)
+    _require_expected_counts(atlas, edicion, names)
     visits = params.integer("visitas", request.args.get("visitas"), minimum=1,
                             maximum=MAX_VISITS, default=2000)
     q = params.number("q", request.args.get("q"), minimum=0.0, maximum=1.0, default=0.05,
@@ -280,6 +282,23 @@ def focalizacion():
              "csv": url_for(".focalizacion", formato="csv", **query)}
     worklist = atlas.targeting_records(edicion, visits, q, states, levels, by)
     return ok(worklist, meta_for(edicion), links, parameters=query)
+
+
+def _require_expected_counts(atlas, edicion: str, names: list[str]) -> None:
+    """400 naming the editions that can be targeted when ``edicion`` has no expected counts.
+
+    Imported editions publish levels (maybe probabilities) but no expected children in
+    child labour, which the allocation maximises: an empty worklist would look like "no
+    municipality needs a visit".
+    """
+    from .notices import capabilities
+
+    if capabilities(atlas, edicion)["expected"]:
+        return
+    usable = [n for n in names if capabilities(atlas, n)["expected"]]
+    raise BadParameter("edicion", edicion, usable, message=(
+        f"edition {edicion!r} publishes no expected number of children in child labour "
+        "(an imported edition of published levels); targeting needs it"))
 
 
 # -- geometry and the OpenAPI document ----------------------------------------------------------
