@@ -160,6 +160,12 @@ def test_real_mexico_semisynthetic_is_plausible(mx_dir, tmp_path):
     derived = cmp.changes[cmp.changes["alignment"] == "derived"]
     assert dict(zip(derived["cvegeo"], derived["derived_from"])) == CREATED_2015_2020
     assert (cmp.changes["alignment"] == "unmatched").sum() == 0
+    # the reverse crosswalk is stored too (either edition may come first in a comparison):
+    # each new municipality lies (mostly) in the municipality it was split from
+    back = store.load_crosswalk("2020", "2015")
+    main_part = back.sort_values("share").drop_duplicates("cvegeo_from", keep="last")
+    assert dict(main_part.set_index("cvegeo_from").loc[list(CREATED_2015_2020), "cvegeo_to"]) \
+        == CREATED_2015_2020
     # the web layer of the stored vintage is served from the same store
     from riskmap.weblayer import cached_web_layer
 

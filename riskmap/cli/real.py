@@ -87,7 +87,7 @@ def _vintage_from(path: str) -> str:
               help="Overwrite editions 2017/2019/2023 that are not semi-synthetic (the demo's).")
 @click.option("--old-boundaries", default=None, type=click.Path(dir_okay=False),
               help="Older boundary vintage (e.g. municipios_2015): edition 2017 is built on "
-                   "it and a crosswalk to the newer vintage is stored.")
+                   "it and the crosswalks to and from the newer vintage are stored.")
 @click.option("--old-vintage", default=None,
               help="Name of the older vintage (default: the year in its file name, else 2015).")
 @data_dir_option

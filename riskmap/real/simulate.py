@@ -463,7 +463,7 @@ def build_semisynthetic(data_dir, boundaries_path, table_path, seed: int = 2020,
         synthetic demo's); without it such a data directory is refused, untouched.
     old_boundaries_path : str or Path, optional
         An older boundary vintage (e.g. the 2015 cartography). When given, it is stored as
-        ``old_vintage`` with the crosswalk ``old_vintage -> vintage``, and the 2017 edition
+        ``old_vintage`` with the crosswalks ``old_vintage <-> vintage``, and the 2017 edition
         is built on it (as MIRTI 2017 was), so editions compare through the real splits.
     old_vintage : str, default "2015"
 
@@ -520,7 +520,8 @@ def build_semisynthetic(data_dir, boundaries_path, table_path, seed: int = 2020,
     if old is not None:
         vintages[old_vintage] = (old, None)
     timings.update(store_vintages(store, vintages,
-                                  [(old_vintage, vintage)] if old is not None else ()))
+                                  [(old_vintage, vintage), (vintage, old_vintage)]
+                                  if old is not None else ()))
     out_dir = Path(data_dir) / "semisynthetic"
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "census.parquet") as tmp:
