@@ -105,11 +105,13 @@ def simulate_cmd(boundaries, census_table, vintage, seed, census_records, survey
         old_vintage = _vintage_from(old_boundaries) if any(
             ch.isdigit() for ch in Path(old_boundaries).stem) else "2015"
     config = SimConfig(n_census=census_records, n_survey=survey_records)
-    bar = tqdm(total=None, unit=" step", desc="simulate", leave=False)
+    bars = []  # created on the first step, so an input error prints no empty bar first
 
     def progress(message):
-        bar.set_postfix_str(message[:60])
-        bar.update(1)
+        if not bars:
+            bars.append(tqdm(total=None, unit=" step", desc="simulate", leave=False))
+        bars[0].set_postfix_str(message[:60])
+        bars[0].update(1)
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
@@ -118,7 +120,8 @@ def simulate_cmd(boundaries, census_table, vintage, seed, census_records, survey
                                      progress=progress, replace=replace,
                                      old_boundaries_path=old_boundaries,
                                      old_vintage=old_vintage or "2015")
-    bar.close()
+    for bar in bars:
+        bar.close()
     _echo_warnings(caught)
     click.echo(f"semi-synthetic data ({SOURCES_NOTE}); vintage {vintage}")
     for name, path in result["published"].items():
