@@ -584,3 +584,17 @@ def test_demo_atlas_pages_smoke(demo_dir):
     r = client.get("/", headers={"Accept-Encoding": "gzip"})
     # The national page itself stays small: the geometry comes from the cached endpoint.
     assert r.headers["Content-Encoding"] == "gzip" and len(r.data) < 200_000
+
+
+def test_change_tooltips_flag_only_created_municipalities(app):
+    from riskmap.web.atlas import get_atlas
+    from riskmap.web.pages import _change_values
+
+    with app.test_request_context("/?lang=es"):
+        changes = get_atlas().comparison("2017", "2023").changes
+        values = _change_values(changes, "2017", "2023")
+    flagged = {code for code, v in values.items() if v[3]}
+    assert flagged == {"22011", "07011"}  # the two splits, not every NaN "derived_from"
+    assert "22001" in values["22011"][3] and "nan" not in " ".join(
+        " ".join(v) for v in values.values())
+    assert values["22001"][1].startswith("2017: ") and values["22001"][1].endswith(" %)")

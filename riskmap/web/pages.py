@@ -606,12 +606,25 @@ def _split_between(atlas, vintage_a: str, vintage_b: str, changes: pd.DataFrame)
 def _change_values(changes: pd.DataFrame, a: str, b: str) -> dict:
     """Change class and tooltip lines per municipality of B's geography."""
     word_from = str(_l("valor tomado de %(code)s (municipio creado después de %(a)s)"))
+    # Translations and the per-cent format resolved once, not per municipality (a
+    # comparison has 2,469 rows; per-row gettext made this half a second).
+    labels = {str(k): str(v) for k, v in LEVEL_LABELS.items()}
+    unit = " %" if current_lang() == "es" else "%"
+
+    def share(value) -> str:
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            return "–"
+        return f"{value * 100:,.1f}{unit}" if math.isfinite(value) else "–"
+
     out = {}
-    for rec in changes.to_dict("records"):
-        line_a = f"{a}: {level_label(rec['level_a'])} ({pct(rec['probability_a'])})"
-        line_b = f"{b}: {level_label(rec['level_b'])} ({pct(rec['probability_b'])})"
-        extra = ""
-        if rec.get("derived_from"):
-            extra = word_from % {"code": rec["derived_from"], "a": a}
-        out[str(rec["cvegeo"])] = [rec["change"], line_a, line_b, extra]
+    derived = changes["derived_from"] if "derived_from" in changes else [None] * len(changes)
+    for code, change, la, pa, lb, pb, source in zip(
+            changes["cvegeo"].astype(str), changes["change"], changes["level_a"],
+            changes["probability_a"], changes["level_b"], changes["probability_b"], derived):
+        line_a = f"{a}: {labels.get(str(la), la)} ({share(pa)})"
+        line_b = f"{b}: {labels.get(str(lb), lb)} ({share(pb)})"
+        extra = word_from % {"code": source, "a": a} if isinstance(source, str) and source else ""
+        out[code] = [change, line_a, line_b, extra]
     return out
