@@ -173,3 +173,19 @@ def test_import_on_another_vintage_stores_crosswalks_so_new_municipalities_compa
     third = runner.invoke(cli, ["import-edition", "--edition", "m2019", "--levels",
                                 str(l2020), "--boundaries", str(b2020), "--data-dir", str(data)])
     assert third.exit_code == 0 and "crosswalk" not in third.output
+
+
+def test_excel_list_and_binary_file(tmp_path):
+    xlsx = tmp_path / "mirti.xlsx"
+    pd.DataFrame({"CVE_ENT": [1, 2], "CVE_MUN": [1, 3], "Nivel": ["Alto", "No significativo"],
+                  "Probabilidad": [0.2, 0.1]}).to_excel(xlsx, index=False)
+    with pytest.warns(UserWarning, match="zero-padded"):
+        table = read_levels(xlsx)
+    assert table["cvegeo"].tolist() == ["01001", "02003"]
+    assert table["level"].tolist() == ["alto", "medio"]
+    np.testing.assert_allclose(table["probability"], [0.2, 0.1])
+    gpkg = tmp_path / "oops.gpkg"
+    gpd.GeoDataFrame({"CVEGEO": ["01001"], "geometry": [box(0, 0, 1, 1)]},
+                     crs=4326).to_file(gpkg, driver="GPKG")
+    with pytest.raises(InputError, match="not a text file.*CSV"):
+        read_levels(gpkg)

@@ -135,7 +135,8 @@ def simulate_cmd(boundaries, census_table, vintage, seed, census_records, survey
 @cli.command("import-edition")
 @click.option("--edition", required=True, help="Name of the edition to publish, e.g. mirti2017.")
 @click.option("--levels", required=True, type=click.Path(dir_okay=False),
-              help="CSV: cvegeo, level [, probability, ci_low, ci_high].")
+              help="CSV or .xlsx: cvegeo (or cve_ent + cve_mun), level [, probability, "
+                   "ci_low, ci_high].")
 @click.option("--boundaries", required=True, type=click.Path(dir_okay=False),
               help="Boundaries of the list's vintage (any GDAL format).")
 @click.option("--vintage", default=None,

@@ -1,7 +1,7 @@
 """Imported editions: a published list of municipal risk levels (e.g. MIRTI 2017 or 2023 as
 published by STPS/ILO) turned into an :class:`~riskmap.edition.Edition`.
 
-The list is a CSV with ``cvegeo`` (or ``cve_ent`` + ``cve_mun``) and ``level`` (or ``nivel``),
+The list is a CSV (any separator, UTF-8 or latin-1) or an .xlsx sheet with ``cvegeo`` (or ``cve_ent`` + ``cve_mun``) and ``level`` (or ``nivel``),
 optionally ``probability``, ``ci_low``, ``ci_high``. Levels are accepted in the published
 spellings ("Alto", "ALTO", "Medio", "No significativo" = medio, "Bajo", "Sin información").
 The edition carries no model: card ``kind = "imported"``, no coefficients, no factors.
@@ -73,16 +73,7 @@ def read_levels(path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise InputError("file not found", file=path)
-    raw = None
-    for enc in ("utf-8-sig", "latin-1"):
-        try:
-            raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=enc,
-                              sep=None, engine="python")
-            break
-        except UnicodeDecodeError:
-            continue
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-            raise InputError(f"cannot read the list ({exc})", file=path) from None
+    raw = _read_table(path)
     cols = {c.strip().lower(): c for c in raw.columns}
     if "cvegeo" in cols:
         codes, padded = pad_code(raw[cols["cvegeo"]], 5, cols["cvegeo"], path)
@@ -233,3 +224,27 @@ def import_edition(name: str, levels: pd.DataFrame, boundaries: gpd.GeoDataFrame
     card["attribution"] = {"es": attribution(card, "es"), "en": attribution(card, "en")}
     return Edition(name=name, rows=rows, factors=pd.DataFrame(), card=card)
 
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """The list as text columns: CSV (any separator, UTF-8 or latin-1) or an Excel sheet."""
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        try:
+            return pd.read_excel(path, dtype=str, keep_default_na=False).fillna("")
+        except Exception as exc:  # openpyxl raises several error types for bad workbooks
+            raise InputError(f"cannot read the workbook ({exc})", file=path) from None
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if b"\0" in head:
+        raise InputError("not a text file: expected a CSV (or .xlsx) with columns cvegeo and "
+                         "level", file=path)
+    raw = None
+    for enc in ("utf-8-sig", "latin-1"):
+        try:
+            raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=enc,
+                              sep=None, engine="python")
+            break
+        except UnicodeDecodeError:
+            continue
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+            raise InputError(f"cannot read the list ({exc})", file=path) from None
+    return raw
