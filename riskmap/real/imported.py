@@ -1,8 +1,9 @@
 """Imported editions: a published list of municipal risk levels (e.g. MIRTI 2017 or 2023 as
 published by STPS/ILO) turned into an :class:`~riskmap.edition.Edition`.
 
-The list is a CSV (any separator, UTF-8 or latin-1) or an .xlsx sheet with ``cvegeo`` (or ``cve_ent`` + ``cve_mun``) and ``level`` (or ``nivel``),
-optionally ``probability``, ``ci_low``, ``ci_high``. Levels are accepted in the published
+The list is a CSV (any separator, UTF-8 or latin-1) or an .xlsx sheet with ``cvegeo`` (or
+``cve_ent`` + ``cve_mun``) and ``level`` (or ``nivel``), optionally ``probability``,
+``ci_low``, ``ci_high``. Levels are accepted in the published
 spellings ("Alto", "ALTO", "Medio", "No significativo" = medio, "Bajo", "Sin información").
 The edition carries no model: card ``kind = "imported"``, no coefficients, no factors.
 Every municipality of the boundaries appears; codes absent from the list are

@@ -4,7 +4,8 @@ The census table (ITER municipal totals, :func:`riskmap.real.iter.read_iter`) gi
 municipality's real shares: children by age group, school non-attendance (6-14, 15-17),
 indigenous language, rurality, schooling (``GRAPROES``), health affiliation (``PDER_IMSS``,
 ``PSINDER``), household size (``PROM_OCUP``), dirt floors (``VPH_PISOTI``, CONAPO's
-``piso_tierra_pct``, else dwellings without drainage ``VPH_DRENAJ``) and agricultural employment (``pct_primario``) when the table has them.
+``piso_tierra_pct``, else dwellings without drainage ``VPH_DRENAJ``) and agricultural
+employment (``pct_primario``) when the table has them.
 Child records are drawn so that their municipal means follow those shares; within a
 municipality, rural children are more often indigenous, in agricultural households, with
 dirt floors and less schooled heads. A known true logistic model gives each child a
