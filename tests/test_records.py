@@ -196,3 +196,46 @@ def test_utf16_file_is_named_as_such(tmp_path, spec):
     with pytest.raises(InputError, match=r"u16.csv: the file is UTF-16 encoded; save it as "
                                          r"CSV UTF-8"):
         read_records(path, "survey", spec)
+
+
+@pytest.mark.parametrize("variant", ["plain", "crlf_bom_spaces", "semicolon_quoted_extra"])
+def test_fast_csv_reading_equals_the_careful_reader(tmp_path, spec, variant, monkeypatch):
+    """A well-formed CSV skips the all-text reading and gives exactly the same records."""
+    import riskmap.ingest.records as records
+
+    if variant == "plain":
+        path = write(tmp_path, GOOD)
+    elif variant == "crlf_bom_spaces":
+        path = tmp_path / "survey.csv"
+        text = HEADER.replace("\n", "\r\n") + "\r\n".join(
+            ["01001, 1.5, A, 1, 0, 10, 1, 0", " 07002,2 ,A,2,1,15,0,1", "09003,3,B,3,0,7,1,1"])
+        path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8") + b"\r\n")
+    else:
+        header = "nom_mun;" + HEADER.replace(",", ";")
+        lines = ['"Peñón, El";' + ln.replace(",", ";").replace(";10;", ';"10";')
+                 for ln in GOOD]
+        path = write(tmp_path, lines, header=header)
+    careful = records._validate(records._read_csv(path), "survey", spec, {},
+                                list(records.BASE_COLUMNS["survey"]) + spec.names,
+                                path.name, 2)
+
+    def no_text_reading(p):
+        raise AssertionError("the careful reader was used on a well-formed file")
+
+    monkeypatch.setattr(records, "_read_csv", no_text_reading)
+    fast = read_records(path, "survey", spec)
+    pd.testing.assert_frame_equal(fast, careful)
+    assert fast.attrs == careful.attrs == {"file": "survey.csv", "first_row": 2}
+
+
+def test_fast_csv_falls_back_to_name_the_value_as_written(tmp_path, spec):
+    # '-2' parses as a number, so the fast reader accepts the file; the message must still
+    # show the value as written (not -2.0) with its row
+    lines = GOOD[:1] + ["07002,-2,A,2,1,15,0,1"]
+    with pytest.raises(InputError, match=r"column 'weight', row 3: .*found '-2'$"):
+        read_records(write(tmp_path, lines), "survey", spec)
+    # a value that is not a number stops the fast reader; the careful one names it
+    lines = GOOD[:1] + ["07002,2,A,2,1,doce,0,1"]
+    with pytest.raises(InputError, match=r"column 'age', row 3: expected a number, "
+                                         r"found 'doce'"):
+        read_records(write(tmp_path, lines), "survey", spec)

@@ -19,6 +19,7 @@ silently turn names into mojibake.
 
 from __future__ import annotations
 
+import csv
 import difflib
 import io
 import re
@@ -77,13 +78,22 @@ def read_records(path, kind: str, spec, territorial: dict | None = None) -> pd.D
     territorial = territorial or {}
     if not path.is_file():
         raise InputError("file not found", file=name)
-    if path.suffix.lower() in _PARQUET_SUFFIXES:
-        raw, first_row = _read_parquet(path), 1
-    else:
-        raw, first_row = _read_csv(path), 2
     expected = list(BASE_COLUMNS[kind]) + [c for c in spec.names
                                            if not (c in spec.territorial_names
                                                    and c in territorial)]
+    if path.suffix.lower() in _PARQUET_SUFFIXES:
+        return _validate(_read_parquet(path), kind, spec, territorial, expected, name, 1)
+    raw = _fast_csv(path, expected)
+    if raw is not None:
+        try:
+            return _validate(raw, kind, spec, territorial, expected, name, 2)
+        except InputError:
+            pass  # report the value as written in the file: read it again as text
+    return _validate(_read_csv(path), kind, spec, territorial, expected, name, 2)
+
+
+def _validate(raw, kind, spec, territorial, expected, name, first_row) -> pd.DataFrame:
+    """The checked, typed records of :func:`read_records` from the file's raw table."""
     _check_columns(raw, expected, name, spec.territorial_names)
     if len(raw) == 0:
         raise InputError("the file has a header but no records", file=name)
@@ -146,6 +156,56 @@ def validate_codes(records: pd.DataFrame, known_codes, file=None) -> None:
 
 
 # -- reading ---------------------------------------------------------------------------------
+_TEXT_COLUMNS = ("cvegeo", "strata", "psu")
+#: Values the careful reader treats as blank in a numeric column (case-insensitive).
+_BLANKS = sorted({v for w in ("na", "nan", "null")
+                  for v in (w, w.upper(), w.capitalize(), w.title())} | {""} | {"NaN", "nA"})
+
+
+def _fast_csv(path: Path, expected: list[str]) -> pd.DataFrame | None:
+    """Read a well-formed CSV quickly: only the expected columns, numbers parsed as numbers.
+
+    Returns None when anything looks wrong (encoding, header, a value that is not a number,
+    a parser error): :func:`_read_csv` then reads the file as text and names the file, column
+    and row. Millions of census records read several times faster and in a fraction of the
+    memory of the all-text reading.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(65536)
+    except OSError:
+        return None
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or not head.strip():
+        return None
+    if head.startswith(_BOM):
+        head = head[len(_BOM):]
+    line = head.split(b"\n", 1)[0].rstrip(b"\r")
+    try:
+        header = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    sep = ","
+    if "," not in header:
+        sep = ";" if ";" in header else ("\t" if "\t" in header else ",")
+    columns = [c.strip() for c in next(csv.reader([header], delimiter=sep))]
+    if len(set(columns)) != len(columns) or any(c not in columns for c in expected):
+        return None  # duplicated or missing columns: reported by the careful path
+    dtype = {c: (str if c in _TEXT_COLUMNS else np.float64) for c in expected}
+    na = {c: ([] if c in _TEXT_COLUMNS else _BLANKS) for c in expected}
+    usecols = [raw for raw in next(csv.reader([header], delimiter=sep))
+               if raw.strip() in expected]
+    try:
+        df = pd.read_csv(path, sep=sep, usecols=usecols, encoding="utf-8-sig",
+                         encoding_errors="strict", skipinitialspace=True, keep_default_na=False,
+                         na_values={raw: na[raw.strip()] for raw in usecols},
+                         dtype={raw: dtype[raw.strip()] for raw in usecols},
+                         engine="c", low_memory=False)
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, OSError):
+        return None
+    df.columns = [str(c).strip() for c in df.columns]
+    return df
+
+
 def _read_csv(path: Path) -> pd.DataFrame:
     name = path.name
     try:
@@ -245,23 +305,26 @@ def _codes(col: pd.Series, name: str, first_row: int) -> pd.Series:
         raise InputError(f"codes must be 5-digit strings, e.g. '01001', but the column is "
                          f"numeric (first value {_show(value)}); store cvegeo as text",
                          file=name, column="cvegeo", row=i + first_row)
-    text = col.astype("string").str.strip()
-    missing = text.isna() | (text == "")
+    # Millions of records share a few thousand codes: validate each distinct code once.
+    index, uniques = pd.factorize(col, use_na_sentinel=True)
+    text = pd.Series(uniques, dtype="string").str.strip()
+    blank = np.flatnonzero((text == "").fillna(True).to_numpy())
+    missing = (index < 0) | np.isin(index, blank)
     if missing.any():
         i = _first_bad(missing)
         raise InputError("missing municipality code", file=name, column="cvegeo",
                          row=i + first_row)
-    ok = text.str.fullmatch(_CODE.pattern)
+    ok = text.str.fullmatch(_CODE.pattern).fillna(False).to_numpy(dtype=bool)
     if not ok.all():
-        i = _first_bad(~ok)
-        value = text.iloc[i]
+        i = _first_bad(np.isin(index, np.flatnonzero(~ok)))
+        value = str(text.iloc[index[i]])
         if _LOST_ZEROS.fullmatch(value):
             msg = (f"codes must be 5-digit strings, e.g. '01001'; found '{value}' "
                    "(leading zeros lost? keep cvegeo as text)")
         else:
             msg = f"codes must be 5-digit strings, e.g. '01001'; found {value!r}"
         raise InputError(msg, file=name, column="cvegeo", row=i + first_row)
-    return text.astype(str)
+    return pd.Series(text.to_numpy(dtype=object)[index], index=col.index, dtype=object)
 
 
 def _to_float(col: pd.Series, column: str, name: str, first_row: int) -> pd.Series:
