@@ -83,3 +83,20 @@ def test_too_few_psus_for_folds():
     model = SurveyLogit().fit(X, y, w)
     with pytest.raises(ModelError, match="at least 5 PSUs, found 3"):
         diagnose(model, X, y, w, psu=np.arange(400) % 3)
+
+
+def test_a_fold_that_cannot_identify_the_model_is_skipped_not_fatal():
+    """A rare covariate present in one PSU only: the training part without that PSU has an
+    all-zero column; the full model is fine, so the diagnostics skip that fold."""
+    X, y, w, psu = survey(n=1500, G=40, seed=3)
+    X = X.assign(rare=(psu == 7).astype(float) * (np.arange(len(y)) % 2))
+    model = SurveyLogit().fit(X, y, w, psu=psu)
+    with pytest.warns(UserWarning, match=r"from 4 of 5 folds; skipped fold \d: singular "
+                                         r"design: column\(s\) all zero: rare"):
+        d = diagnose(model, X, y, w, psu)
+    assert len(d["cv_auc_folds"]) == 4 and len(d["cv_skipped"]) == 1
+    assert d["cv_auc"] == pytest.approx(np.mean(d["cv_auc_folds"]))
+    # without the rare covariate nothing is skipped
+    clean = diagnose(SurveyLogit().fit(X[["age", "rural"]], y, w, psu=psu),
+                     X[["age", "rural"]], y, w, psu)
+    assert clean["cv_skipped"] == [] and len(clean["cv_auc_folds"]) == 5

@@ -7,6 +7,8 @@ splitting by row would leak information between training and test folds.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from sklearn.metrics import brier_score_loss, roc_auc_score
@@ -64,7 +66,14 @@ def diagnose(model, X, y, sample_weight, psu, n_folds=5, random_state=0) -> dict
     Returns
     -------
     dict
-        ``auc``, ``cv_auc`` (mean over folds), ``cv_auc_folds``, ``brier``, ``calibration``.
+        ``auc``, ``cv_auc`` (mean over folds; None when no fold could be scored),
+        ``cv_auc_folds``, ``cv_skipped`` (why a fold has no AUC: one outcome class in its test
+        part, or a training part that cannot identify the model), ``brier``, ``calibration``.
+
+    Warns
+    -----
+    UserWarning
+        When folds are skipped.
 
     Raises
     ------
@@ -90,17 +99,29 @@ def diagnose(model, X, y, sample_weight, psu, n_folds=5, random_state=0) -> dict
     except TypeError:  # scikit-learn < 1.6: deterministic, size-balanced group folds
         cv = GroupKFold(n_splits=n_folds)
     is_df = isinstance(X, pd.DataFrame)
-    folds = []
-    for train, test in cv.split(np.zeros(y.size), y, groups):
+    folds, skipped = [], []
+    for k, (train, test) in enumerate(cv.split(np.zeros(y.size), y, groups), start=1):
         if np.unique(y[test]).size < 2:
-            continue  # AUC undefined on a one-class fold
+            skipped.append(f"fold {k}: one outcome class only (AUC undefined)")
+            continue
         Xtr = X.iloc[train] if is_df else np.asarray(X)[train]
         Xte = X.iloc[test] if is_df else np.asarray(X)[test]
         sub = SurveyLogit(max_iter=model.max_iter, tol=model.tol,
                           single_psu=model.single_psu)
-        sub.fit(Xtr, y[train], w[train], design=False)
+        try:
+            sub.fit(Xtr, y[train], w[train], design=False)
+        except ModelError as exc:
+            # A rare covariate can be absent from (or separate) one training fold even
+            # though the full survey supports the model: that fold has no AUC, the build
+            # goes on.
+            skipped.append(f"fold {k}: {exc.message}")
+            continue
         folds.append(float(roc_auc_score(y[test], sub.predict_proba(Xte)[:, 1],
                                          sample_weight=w[test])))
     result["cv_auc_folds"] = folds
     result["cv_auc"] = float(np.mean(folds)) if folds else None
+    result["cv_skipped"] = skipped
+    if skipped:
+        warnings.warn(f"cross-validated AUC from {len(folds)} of {n_folds} folds; skipped "
+                      + "; ".join(skipped), UserWarning, stacklevel=2)
     return result
