@@ -337,11 +337,15 @@ def export_edition(edition, fmt: str, path, state=None, level=None) -> Path:
     Raises
     ------
     BadParameter
-        Unknown format, state or level.
+        Unknown format, state or level; a Shapefile export not named ``.zip``.
     """
     key = normalise_format(fmt)
-    rows = filter_rows(edition, state, level)
     path = Path(path)
+    if key == "shp" and path.suffix.lower() != ".zip":
+        # a zip named .shp would not open in a GIS as a Shapefile, nor look like a zip
+        raise BadParameter("output", str(path), message=f"a Shapefile export is a zip of "
+                           f"several files: name the output .zip, not {path.name!r}")
+    rows = filter_rows(edition, state, level)
     with _atomic(path) as tmp:
         FORMATS[key].writer(edition, rows, tmp, state, level)
     return path

@@ -287,3 +287,11 @@ def test_demo_atlas_editions_export(demo_store):
         assert df["source"].str.startswith(SYNTHETIC_ES + ". Fuentes: Encuesta sintética").all()
         assert df["level"].value_counts().to_dict() == {
             k: v for k, v in ed.level_counts().items() if v}
+
+
+def test_shapefile_export_must_be_named_zip(edition, tmp_path):
+    with pytest.raises(BadParameter, match=r"a Shapefile export is a zip of several files: "
+                                           r"name the output .zip, not 'out.shp'"):
+        export_edition(edition, "shp", tmp_path / "out.shp")
+    assert not list(tmp_path.iterdir())
+    assert export_edition(edition, "shp", tmp_path / "out.ZIP").exists()
