@@ -42,7 +42,11 @@ def simulate(n, rng):
 
 
 def bench_fit(n, rng):
-    import statsmodels.api as sm
+    try:
+        import statsmodels.api as sm
+    except ImportError:
+        raise SystemExit("bench_fit_score: the baseline needs statsmodels; install the test "
+                         "extras: pip install -e '.[test]'") from None
 
     X = simulate(n, rng)
     y = (rng.random(n) < expit(BETA[0] + X.to_numpy() @ BETA[1:])).astype(np.int64)
