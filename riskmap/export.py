@@ -270,7 +270,10 @@ def _geo(rows, columns) -> gpd.GeoDataFrame:
 def _write_gpkg(edition, rows, path, state, level):
     gdf = _geo(rows, list(ROW_COLUMNS))
     gdf["synthetic"] = edition.synthetic
-    pyogrio.write_dataframe(gdf, path, layer="municipios", driver="GPKG")
+    # One declared type whatever the filter keeps (islands are multipart; an empty
+    # selection would otherwise be a layer of unknown geometry type).
+    pyogrio.write_dataframe(gdf, path, layer="municipios", driver="GPKG",
+                            promote_to_multi=True, geometry_type="MultiPolygon")
     pyogrio.write_dataframe(_meta_frame(edition, state, level, len(rows)), path,
                             layer="metadatos", driver="GPKG")
 
@@ -281,7 +284,8 @@ def _write_shp(edition, rows, path, state, level):
     gdf = gdf.rename(columns=SHP_FIELDS)
     with tempfile.TemporaryDirectory() as tmp:
         shp = Path(tmp) / "municipios.shp"
-        pyogrio.write_dataframe(gdf, shp, driver="ESRI Shapefile", encoding="UTF-8")
+        pyogrio.write_dataframe(gdf, shp, driver="ESRI Shapefile", encoding="UTF-8",
+                                promote_to_multi=True, geometry_type="MultiPolygon")
         with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             for part in sorted(Path(tmp).iterdir()):
                 zf.write(part, arcname=part.name)

@@ -295,3 +295,20 @@ def test_shapefile_export_must_be_named_zip(edition, tmp_path):
         export_edition(edition, "shp", tmp_path / "out.shp")
     assert not list(tmp_path.iterdir())
     assert export_edition(edition, "shp", tmp_path / "out.ZIP").exists()
+
+
+@pytest.mark.parametrize("fmt", ["gpkg", "shp"])
+def test_layers_declare_polygons_even_when_the_filter_keeps_nothing(edition, tmp_path, fmt):
+    name = "o.gpkg" if fmt == "gpkg" else "o.zip"
+    for level, n in (("alto", 2), ("sin_informacion", 1)):
+        ed = make_edition()
+        if n == 1:  # a filter that keeps no municipality
+            ed.rows.loc[ed.rows["level"] == "sin_informacion", "level"] = "medio"
+        path = export_edition(ed, fmt, tmp_path / level / name, level=level)
+        if fmt == "shp":
+            with zipfile.ZipFile(path) as zf:
+                zf.extractall(tmp_path / level / "x")
+            path = tmp_path / level / "x" / "municipios.shp"
+        info = pyogrio.read_info(path, layer=0)
+        assert info["geometry_type"] in ("MultiPolygon", "Polygon")  # shp reports Polygon
+        assert info["features"] == (n if n == 2 else 0)
