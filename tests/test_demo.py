@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 
 import geopandas as gpd
 import numpy as np
@@ -13,6 +14,7 @@ import pyogrio
 import pytest
 import shapely
 
+from riskmap.compare import compare
 from riskmap.demo import DemoConfig, build_demo_inputs
 from riskmap.demo.population import RECORD_COVARIATES, TRUE_MODELS
 
@@ -311,6 +313,16 @@ def test_build_demo_publishes_everything_for_a_tiny_country(tmp_path):
     split_parents = {s["parent"] for s in meta["splits"]}
     multi = crosswalk.groupby("cvegeo_from")["cvegeo_to"].nunique()
     assert set(multi[multi > 1].index) == split_parents
+    # the reverse direction: each split-off municipality lies wholly in its parent
+    reverse = store.load_crosswalk("2020", "2015")
+    children = {s["child"]: s["parent"] for s in meta["splits"]}
+    rows = reverse[reverse["cvegeo_from"].isin(children)]
+    assert dict(zip(rows["cvegeo_from"], rows["cvegeo_to"])) == children
+    assert len(rows) == len(children)
+    # comparing the newer edition against the older one needs no missing crosswalk
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        compare(store.load_edition("2023"), store.load_edition("2017"), store=store)
     for name, vintage in (("2017", "2015"), ("2019", "2020"), ("2023", "2020")):
         card = store.load_card(name)
         assert card["synthetic"] is True and card["vintage"] == vintage

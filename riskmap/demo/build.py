@@ -280,8 +280,9 @@ def build_demo(data_dir, seed: int = DEFAULT_SEED, progress: Callable[[str], Non
     """Build the synthetic demo atlas end to end and publish its editions.
 
     Generates the inputs (:func:`build_demo_inputs`), stores both geography vintages and
-    the crosswalk between them, and fits, scores, classifies and publishes the editions
-    2017 (census 2015, vintage 2015), 2019 and 2023 (census 2020, vintage 2020).
+    the crosswalks between them (both directions), and fits, scores, classifies and
+    publishes the editions 2017 (census 2015, vintage 2015), 2019 and 2023 (census 2020,
+    vintage 2020).
 
     Parameters
     ----------
@@ -312,12 +313,13 @@ def build_demo(data_dir, seed: int = DEFAULT_SEED, progress: Callable[[str], Non
     store = DataStore(data_dir)
     old, new = VINTAGES
 
-    _say(progress, "demo: storing geography vintages and the crosswalk")
+    _say(progress, "demo: storing geography vintages and the crosswalks")
     for v in VINTAGES:
         store.save_vintage(v, gen["boundaries"][v], gen["estados"])
     municipios = gen["geography"].municipios
-    crosswalk = area_crosswalk(municipios[old], municipios[new])
-    store.save_crosswalk(old, new, crosswalk)
+    # Both directions, so editions compare whichever is taken as the reference.
+    store.save_crosswalk(old, new, area_crosswalk(municipios[old], municipios[new]))
+    store.save_crosswalk(new, old, area_crosswalk(municipios[new], municipios[old]))
     timings["store_geography"] = round(time.perf_counter() - clock, 3)
 
     spec = load_spec(MODELS_DIR / "demo.toml")
