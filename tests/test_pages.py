@@ -415,6 +415,7 @@ def test_real_imported_edition_pages(tmp_path):
     q = "edicion=mirti2023&lang=es"
     html = c.get(f"/?{q}").get_data(as_text=True)
     assert "Edición importada mirti2023:" in html and "Sin casos esperados" in html
+    assert "tal como fue publicado" in html and "intervalo de confianza de 95 %" not in html
     assert "Fuente: INEGI (STPS/OIT (publicado))" in html and 'data-banner="synthetic"' not in html
     # Layers without data are marked and cannot be picked.
     assert re.search(r'value="esperados"\s+disabled>[^<]*no disponible', html)
