@@ -255,3 +255,42 @@ def test_state_filter_zooms_and_counts_the_state(server, browser):
     _open(browser, browser.current_url)
     assert browser.find_element("id", "conteo-estado").is_displayed()
     assert Select(browser.find_element("id", "estado")).first_selected_option.text == "Querétaro"
+
+
+@pytest.fixture(scope="module")
+def imported_server(tmp_path_factory):
+    """Fake atlas whose 2023 edition is imported without expected counts or intervals."""
+    import numpy as np
+    from werkzeug.serving import make_server
+
+    from riskmap.store import DataStore
+    from riskmap.web import create_app
+
+    path = build_fake_atlas(tmp_path_factory.mktemp("imported-atlas"), imported_2023=True)
+    store = DataStore(path)
+    ed = store.load_edition("2023")
+    ed.rows[["expected_child_labour", "ci_low", "ci_high"]] = np.nan
+    store.publish_edition(ed)
+    srv = make_server("127.0.0.1", 0, create_app({"data_dir": str(path), "auto_demo": False}),
+                      threaded=True)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_port}"
+    srv.shutdown()
+    thread.join(timeout=5)
+
+
+def test_imported_edition_missing_layers(imported_server, browser):
+    from selenium.webdriver.support.ui import Select
+
+    browser.get_log("browser")
+    assert _open(browser, imported_server + "/?capa=esperados&lang=es") == 42
+    _shot(browser, "importada_capa_sin_datos")
+    note = browser.find_element("css selector", "[data-missing-layer]")
+    assert note.is_displayed()
+    select = Select(browser.find_element("id", "capa"))
+    disabled = {o.get_attribute("value") for o in select.options if not o.is_enabled()}
+    assert disabled == {"incertidumbre"}  # the current (empty) layer stays selectable
+    select.select_by_value("nivel")
+    assert not note.is_displayed()
+    assert _severe(browser) == []

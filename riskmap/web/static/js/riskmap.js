@@ -202,6 +202,9 @@
     layerSel.addEventListener('change', function () {
       views.forEach(function (v) { v.layer = layerSel.value; v.restyle(); });
       showLegend(layerSel.value);
+      Array.prototype.forEach.call(document.querySelectorAll('[data-missing-layer]'), function (el) {
+        el.hidden = el.getAttribute('data-missing-layer') !== layerSel.value;
+      });
       setParam('capa', layerSel.value);
     });
   }
