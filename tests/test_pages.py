@@ -296,6 +296,31 @@ def test_comparison_flags_municipalities_created_or_divided(data_dir):
     assert "data-split" not in same and "Municipios creados entre ediciones (0)" in same
 
 
+def test_division_flags_ignore_slivers_and_forward_comparisons(tmp_path):
+    import pandas as pd
+
+    from riskmap.store import DataStore
+    from riskmap.web import create_app
+
+    path = build_fake_atlas(tmp_path / "d")
+    store = DataStore(path)
+    forward = store.load_crosswalk("2015", "2020")
+    sliver = pd.DataFrame({"cvegeo_from": ["22002"], "cvegeo_to": ["22003"], "share": [0.002]})
+    store.save_crosswalk("2015", "2020", pd.concat([forward, sliver], ignore_index=True))
+    backward = forward.rename(columns={"cvegeo_from": "cvegeo_to", "cvegeo_to": "cvegeo_from"})
+    # A 2020 municipality drawn from two 2015 ones: only a reversed comparison may flag it.
+    moved = pd.DataFrame({"cvegeo_from": ["22003"], "cvegeo_to": ["22002"], "share": [0.3]})
+    store.save_crosswalk("2020", "2015", pd.concat(
+        [backward.assign(share=1.0)[["cvegeo_from", "cvegeo_to", "share"]], moved],
+        ignore_index=True))
+    client = create_app({"data_dir": str(path), "auto_demo": False}).test_client()
+    reverse = client.get("/comparar?a=2023&b=2017&lang=es").get_data(as_text=True)
+    assert "dividido en 22001, 22011" in reverse and "22002 (" not in reverse.split(
+        "data-split")[1].split("</ul>")[0]
+    ahead = client.get("/comparar?a=2017&b=2023&lang=es").get_data(as_text=True)
+    assert "data-split" not in ahead and "valor de 2017 tomado de 22001" in ahead
+
+
 def _republish(path, name: str, **card_changes) -> None:
     """Publish edition ``name`` again with its model card changed."""
     from riskmap.store import DataStore
