@@ -152,7 +152,7 @@ def import_edition_cmd(edition, levels, boundaries, vintage, year, national_rate
     from ..errors import InputError
     from ..ingest.boundaries import read_boundaries
     from ..real.imported import import_edition, read_levels
-    from ..real.publishing import link_vintage
+    from ..publishing import link_vintage
     from ..store import DataStore
 
     store = DataStore(resolve_data_dir(data_dir))

@@ -299,9 +299,8 @@ def build_demo(data_dir, seed: int = DEFAULT_SEED, progress: Callable[[str], Non
         The input paths of :func:`build_demo_inputs`, plus ``published`` {edition: gpkg} and
         ``timings`` {step: seconds} covering every step.
     """
-    from ..crosswalk import area_crosswalk
     from ..paths import MODELS_DIR
-    from ..pipeline import build_edition
+    from ..publishing import EditionJob, publish_editions, store_vintages
     from ..spec import load_spec
     from ..store import DataStore
 
@@ -309,34 +308,29 @@ def build_demo(data_dir, seed: int = DEFAULT_SEED, progress: Callable[[str], Non
     gen = _generate(data_dir, seed, progress, config or DemoConfig())
     paths = gen["paths"]
     timings = paths["timings"]
-    clock = time.perf_counter()
     store = DataStore(data_dir)
     old, new = VINTAGES
 
     _say(progress, "demo: storing geography vintages and the crosswalks")
-    for v in VINTAGES:
-        store.save_vintage(v, gen["boundaries"][v], gen["estados"])
-    municipios = gen["geography"].municipios
     # Both directions, so editions compare whichever is taken as the reference.
-    store.save_crosswalk(old, new, area_crosswalk(municipios[old], municipios[new]))
-    store.save_crosswalk(new, old, area_crosswalk(municipios[new], municipios[old]))
-    timings["store_geography"] = round(time.perf_counter() - clock, 3)
+    stored = store_vintages(store, {v: (gen["boundaries"][v], gen["estados"]) for v in VINTAGES},
+                            [(old, new), (new, old)])
+    timings["store_geography"] = round(sum(stored.values()), 3)
 
-    spec = load_spec(MODELS_DIR / "demo.toml")
-    paths["published"] = {}
+    jobs = []
     for model in TRUE_MODELS:
-        clock = time.perf_counter()
-        _say(progress, f"demo: edition {model.edition}")
-        survey = gen["surveys"][model.edition].drop(columns="_p")
-        survey.attrs["file"] = paths["survey"][model.edition].name
-        census = gen["census"][model.census].drop(columns="_mun")
-        census.attrs["file"] = paths["census"][model.census].name
-        edition = build_edition(
-            model.edition, survey, census, gen["boundaries"][model.vintage], spec,
-            vintage=model.vintage, year=model.year,
-            sources=demo_sources(model.edition, model.census, model.vintage), synthetic=True,
-            territorial={TERRITORIAL: gen["cropland"][model.vintage]}, progress=progress)
-        paths["published"][model.edition] = store.publish_edition(edition)
-        timings[f"edition_{model.edition}"] = round(time.perf_counter() - clock, 3)
+        jobs.append(EditionJob(
+            model.edition, model.year, model.vintage,
+            survey=gen["surveys"][model.edition].drop(columns="_p"),
+            census=gen["census"][model.census].drop(columns="_mun"),
+            boundaries=gen["boundaries"][model.vintage],
+            sources=demo_sources(model.edition, model.census, model.vintage),
+            survey_file=paths["survey"][model.edition].name,
+            census_file=paths["census"][model.census].name,
+            territorial={TERRITORIAL: gen["cropland"][model.vintage]}))
+    paths["published"], edition_times = publish_editions(
+        store, jobs, load_spec(MODELS_DIR / "demo.toml"), synthetic=True, progress=progress,
+        message="demo: edition {edition}")
+    timings.update({k: round(v, 3) for k, v in edition_times.items()})
     _say(progress, "demo: done (synthetic demo data / datos sintéticos de demostración)")
     return paths

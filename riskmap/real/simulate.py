@@ -33,7 +33,7 @@ from scipy.optimize import brentq
 from scipy.special import expit
 
 from . import INEGI_ATTRIBUTION_EN, INEGI_ATTRIBUTION_ES
-from .publishing import EditionJob, publish_editions, store_vintages
+from ..publishing import EditionJob, publish_editions, store_vintages
 
 COVARIATES = ("age", "male", "attends_school", "indigenous_language", "rural",
               "head_schooling_years", "head_agriculture", "head_social_security",

@@ -1,7 +1,6 @@
 """Publishing a set of editions built from records: the orchestration shared by builders.
 
-A builder (the semi-synthetic Mexico here; the synthetic demo can call the same functions)
-generates records, then does the same thing every time: store the geography vintages with
+A builder (the synthetic demo, the semi-synthetic Mexico, an imported list) generates records, then does the same thing every time: store the geography vintages with
 their states and the crosswalk between them, and for each edition fit, score, classify and
 publish, timing each step. :func:`store_vintages` and :func:`publish_editions` are that part.
 """
@@ -71,8 +70,8 @@ def store_vintages(store, vintages: dict, crosswalks=()) -> dict:
     dict
         Seconds spent: ``store_geography`` and, with crosswalks, ``crosswalk``.
     """
-    from ..crosswalk import area_crosswalk
-    from ..ingest.boundaries import states_from
+    from .crosswalk import area_crosswalk
+    from .ingest.boundaries import states_from
 
     clock = time.perf_counter()
     for name, (municipios, estados) in vintages.items():
@@ -110,7 +109,7 @@ def publish_editions(store, jobs, spec, *, synthetic: bool,
     (dict, dict)
         ``{edition: published path}`` and ``{"edition_<name>": seconds}``.
     """
-    from ..pipeline import build_edition
+    from .pipeline import build_edition
 
     published, timings = {}, {}
     for job in jobs:
@@ -150,7 +149,7 @@ def link_vintage(store, vintage: str, municipios: gpd.GeoDataFrame) -> list[tupl
     list of (str, str)
         The ``(vintage_from, vintage_to)`` crosswalks written.
     """
-    from ..crosswalk import area_crosswalk
+    from .crosswalk import area_crosswalk
 
     others = [v for v in store.vintage_names() if v != vintage]
     if vintage not in store.vintage_names():

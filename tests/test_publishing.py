@@ -9,7 +9,7 @@ import pytest
 from riskmap.errors import InputError
 from riskmap.ingest.boundaries import read_boundaries
 from riskmap.real.iter import read_iter
-from riskmap.real.publishing import EditionJob, publish_editions, store_vintages
+from riskmap.publishing import EditionJob, publish_editions, store_vintages
 from riskmap.real.simulate import EDITIONS, SimConfig, simulate_mexico
 from riskmap.spec import load_spec
 from riskmap.store import DataStore
