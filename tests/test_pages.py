@@ -449,6 +449,7 @@ def test_real_imported_edition_pages(tmp_path):
     html = c.get(f"/?{q}&capa=esperados").get_data(as_text=True)
     assert 'data-missing-layer="esperados"' in html
     html = c.get(f"/municipio/22001?{q}").get_data(as_text=True)
+    assert re.search(r'value="mirti2023"\s+selected>mirti2023 \(importada\)</option>', html)
     assert "no publicado" in html and "– – –" not in html and "[–" not in html
     assert "Registros censales" not in html
     # Targeting needs expected counts: explained, with a way out to a modelled edition.
