@@ -46,7 +46,8 @@ def attribution(card: dict, lang: str = "es") -> str:
     Parameters
     ----------
     card : dict
-        The edition's model card (uses ``synthetic`` and ``sources``).
+        The edition's model card (uses ``attribution`` {es, en} when the card stores one,
+        else ``synthetic`` and ``sources``).
     lang : {"es", "en"}
 
     Returns
@@ -57,6 +58,11 @@ def attribution(card: dict, lang: str = "es") -> str:
         ``"Fuente: INEGI (<sources>). Datos transformados por riskmap; INEGI no avala este
         producto."`` (or its English version).
     """
+    stored = card.get("attribution")
+    if isinstance(stored, dict) and isinstance(stored.get(lang), str) and stored[lang].strip():
+        # Written by the producer that knows which parts are real (e.g. `riskmap simulate`:
+        # INEGI geography and shares, simulated records); it takes precedence.
+        return stored[lang]
     en = lang == "en"
     sources = _sources(card, lang)
     if card.get("synthetic"):
@@ -130,8 +136,8 @@ def provenance(card: dict) -> dict:
     -------
     dict
         ``edition``, ``kind``, ``year``, ``vintage``, ``sources`` (list of source names),
-        ``synthetic``
-        (bool), ``rule`` (as stored), ``rule_text`` {es, en}, ``attribution`` {es, en},
+        ``synthetic`` (bool), ``semi_synthetic`` (bool: simulated records on real
+        geography), ``rule`` (as stored), ``rule_text`` {es, en}, ``attribution`` {es, en},
         ``created`` (UTC ISO string or None).
     """
     return {
@@ -141,6 +147,7 @@ def provenance(card: dict) -> dict:
         "vintage": card.get("vintage"),
         "sources": _sources(card),
         "synthetic": bool(card.get("synthetic", False)),
+        "semi_synthetic": bool(card.get("synthetic", False) and card.get("semi_synthetic", False)),
         "rule": card.get("rule"),
         "rule_text": {"es": rule_text(card.get("rule"), "es"),
                       "en": rule_text(card.get("rule"), "en")},

@@ -312,3 +312,18 @@ def test_layers_declare_polygons_even_when_the_filter_keeps_nothing(edition, tmp
         info = pyogrio.read_info(path, layer=0)
         assert info["geometry_type"] in ("MultiPolygon", "Polygon")  # shp reports Polygon
         assert info["features"] == (n if n == 2 else 0)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "geojson"])
+def test_semi_synthetic_edition_exports_its_own_attribution(fmt):
+    """Simulated records on INEGI's real map: the card's attribution (INEGI credit + what is
+    simulated) reaches the files, not the 'no real country' banner of the pure demo."""
+    ed = make_edition(synthetic=True)
+    ed.card["semi_synthetic"] = True
+    ed.card["attribution"] = {
+        "es": "SEMISINTÉTICO: geografía real del INEGI, registros simulados. Fuente: INEGI.",
+        "en": "SEMI-SYNTHETIC: real INEGI geography, simulated records. Source: INEGI."}
+    data, _, _ = export_bytes(ed, fmt)
+    text = data.decode("utf-8-sig")
+    assert "geografía real del INEGI, registros simulados" in text
+    assert SYNTHETIC_ES not in text

@@ -164,22 +164,10 @@ class Atlas:
         return names[-1]
 
     def provenance(self, name: str) -> dict:
-        """Provenance block (synthetic flag, sources, attribution) of edition ``name``.
-
-        :func:`riskmap.provenance.provenance`, plus ``semi_synthetic``; an attribution the
-        card stores itself (``{"es", "en"}``, written by the producer that knows which parts
-        are real, e.g. ``riskmap simulate``) takes precedence over the generic one.
-        """
+        """Provenance block (synthetic flags, sources, attribution) of edition ``name``."""
         from ..provenance import provenance
 
-        card = self.card(name)
-        info = provenance(card)
-        info["semi_synthetic"] = info["synthetic"] and bool(card.get("semi_synthetic", False))
-        stored = card.get("attribution")
-        if isinstance(stored, dict) and all(isinstance(stored.get(k), str) and stored[k]
-                                            for k in ("es", "en")):
-            info["attribution"] = {"es": stored["es"], "en": stored["en"]}
-        return info
+        return provenance(self.card(name))
 
     # -- rows -------------------------------------------------------------------------------
     def rows(self, name: str, estado: str | None = None, nivel: str | None = None) -> pd.DataFrame:
