@@ -122,7 +122,7 @@ def _table(edition) -> pd.DataFrame:
     return rows.drop_duplicates("cvegeo").set_index("cvegeo")
 
 
-def _parents(crosswalk, codes_a: pd.Index) -> pd.Series:
+def parents(crosswalk, codes_a: pd.Index) -> pd.Series:
     """Parent in A of each to-code: the from-code that makes up most of its area.
 
     Ranked by ``share_to`` (fraction of the to-municipality's area coming from the
@@ -173,10 +173,10 @@ def compare_editions(a, b, crosswalk=None) -> Comparison:
     ta, tb = _table(a), _table(b)
     codes_b = tb.index
     same = codes_b.isin(ta.index)
-    parents = _parents(crosswalk, ta.index)
+    parent_of = parents(crosswalk, ta.index)
     source = pd.Series(np.where(same, codes_b, None), index=codes_b, dtype=object)
     new = ~same
-    source[new] = parents.reindex(codes_b[new]).to_numpy()
+    source[new] = parent_of.reindex(codes_b[new]).to_numpy()
     alignment = np.where(same, "same", np.where(source.notna(), "derived", "unmatched"))
 
     aligned = ta.reindex(source.fillna("").to_numpy())

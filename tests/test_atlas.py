@@ -134,6 +134,22 @@ def test_history_of_split_municipality_takes_parent_value(atlas):
     assert second["derived_from"] is None and second["cvegeo"] == new
 
 
+def test_history_parent_is_the_largest_part_of_the_new_municipality(tmp_path):
+    """A neighbour that gave a large share of its own (small) area is not the parent when the
+    big parent makes up most of the new municipality: the rule of riskmap.compare."""
+    build_fake_atlas(tmp_path)
+    store = DataStore(tmp_path)
+    new, (parent, _) = next(iter(SPLITS.items()))
+    cw = store.load_crosswalk("2015", "2020")
+    cw["share_to"] = 1.0
+    cw.loc[cw["cvegeo_to"] == new, ["share", "share_to"]] = [0.1, 0.9]
+    neighbour = next(c for c in cw["cvegeo_from"] if c != parent and c[:2] == parent[:2])
+    cw.loc[len(cw)] = [neighbour, new, 0.4, 0.1]
+    store.save_crosswalk("2015", "2020", cw)
+    hist = Atlas(tmp_path).history(new)
+    assert hist[0]["derived_from"] == parent
+
+
 def test_history_change_significance_follows_method(atlas):
     hist = atlas.history("22006")
     a, b = atlas.municipality("2017", "22006"), atlas.municipality("2023", "22006")

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..compare import parents
 from ..edition import EXTRA_COLUMNS, LEVELS, ROW_COLUMNS, Edition
 from ..errors import NotFound
 from ..store import DataStore
@@ -332,9 +333,16 @@ class Atlas:
                 cw = self._crosswalk(src, dst)
             except NotFound:
                 continue
-            key = "cvegeo_to" if pick == "cvegeo_from" else "cvegeo_from"
-            rows = cw[cw[key] == code].sort_values("share", ascending=False)
-            for other in rows[pick]:
+            if pick == "cvegeo_from":
+                # The edition's geography is older: the parent is the municipality that made
+                # up most of this one's area (the same rule as riskmap.compare).
+                parent = parents(cw[cw["cvegeo_to"] == code], pd.Index(list(positions))).get(code)
+                if parent is not None:
+                    return parent, parent
+                continue
+            # The edition's geography is newer: the piece that got most of this one's area.
+            rows = cw[cw["cvegeo_from"] == code].sort_values("share", ascending=False)
+            for other in rows["cvegeo_to"]:
                 if other in positions:
                     return other, other
         return None, None
