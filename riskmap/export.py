@@ -72,6 +72,10 @@ SHP_FIELDS = {
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _INT_COLUMNS = ("rank_national", "rank_state")
+# Sums of expansion weights carry float noise (213654.00000000268); a tenth of a child and a
+# millionth of probability are below any precision the estimates have.
+_DECIMALS = {"children": 1, "expected_child_labour": 1, "probability": 6, "ci_low": 6,
+             "ci_high": 6}
 
 
 @dataclass(frozen=True)
@@ -148,10 +152,14 @@ def filter_rows(edition, state=None, level=None) -> gpd.GeoDataFrame:
 
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
-    """Ranks as nullable integers (a GeoPackage round trip returns them as floats)."""
+    """Ranks as nullable integers (a GeoPackage round trip returns them as floats); counts
+    and probabilities rounded to the precision they have."""
     for col in _INT_COLUMNS:
         if col in df.columns:
             df[col] = pd.to_numeric(df[col]).round().astype("Int64")
+    for col, decimals in _DECIMALS.items():
+        if col in df.columns:
+            df[col] = pd.to_numeric(df[col]).round(decimals)
     return df
 
 

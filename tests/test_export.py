@@ -327,3 +327,12 @@ def test_semi_synthetic_edition_exports_its_own_attribution(fmt):
     text = data.decode("utf-8-sig")
     assert "geografía real del INEGI, registros simulados" in text
     assert SYNTHETIC_ES not in text
+
+
+def test_counts_and_probabilities_lose_float_noise():
+    ed = make_edition()
+    ed.rows["children"] = ed.rows["children"] + 2.68e-9
+    ed.rows["probability"] = ed.rows["probability"] + 1e-12
+    text = export_bytes(ed, "csv")[0].decode("utf-8-sig")
+    assert "1000.0," in text and "1000.00000000" not in text
+    assert ",0.2," in text
