@@ -625,3 +625,18 @@ def test_change_tooltips_flag_only_created_municipalities(app):
     assert "22001" in values["22011"][3] and "nan" not in " ".join(
         " ".join(v) for v in values.values())
     assert values["22001"][1].startswith("2017: ") and values["22001"][1].endswith(" %)")
+
+
+def test_layers_map_too_few_records_as_no_information():
+    """Below the minimum of census records the estimate exists but is not classified: every
+    layer shows it as 'sin información', so the legends agree with the level counts."""
+    from riskmap.web import maps
+
+    rows = pd.DataFrame({
+        "cvegeo": ["01001", "01002", "01003"], "level": ["alto", "bajo", "sin_informacion"],
+        "probability": [0.3, 0.05, 0.4], "ci_low": [0.2, 0.03, 0.1], "ci_high": [0.35, 0.07, 0.8],
+        "children": [100, 100, 10], "expected_child_labour": [30, 5, 4]})
+    values, legends = maps.layer_table(rows)
+    assert values["01003"][6:] == [-1, -1, -1]
+    for layer in ("probabilidad", "esperados", "incertidumbre"):
+        assert legends[layer][-1]["count"] == 1

@@ -160,9 +160,16 @@ def layer_table(rows: pd.DataFrame) -> tuple[dict, dict]:
         ``layer -> list of {key, colour, low, high, count}`` (the last entry is the no-data
         class, always present so the legend explains the grey).
     """
-    width = rows["ci_high"].astype(float) - rows["ci_low"].astype(float)
-    series = {"probabilidad": rows["probability"].astype(float),
-              "esperados": rows["expected_child_labour"].astype(float),
+    # A municipality below the minimum of census records is "sin información" on every
+    # layer, as on the level layer: its estimate is kept in the data, not mapped.
+    unclassified = rows["level"].astype(str).eq("sin_informacion").to_numpy()
+
+    def mapped(column: pd.Series) -> pd.Series:
+        return column.astype(float).mask(unclassified)
+
+    width = mapped(rows["ci_high"]) - mapped(rows["ci_low"])
+    series = {"probabilidad": mapped(rows["probability"]),
+              "esperados": mapped(rows["expected_child_labour"]),
               "incertidumbre": width}
     classes, legends = {}, {}
     for layer, values in series.items():
