@@ -26,36 +26,30 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
          "--window-size=1280,900")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def _serve(data_dir):
+    """Serve the app over ``data_dir`` on a free loopback port in a thread; yield its URL."""
     from werkzeug.serving import make_server
 
     from riskmap.web import create_app
 
-    path = build_fake_atlas(tmp_path_factory.mktemp("browser-atlas"))
-    app = create_app({"data_dir": str(path), "auto_demo": False})
+    app = create_app({"data_dir": str(data_dir), "auto_demo": False})
     srv = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{srv.server_port}"
     srv.shutdown()
     thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    yield from _serve(build_fake_atlas(tmp_path_factory.mktemp("browser-atlas")))
 
 
 @pytest.fixture(scope="module")
 def demo_server(demo_dir):
     """The service over the full synthetic demo atlas (built once per session)."""
-    from werkzeug.serving import make_server
-
-    from riskmap.web import create_app
-
-    app = create_app({"data_dir": str(demo_dir), "auto_demo": False})
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}"
-    srv.shutdown()
-    thread.join(timeout=5)
+    yield from _serve(demo_dir)
 
 
 @pytest.fixture(scope="module")
