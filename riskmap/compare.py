@@ -3,7 +3,11 @@
 Edition A is aligned onto edition B's municipalities: a code present in A keeps its own row;
 a municipality created after A takes its parent's A values (the from-municipality that makes
 up the largest part of its area: crosswalk column ``share_to``), flagged in ``derived_from``;
-a code with no parent has no A information. The change ``d = P_B - P_A`` is significant when ``|d| > 1.96 sd`` with
+a code with no parent has no A information. When A's geography is the newer one, a B
+municipality that A's geography divides (some of its territory formed municipalities created
+after B) takes the children-weighted A value of all its pieces (``alignment`` "aggregated",
+the pieces in ``aggregated_from``), so a parent that lost territory is not compared as if
+unchanged. The change ``d = P_B - P_A`` is significant when ``|d| > 1.96 sd`` with
 ``sd = sqrt(se_A^2 + se_B^2)`` (independent surveys).
 """
 
@@ -24,7 +28,7 @@ CHANGES = ("aumento", "disminucion", "sin_cambio", NO_INFO)
 Z = 1.96
 CHANGE_COLUMNS = ("cvegeo", "cve_ent", "nom_ent", "nom_mun", "level_a", "level_b",
                   "probability_a", "probability_b", "diff", "sd", "z", "change",
-                  "derived_from", "alignment")
+                  "derived_from", "alignment", "aggregated_from")
 
 
 @dataclass
@@ -42,7 +46,9 @@ class Comparison:
         ``level_a`` x ``level_b`` counts on B's municipalities (all ``LEVELS``, zeros kept).
     changes : DataFrame
         One row per B municipality (``CHANGE_COLUMNS``); ``alignment`` is ``same``,
-        ``derived`` (took its parent's A value) or ``unmatched`` (no A information).
+        ``derived`` (took its parent's A value), ``aggregated`` (A value pooled from the
+        pieces A's newer geography divides it into, listed in ``aggregated_from``) or
+        ``unmatched`` (no A information).
     by_state : DataFrame
         Per state: municipalities, alto in A and B, significant increases and decreases.
     entered_alto, left_alto : DataFrame
@@ -65,6 +71,7 @@ class Comparison:
         return {
             **{c: int(ch.get(c, 0)) for c in CHANGES},
             "derived": int(al.get("derived", 0)),
+            "aggregated": int(al.get("aggregated", 0)),
             "unmatched": int(al.get("unmatched", 0)),
             "entered_alto": len(self.entered_alto),
             "left_alto": len(self.left_alto),
@@ -148,6 +155,79 @@ def parents(crosswalk, codes_a: pd.Index) -> pd.Series:
                      dtype=object)
 
 
+def pieces(crosswalk, codes_a: pd.Index, codes_b: pd.Index) -> dict:
+    """B municipalities that A's newer geography divides, with their pieces in A.
+
+    A code of A that B does not have was created after B; it belongs to the B municipality
+    holding the largest part of its area (``share``). Returns ``{b: [b, a1, a2...]}`` (``b``
+    itself first when A still has that code); empty when A's geography is not newer.
+    """
+    if crosswalk is None or len(crosswalk) == 0:
+        return {}
+    newer = codes_a.difference(codes_b)
+    if len(newer) == 0:
+        return {}
+    cw = pd.DataFrame({"a": crosswalk["cvegeo_from"].astype(str),
+                       "b": crosswalk["cvegeo_to"].astype(str),
+                       "share": pd.to_numeric(crosswalk["share"], errors="coerce")})
+    cw = cw[cw["a"].isin(newer) & cw["b"].isin(codes_b) & cw["share"].notna()]
+    home = (cw.sort_values(["a", "share", "b"], ascending=[True, False, True], kind="stable")
+            .drop_duplicates("a"))
+    out = {}
+    for b, group in home.groupby("b", sort=True):
+        members = ([b] if b in codes_a else []) + sorted(group["a"])
+        out[str(b)] = members
+    return out
+
+
+def pool_pieces(ta: pd.DataFrame, groups: dict, reference: float | None,
+                z: float = 1.959964) -> pd.DataFrame:
+    """A's value on B's geography for divided municipalities: children-weighted pieces.
+
+    P = sum N_i P_i / sum N_i. Variance, conservatively: the census-sample parts are
+    independent across pieces, the model parts (one fitted model) are taken as perfectly
+    correlated, ``[(sum N_i sd_model_i)^2 + sum N_i^2 var_census_i] / (sum N_i)^2``; without
+    that split (imported editions) ``se`` is pooled as perfectly correlated. The level
+    follows METHOD.md section 4 against A's national rate when there is an interval, else it
+    is the level of the piece that kept B's code.
+
+    Returns
+    -------
+    DataFrame indexed by B code: ``probability, se, level, pieces`` ("b+a1+a2").
+    """
+    rows = []
+    for code, members in groups.items():
+        part = ta.reindex(members)
+        p = part["probability"].to_numpy(dtype=np.float64)
+        # Children 5-17 weight the pieces; a table without them (a bare imported list)
+        # weights them equally.
+        w = (pd.to_numeric(part["children"], errors="coerce").to_numpy(dtype=np.float64)
+             if "children" in part.columns else np.ones(len(part)))
+        ok = np.isfinite(p) & np.isfinite(w) & (w > 0)
+        level = part["level"].iloc[0] if code in ta.index else NO_INFO
+        if not ok.any():
+            rows.append((code, np.nan, np.nan, NO_INFO, "+".join(members)))
+            continue
+        w, p = w[ok], p[ok]
+        prob = float(np.sum(w * p) / np.sum(w))
+        if {"var_model", "var_census"} <= set(part.columns):
+            vm = pd.to_numeric(part["var_model"], errors="coerce").to_numpy(np.float64)[ok]
+            vc = pd.to_numeric(part["var_census"], errors="coerce").to_numpy(np.float64)[ok]
+            var = (np.sum(w * np.sqrt(vm)) ** 2 + np.sum(w**2 * vc)) / np.sum(w) ** 2
+        else:
+            se_i = part["se"].to_numpy(dtype=np.float64)[ok]
+            var = (np.sum(w * se_i) / np.sum(w)) ** 2
+        se = float(np.sqrt(var)) if np.isfinite(var) else np.nan
+        if np.isfinite(se) and se > 0 and reference is not None and 0 < prob < 1:
+            half = z * se / (prob * (1 - prob))
+            logit = math.log(prob / (1 - prob))
+            low, high = 1 / (1 + math.exp(-(logit - half))), 1 / (1 + math.exp(-(logit + half)))
+            level = "alto" if low > reference else "bajo" if high < reference else "medio"
+        rows.append((code, prob, se, level, "+".join(members)))
+    return pd.DataFrame(rows, columns=["cvegeo", "probability", "se", "level", "pieces"]
+                        ).set_index("cvegeo")
+
+
 def compare_editions(a, b, crosswalk=None) -> Comparison:
     """Compare edition A with edition B on B's municipalities.
 
@@ -180,9 +260,19 @@ def compare_editions(a, b, crosswalk=None) -> Comparison:
     alignment = np.where(same, "same", np.where(source.notna(), "derived", "unmatched"))
 
     aligned = ta.reindex(source.fillna("").to_numpy())
-    level_a = aligned["level"].fillna(NO_INFO).to_numpy(dtype=object)
-    pa = aligned["probability"].to_numpy(dtype=np.float64)
-    sa = aligned["se"].to_numpy(dtype=np.float64)
+    level_a = aligned["level"].fillna(NO_INFO).to_numpy(dtype=object, copy=True)
+    pa = aligned["probability"].to_numpy(dtype=np.float64, copy=True)
+    sa = aligned["se"].to_numpy(dtype=np.float64, copy=True)
+    pooled = pool_pieces(ta, pieces(crosswalk, ta.index, codes_b), a.national_rate)
+    aggregated_from = np.full(len(codes_b), None, dtype=object)
+    if len(pooled):
+        at = codes_b.get_indexer(pooled.index)
+        pa[at] = pooled["probability"].to_numpy()
+        sa[at] = pooled["se"].to_numpy()
+        level_a[at] = pooled["level"].to_numpy(dtype=object)
+        alignment = alignment.astype(object)
+        alignment[at] = "aggregated"
+        aggregated_from[at] = pooled["pieces"].to_numpy(dtype=object)
     level_b = tb["level"].fillna(NO_INFO).to_numpy(dtype=object)
     pb = tb["probability"].to_numpy(dtype=np.float64)
     sb = tb["se"].to_numpy(dtype=np.float64)
@@ -214,6 +304,7 @@ def compare_editions(a, b, crosswalk=None) -> Comparison:
         "change": change,
         "derived_from": derived,
         "alignment": alignment.astype(object),
+        "aggregated_from": aggregated_from,
     }, columns=list(CHANGE_COLUMNS))
 
     name_a, name_b = (str(a.name), str(b.name)) if a.name != b.name else ("a", "b")
@@ -247,7 +338,8 @@ def compare_editions(a, b, crosswalk=None) -> Comparison:
 def compare(a, b, store=None) -> Comparison:
     """Compare editions, loading the crosswalk between their vintages from ``store``.
 
-    Without a stored crosswalk between different vintages, codes of B that are not in A
+    Only the opposite direction stored: it is inverted (``share`` and ``share_to`` swap).
+    Without any stored crosswalk between different vintages, codes of B that are not in A
     get no A information (a warning says so).
     """
     crosswalk = None
@@ -255,6 +347,21 @@ def compare(a, b, store=None) -> Comparison:
         try:
             crosswalk = store.load_crosswalk(a.vintage, b.vintage)
         except NotFound:
-            warnings.warn(f"no crosswalk from vintage {a.vintage} to {b.vintage}; new "
-                          "municipalities get no earlier value", RuntimeWarning, stacklevel=2)
+            try:
+                crosswalk = invert(store.load_crosswalk(b.vintage, a.vintage))
+            except NotFound:
+                warnings.warn(f"no crosswalk between vintages {a.vintage} and {b.vintage}; "
+                              "new municipalities get no earlier value", RuntimeWarning,
+                              stacklevel=2)
     return compare_editions(a, b, crosswalk=crosswalk)
+
+
+def invert(crosswalk: pd.DataFrame) -> pd.DataFrame:
+    """The crosswalk in the other direction: from and to swap, and so do ``share`` and
+    ``share_to``. Without ``share_to`` the inverted ``share`` is unknown; ``share`` is kept as
+    the best available ranking (the pairs and their order stay right for splits)."""
+    out = crosswalk.rename(columns={"cvegeo_from": "cvegeo_to", "cvegeo_to": "cvegeo_from"})
+    if "share_to" in crosswalk.columns:
+        out = out.rename(columns={"share": "share_to", "share_to": "share"})
+    return out[["cvegeo_from", "cvegeo_to", "share"]
+               + (["share_to"] if "share_to" in out.columns else [])]

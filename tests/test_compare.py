@@ -182,3 +182,60 @@ def test_bad_crosswalk_raises():
     with pytest.raises(InputError, match="crosswalk lacks column.*share"):
         compare_editions(edition("a", "2015", A_ROWS), edition("b", "2020", B_ROWS),
                          crosswalk=CROSSWALK.drop(columns="share"))
+
+
+def _with_variances(ed, children, var_model, var_census, rate):
+    ed.rows["children"] = children
+    ed.rows["var_model"] = var_model
+    ed.rows["var_census"] = var_census
+    ed.card["national_rate"] = {"estimate": rate}
+    return ed
+
+
+def test_newer_edition_pools_the_pieces_of_a_divided_municipality():
+    """A (newer geography) split 01001 into 01001 + 01009; B (older) has the whole 01001.
+    A's value on B's 01001 is the children-weighted value of both pieces, with the model
+    parts taken as perfectly correlated and the census parts independent."""
+    a = _with_variances(
+        edition("2023", "2020", [("01001", "bajo", 0.10, 0.01), ("01009", "alto", 0.40, 0.02),
+                                 ("01002", "medio", 0.15, 0.01)]),
+        children=[3000.0, 1000.0, 2000.0], var_model=[1e-4, 4e-4, 1e-4],
+        var_census=[0.0, 0.0, 0.0], rate=0.16)
+    b = edition("2017", "2015", [("01001", "medio", 0.17, 0.01), ("01002", "medio", 0.15, 0.01)])
+    cw = pd.DataFrame({"cvegeo_from": ["01001", "01009", "01002", "01009"],
+                       "cvegeo_to": ["01001", "01001", "01002", "01002"],
+                       "share": [1.0, 0.97, 1.0, 0.03]})
+    ch = compare_editions(a, b, crosswalk=cw).changes.set_index("cvegeo")
+    row = ch.loc["01001"]
+    assert row["alignment"] == "aggregated" and row["aggregated_from"] == "01001+01009"
+    assert_allclose(row["probability_a"], (3000 * 0.10 + 1000 * 0.40) / 4000)  # 0.175
+    se = (3000 * 0.01 + 1000 * 0.02) / 4000
+    assert_allclose(row["sd"], np.sqrt(se**2 + 0.01**2))
+    # 0.175 with se 0.0125: logit-scale interval 0.152-0.201 contains 0.16 -> medio, not the
+    # 'bajo' of the piece that kept the code
+    assert row["level_a"] == "medio"
+    assert ch.loc["01002", "alignment"] == "same"  # a 3 % sliver does not make a division
+    assert_allclose(ch.loc["01002", "probability_a"], 0.15)
+
+
+def test_older_edition_first_still_takes_parent_values():
+    """The usual direction (A older) is unchanged: nothing is pooled."""
+    a = edition("2017", "2015", [("01001", "medio", 0.17, 0.01)])
+    b = edition("2023", "2020", [("01001", "bajo", 0.10, 0.01), ("01009", "alto", 0.40, 0.02)])
+    cw = pd.DataFrame({"cvegeo_from": ["01001", "01001"], "cvegeo_to": ["01001", "01009"],
+                       "share": [0.75, 0.25], "share_to": [1.0, 1.0]})
+    ch = compare_editions(a, b, crosswalk=cw).changes.set_index("cvegeo")
+    assert (ch["alignment"] == ["same", "derived"]).all()
+    assert ch["aggregated_from"].isna().all()
+
+
+def test_invert_swaps_directions_and_shares():
+    from riskmap.compare import invert
+
+    cw = pd.DataFrame({"cvegeo_from": ["01001", "01001"], "cvegeo_to": ["01001", "01009"],
+                       "share": [0.75, 0.25], "share_to": [1.0, 1.0]})
+    back = invert(cw)
+    assert back.columns.tolist() == ["cvegeo_from", "cvegeo_to", "share", "share_to"]
+    assert back["cvegeo_from"].tolist() == ["01001", "01009"]
+    assert_allclose(back["share"], [1.0, 1.0])
+    assert_allclose(back["share_to"], [0.75, 0.25])

@@ -568,10 +568,12 @@ def comparar():
                   for lv in counts.index]
     legend = [{"key": k, "colour": maps.CHANGE_COLOURS[k], "label": CHANGE_LABELS[k],
                "count": int((comp.changes["change"] == k).sum())} for k in maps.CHANGE_ORDER]
-    created = comp.changes[comp.changes["alignment"] != "same"]
-    newer_a = int(atlas.card(a).get("year") or 0) > int(atlas.card(b).get("year") or 0)
-    split = (_split_between(atlas, atlas.edition(a).vintage, ed_b.vintage, comp.changes)
-             if newer_a else [])
+    created = comp.changes[comp.changes["alignment"].isin(["derived", "unmatched"])]
+    # On the older geography, municipalities the newer one divides carry the pooled value of
+    # their pieces (riskmap.compare); they are listed, never compared silently.
+    divided = comp.changes[comp.changes["alignment"] == "aggregated"]
+    split = [{"cvegeo": r.cvegeo, "nom_mun": r.nom_mun, "parts": r.aggregated_from.split("+")}
+             for r in divided.itertuples()]
     context = _common(atlas, b, a)
     return render_template(
         "comparar.html", **context, a=a, b=b, counts=count_rows,
@@ -581,40 +583,6 @@ def comparar():
         by_state=comp.by_state.to_dict("records"), created=created.to_dict("records"),
         split=split,
         config=_map_config([change_spec] + [t[2] for t in twin], states=states, sync=True))
-
-
-#: Smallest share of a municipality's area, moved to another one, that counts as a division.
-MIN_PART = 0.01
-
-
-def _split_between(atlas, vintage_a: str, vintage_b: str, changes: pd.DataFrame) -> list[dict]:
-    """Municipalities of B's (older) geography that A's (newer) geography divides.
-
-    Comparing a newer edition against an older one aligns on the older geography: a
-    municipality that later lost territory to a new one keeps its code, so the comparison
-    sets its smaller successor against its whole former self. Those are flagged, never
-    silently compared. Call it only when edition A is the newer one: B's crosswalk towards
-    A's vintage then lists each old municipality's pieces. Empty when the vintages are the
-    same or no crosswalk links them.
-    """
-    if vintage_a == vintage_b:
-        return []
-    try:
-        crosswalk = atlas.store.load_crosswalk(vintage_b, vintage_a)
-    except Exception:  # noqa: BLE001 - no stored crosswalk in this direction: nothing to flag
-        return []
-    crosswalk = crosswalk.assign(cvegeo_from=crosswalk["cvegeo_from"].astype(str),
-                                 cvegeo_to=crosswalk["cvegeo_to"].astype(str))
-    # A piece of at least MIN_PART of the old municipality now in another one is a division;
-    # smaller overlaps are boundary adjustments or simplification slivers.
-    if "share" in crosswalk.columns:
-        crosswalk = crosswalk[pd.to_numeric(crosswalk["share"], errors="coerce")
-                              .fillna(1.0) >= MIN_PART]
-    parts = crosswalk.groupby("cvegeo_from")["cvegeo_to"].agg(lambda s: sorted(set(s)))
-    parts = parts[parts.map(len) > 1]
-    names = changes.set_index(changes["cvegeo"].astype(str))["nom_mun"]
-    return [{"cvegeo": code, "nom_mun": names.get(code, code), "parts": codes}
-            for code, codes in parts.items() if code in names.index]
 
 
 def _change_values(changes: pd.DataFrame, a: str, b: str) -> dict:
