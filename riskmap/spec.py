@@ -6,11 +6,11 @@ unknown domain, a duplicate covariate or a missing field raises :class:`InputErr
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError
+from .fileio import read_toml
 from .paths import DEFAULT_SPEC
 
 KINDS = ("record", "territorial")
@@ -97,13 +97,7 @@ def load_spec(path: str | Path | None = None) -> ModelSpec:
         If the file is missing, is not TOML, or a covariate is ill-formed.
     """
     path = Path(path) if path is not None else DEFAULT_SPEC
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError("model spec file not found", file=path) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"not a valid UTF-8 TOML file ({exc})", file=path) from None
-    return _build(data, str(path))
+    return _build(read_toml(path, "model spec file"), str(path))
 
 
 def _build(data: dict, source: str) -> ModelSpec:

@@ -26,6 +26,7 @@ import numpy as np
 import shapely
 
 from .crosswalk import equal_area_crs
+from .fileio import sha256_file
 from .ingest.boundaries import clean_polygons
 from .store import DataStore, atomic_path
 
@@ -163,7 +164,7 @@ def cached_web_layer(store: DataStore, vintage: str, tolerance_m: float = DEFAUL
             and meta.get("size") == stat.st_size and meta.get("mtime_ns") == stat.st_mtime_ns):
         result = (target.read_bytes(), meta["etag"])
     else:
-        digest = _sha256(source)
+        digest = sha256_file(source)
         if meta and target.exists() and meta.get("params") == params \
                 and meta.get("sha256") == digest:
             result = (target.read_bytes(), meta["etag"])  # touched but unchanged
@@ -210,12 +211,6 @@ def _write_cache(path: Path, data: bytes) -> None:
                       "serving it from memory", stacklevel=3)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _read_meta(path: Path) -> dict | None:

@@ -16,7 +16,6 @@ from numpy.testing import assert_allclose
 from riskmap.edition import LEVELS, ROW_COLUMNS
 from riskmap.errors import BadParameter, NotFound
 from riskmap.store import DataStore
-from riskmap.web import atlas as atlas_mod
 from riskmap.web.atlas import Atlas, ensure_data, fold
 
 from webdata import EVIL_NAME, NO_INFO, SPLITS, build_fake_atlas

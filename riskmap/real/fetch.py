@@ -14,9 +14,7 @@ Each file of the catalogue (``models/sources/fetch_catalog.toml``) is downloaded
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tomllib
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -26,6 +24,7 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 from ..errors import InputError, RiskmapError
+from ..fileio import read_toml, sha256_file
 from .mapping import SOURCES_DIR
 
 CATALOG = SOURCES_DIR / "fetch_catalog.toml"
@@ -62,12 +61,7 @@ def load_catalog(path=None) -> dict[str, CatalogEntry]:
         Missing or invalid file, entries without name or url, duplicated names.
     """
     path = Path(path) if path is not None else CATALOG
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError("download catalogue not found", file=path) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"not a valid TOML file ({exc})", file=path) from None
+    data = read_toml(path, "download catalogue")
     entries = {}
     for i, item in enumerate(data.get("files", []), start=1):
         if "name" not in item or "url" not in item:
@@ -94,12 +88,6 @@ def resolve_url(entry: CatalogEntry, url_base: str | None) -> str:
     return url_base.rstrip("/") + "/" + entry.filename
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass
@@ -143,7 +131,7 @@ def fetch(entry: CatalogEntry, data_dir, url_base: str | None = None,
     target = folder / entry.filename
     part = target.with_name(target.name + ".part")
     if target.exists():
-        digest = sha256_of(target)
+        digest = sha256_file(target)
         if not entry.sha256 or digest == entry.sha256:
             return FetchResult(entry.name, target, digest, target.stat().st_size, "present",
                                bool(entry.sha256))
@@ -157,7 +145,7 @@ def fetch(entry: CatalogEntry, data_dir, url_base: str | None = None,
         raise FetchError(f"{entry.name}: downloaded {size:,} bytes, the catalogue expects "
                          f"{entry.size:,}; the partial file {part} is kept (delete it to "
                          "start over)")
-    digest = sha256_of(part)
+    digest = sha256_file(part)
     if entry.sha256 and digest != entry.sha256:
         raise FetchError(f"{entry.name}: checksum mismatch (sha256 {digest}, expected "
                          f"{entry.sha256}); {part.name} is kept but not published; delete it "

@@ -25,7 +25,6 @@ no municipality, and a code that is not a real municipality cannot be mistaken f
 
 from __future__ import annotations
 
-import tomllib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..fileio import read_toml
 from ..paths import MODELS_DIR
 
 SOURCES_DIR = MODELS_DIR / "sources"
@@ -121,13 +121,8 @@ def load_mapping(path) -> Mapping:
     path = Path(path)
     if not path.suffix and not path.exists():
         path = SOURCES_DIR / f"{path.name}.toml"
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        known = ", ".join(sorted(p.stem for p in SOURCES_DIR.glob("*.toml")))
-        raise InputError(f"mapping file not found; mappings shipped: {known}", file=path) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"not a valid UTF-8 TOML file ({exc})", file=path) from None
+    known = ", ".join(sorted(p.stem for p in SOURCES_DIR.glob("*.toml")))
+    data = read_toml(path, "mapping file", f"mappings shipped: {known}")
     try:
         return _build(data, path)
     except (KeyError, TypeError, ValueError) as exc:
