@@ -9,15 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from riskmap.cli import main
+from cli_inputs import build_args, published_data, run
 from test_pipeline import make_frames, tree_hashes, write_inputs
-
-
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
 
 
 def error_line(err: str) -> str:
@@ -34,21 +27,8 @@ def error_line(err: str) -> str:
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
     """A data directory with edition 2023 already published (hashes compared after)."""
-    root = tmp_path_factory.mktemp("published")
-    paths = write_inputs(root / "in")
-    data = root / "data"
-    with pytest.raises(SystemExit) as exc:
-        main(["build", "--edition", "2023", "--survey", str(paths["survey"]), "--census",
-              str(paths["census"]), "--boundaries", str(paths["boundaries"]), "--spec",
-              str(paths["spec"]), "--vintage", "grid", "--data-dir", str(data)])
-    assert exc.value.code == 0
+    data = published_data(tmp_path_factory.mktemp("published"))
     return data, tree_hashes(data)
-
-
-def build(paths, data, edition="2023"):
-    return ["build", "--edition", edition, "--survey", paths["survey"], "--census",
-            paths["census"], "--boundaries", paths["boundaries"], "--spec", paths["spec"],
-            "--vintage", "grid", "--data-dir", data]
 
 
 def _survey_census():
@@ -113,7 +93,7 @@ def test_bad_records_exit_2_with_one_line(case, published, tmp_path, capsys):
     data, before = published
     (survey, census), pattern = CASES[case]
     paths = write_inputs(tmp_path / "in", survey=survey, census=census)
-    code, out, err = run(build(paths, data), capsys)
+    code, out, err = run(build_args(paths, data), capsys)
     assert code == 2, err
     line = error_line(err)
     assert __import__("re").search(pattern, line), line
@@ -134,7 +114,7 @@ def test_bad_files_exit_2(name, content, pattern, published, tmp_path, capsys):
     data, before = published
     paths = write_inputs(tmp_path / "in")
     paths[name].write_bytes(content)
-    code, _, err = run(build(paths, data), capsys)
+    code, _, err = run(build_args(paths, data), capsys)
     assert code == 2, err
     assert __import__("re").search(pattern, error_line(err))
     assert tree_hashes(data) == before
@@ -144,7 +124,7 @@ def test_missing_input_file(published, tmp_path, capsys):
     data, before = published
     paths = write_inputs(tmp_path / "in")
     paths["census"] = tmp_path / "nope.csv"
-    code, _, err = run(build(paths, data), capsys)
+    code, _, err = run(build_args(paths, data), capsys)
     assert code == 2
     assert "nope.csv: file not found" in error_line(err)
 
@@ -154,7 +134,7 @@ def test_single_psu_stratum_warns_and_builds(published, tmp_path, capsys):
     survey, census = _survey_census()
     survey.loc[survey["psu"] == "P0", "strata"] = "S_alone"
     paths = write_inputs(tmp_path / "in", survey=survey, census=census)
-    code, out, err = run(build(paths, tmp_path / "data", "2024"), capsys)
+    code, out, err = run(build_args(paths, tmp_path / "data", "2024"), capsys)
     assert code == 0, err
     warnings = [ln for ln in err.splitlines() if ln.startswith("riskmap: warning:")]
     assert len(warnings) == 1 and "single PSU" in warnings[0] and "S_alone" in warnings[0]
@@ -187,9 +167,9 @@ def test_bad_parameters_exit_2(argv, pattern, published, tmp_path, capsys, monke
 def test_bad_raster_option(published, tmp_path, capsys):
     data, _ = published
     paths = write_inputs(tmp_path / "in")
-    code, _, err = run(build(paths, data) + ["--raster", "nofile"], capsys)
+    code, _, err = run(build_args(paths, data) + ["--raster", "nofile"], capsys)
     assert code == 2 and "NAME=FILE" in err and "Traceback" not in err
-    code, _, err = run(build(paths, data) + ["--raster", "cropland=x.tif"], capsys)
+    code, _, err = run(build_args(paths, data) + ["--raster", "cropland=x.tif"], capsys)
     assert code == 2
     assert "--raster cropland: not a territorial covariate" in error_line(err)
 
@@ -203,7 +183,7 @@ def test_subprocess_exit_code_and_stderr(mutate, pattern, published, tmp_path):
     survey, census = _survey_census()
     paths = write_inputs(tmp_path / "in", survey=mutate(survey), census=census)
     proc = subprocess.run([sys.executable, "-c", "from riskmap.cli import main; main()",
-                           *map(str, build(paths, data))], capture_output=True, text=True,
+                           *map(str, build_args(paths, data))], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 2
     line = error_line(proc.stderr)
@@ -217,7 +197,7 @@ def test_directory_instead_of_file_one_line(which, published, tmp_path, capsys):
     data, before = published
     paths = write_inputs(tmp_path / "in")
     paths[which] = tmp_path
-    code, out, err = run(build(paths, data), capsys)
+    code, out, err = run(build_args(paths, data), capsys)
     assert code == 2
     line = error_line(err)
     assert f"'--{which}'" in line and "is a directory" in line
@@ -234,7 +214,7 @@ def test_boundaries_with_a_wrong_crs(published, tmp_path, capsys):
     bnd = gpd.read_file(paths["boundaries"]).to_crs(6372).set_crs(4326, allow_override=True)
     paths["boundaries"] = tmp_path / "in" / "wrong_crs.gpkg"
     bnd.to_file(paths["boundaries"])
-    code, _, err = run(build(paths, data), capsys)
+    code, _, err = run(build_args(paths, data), capsys)
     assert code == 2
     line = error_line(err)
     assert "wrong_crs.gpkg: coordinates out of range for longitude/latitude" in line
@@ -250,7 +230,7 @@ def test_corrupt_census_parquet(published, tmp_path, capsys):
     census.to_parquet(full)
     paths["census"] = tmp_path / "in" / "broken.parquet"
     paths["census"].write_bytes(full.read_bytes()[: full.stat().st_size // 2])
-    code, _, err = run(build(paths, data), capsys)
+    code, _, err = run(build_args(paths, data), capsys)
     assert code == 2
     assert "broken.parquet: not a readable Parquet file" in error_line(err)
     assert tree_hashes(data) == before
@@ -261,7 +241,7 @@ def test_unknown_survey_codes_warn_and_build(published, tmp_path, capsys):
     survey, census = _survey_census()
     survey = _set(survey, 4, "cvegeo", "03001")
     paths = write_inputs(tmp_path / "in", survey=survey, census=census)
-    code, out, err = run(build(paths, tmp_path / "data", "2024"), capsys)
+    code, out, err = run(build_args(paths, tmp_path / "data", "2024"), capsys)
     assert code == 0, err
     warnings = [ln for ln in err.splitlines() if ln.startswith("riskmap: warning:")]
     assert len(warnings) == 1
@@ -286,7 +266,7 @@ def test_read_only_data_dir(published, tmp_path, capsys, monkeypatch):
         return real(*args, dir=dir, **kwargs)
 
     monkeypatch.setattr(tempfile, "mkstemp", read_only)
-    code, _, err = run(build(paths, data), capsys)
+    code, _, err = run(build_args(paths, data), capsys)
     assert code == 2
     line = error_line(err)
     assert line == (f"riskmap: error: {data / 'editions'}: cannot write here (Read-only file "

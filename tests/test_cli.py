@@ -10,37 +10,17 @@ import pandas as pd
 import pyogrio
 import pytest
 
-from riskmap.cli import main
 from riskmap.edition import ROW_COLUMNS
 from riskmap.store import DataStore
+from cli_inputs import build_args, published_data, run
 from test_pipeline import write_inputs
-
-
-def run(argv, capsys):
-    """Run the CLI; return (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return exc.value.code, out, err
-
-
-def build_args(paths, data, edition="2023", *extra):
-    return ["build", "--edition", edition, "--survey", paths["survey"], "--census",
-            paths["census"], "--boundaries", paths["boundaries"], "--spec", paths["spec"],
-            "--vintage", "grid", "--data-dir", data, *extra]
 
 
 @pytest.fixture(scope="module")
 def atlas(tmp_path_factory):
     """A data directory with edition 2023 built through the CLI (read-only for tests)."""
-    root = tmp_path_factory.mktemp("cli")
-    paths = write_inputs(root / "in")
-    data = root / "data"
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in build_args(paths, data, "2023", "--source", "ENTI 2022",
-                                          "--source", "Censo 2020", "--synthetic")])
-    assert exc.value.code == 0
-    return data
+    return published_data(tmp_path_factory.mktemp("cli"), "--source", "ENTI 2022",
+                          "--source", "Censo 2020", "--synthetic")
 
 
 def test_build_prints_steps_and_summary(tmp_path, capsys):
