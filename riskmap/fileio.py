@@ -1,10 +1,14 @@
-"""Small file helpers shared by readers: TOML with one-line errors, file digests."""
+"""Small file helpers shared by readers: TOML with one-line errors, file digests, INEGI code
+columns zero-padded with row-precise errors."""
 
 from __future__ import annotations
 
 import hashlib
 import tomllib
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
 
 from .errors import InputError
 
@@ -36,3 +40,41 @@ def sha256_file(path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def pad_code(series: pd.Series, width: int, column: str, path: Path, first_row: int = 2
+             ) -> tuple[pd.Series, bool]:
+    """Zero-pad a column of INEGI codes that may have been stored as numbers.
+
+    Parameters
+    ----------
+    series : pandas.Series
+        Codes as read from a table or boundary file (text, integers, or floats such as ``1001.0``).
+    width : int
+        Digits of the code (2 for ``CVE_ENT``, 3 for ``CVE_MUN``, 5 for ``CVEGEO``).
+    column : str
+        Column name, for the error message.
+    path : Path
+        Source file, for the error message.
+    first_row : int, default 2
+        Row number the error message gives the first value: 2 for a table (its header is
+        line 1), 1 for the features of a boundary file.
+
+    Returns
+    -------
+    (pandas.Series, bool)
+        The zero-padded text codes and whether any code needed padding.
+
+    Raises
+    ------
+    InputError
+        A value that is not a code of at most ``width`` digits; names the file, column and
+        row (see ``first_row``).
+    """
+    text = series.astype(str).str.strip().str.replace(r"\.0$", "", regex=True)
+    bad = ~text.str.fullmatch(r"\d{1,%d}" % width)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(f"expected a {width}-digit code, found {series.iloc[row]!r}",
+                         file=path, column=column, row=row + first_row)
+    return text.str.zfill(width), bool((text.str.len() < width).any())

@@ -29,6 +29,7 @@ import pyogrio
 import shapely
 
 from ..errors import InputError
+from ..fileio import pad_code
 
 #: Mexico's 32 states (INEGI catalogue, Marco Geoestadístico names).
 MX_STATES = {
@@ -242,35 +243,16 @@ def _ensure_crs(gdf: gpd.GeoDataFrame, path: Path) -> gpd.GeoDataFrame:
                      ".prj file (INEGI's Marco Geoestadístico is EPSG:6372)", file=path)
 
 
-def _as_code(series: pd.Series, width: int, name: str, path: Path) -> tuple[pd.Series, bool]:
-    """Return (zero-padded string codes, whether padding was needed)."""
-    if pd.api.types.is_float_dtype(series):
-        if series.isna().any() or (series % 1 != 0).any():
-            row = int(np.flatnonzero(series.isna() | (series % 1 != 0))[0]) + 1
-            raise InputError(f"expected a {width}-digit code, found {series.iloc[row - 1]!r}",
-                             file=path, column=name, row=row)
-        series = series.astype("int64")
-    text = series.astype(str).str.strip()
-    text = text.where(series.notna(), "")
-    bad = ~text.str.fullmatch(r"\d{1,%d}" % width)
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0]) + 1
-        raise InputError(f"expected a {width}-digit code, found {text.iloc[row - 1]!r}",
-                         file=path, column=name, row=row)
-    padded = text.str.zfill(width)
-    return padded, bool((text.str.len() < width).any())
-
-
 def _codes(gdf, cols: dict, path: Path) -> dict:
     padded_cols = []
     if "cvegeo" in cols:
-        cvegeo, padded = _as_code(gdf[cols["cvegeo"]], 5, cols["cvegeo"], path)
+        cvegeo, padded = pad_code(gdf[cols["cvegeo"]], 5, cols["cvegeo"], path, 1)
         if padded:
             padded_cols.append(cols["cvegeo"])
         cve_ent, cve_mun = cvegeo.str[:2], cvegeo.str[2:]
     elif "cve_ent" in cols and "cve_mun" in cols:
-        cve_ent, p1 = _as_code(gdf[cols["cve_ent"]], 2, cols["cve_ent"], path)
-        cve_mun, p2 = _as_code(gdf[cols["cve_mun"]], 3, cols["cve_mun"], path)
+        cve_ent, p1 = pad_code(gdf[cols["cve_ent"]], 2, cols["cve_ent"], path, 1)
+        cve_mun, p2 = pad_code(gdf[cols["cve_mun"]], 3, cols["cve_mun"], path, 1)
         padded_cols += [c for c, p in ((cols["cve_ent"], p1), (cols["cve_mun"], p2)) if p]
         cvegeo = cve_ent + cve_mun
     else:

@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..edition import EXTRA_COLUMNS, LEVELS, ROW_COLUMNS, Edition
 from ..errors import InputError
-from .codes import pad_code
+from ..fileio import pad_code
 from ..store import check_name
 
 #: Normalised spelling -> level. Keys are lower case, without accents, single spaces.

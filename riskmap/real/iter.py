@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .codes import pad_code
+from ..fileio import pad_code
 
 _NA = ["*", "N/D", "n/d", "ND", ""]
 _TEXT = {"cvegeo", "cve_ent", "cve_mun", "nom_ent", "nom_mun", "NOM_ENT", "NOM_MUN", "NOM_LOC"}
