@@ -156,19 +156,19 @@ def score_municipalities(model, census: pd.DataFrame, covariates, codes=None, z=
         grad /= sum_v[:, None]
     var_model = np.einsum("ij,jk,ik->i", grad, V, grad)
 
-    # Second pass (probabilities kept from the first): census-sample variance around P_m.
+    # Second pass (probabilities kept from the first): census-sample variance around P_m;
+    # a full count has none, so the pass is skipped.
     ss = np.zeros(M)
-    for a in range(0, n, _CHUNK):
+    P0 = np.nan_to_num(P)
+    for a in range(0, n if census_sample else 0, _CHUNK):
         b = min(a + _CHUNK, n)
         gc = g[a:b]
         keep = gc >= 0
         gk = np.where(keep, gc, 0)
-        dev = np.where(keep, v[a:b] * (p[a:b] - np.nan_to_num(P)[gk]), 0.0)
+        dev = np.where(keep, v[a:b] * (p[a:b] - P0[gk]), 0.0)
         ss += np.bincount(gk, weights=dev * dev, minlength=M)
     with np.errstate(invalid="ignore", divide="ignore"):
         var_census = ss / sum_v**2
-    if not census_sample:
-        var_census = np.zeros(M)
     var_model[count == 0] = np.nan
     var_census[count == 0] = np.nan
     se = np.sqrt(np.clip(var_model, 0.0, None) + var_census)
