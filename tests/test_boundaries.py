@@ -118,29 +118,26 @@ def test_no_crs_projected_coordinates_rejected(tmp_path):
         read_boundaries(path)
 
 
-def test_duplicated_codes_rejected_by_name(tmp_path):
-    src = _grid()
+def _duplicate_code(src):
     src.loc[4, "CVE_MUN"] = "002"
-    path = tmp_path / "m.geojson"
-    src.to_file(path, driver="GeoJSON")
-    with pytest.raises(InputError, match="more than once: 01002"):
-        read_boundaries(path)
+    return src
 
 
-def test_missing_code_columns_listed(tmp_path):
-    src = _grid().drop(columns=["CVE_MUN"])
-    path = tmp_path / "m.geojson"
-    src.to_file(path, driver="GeoJSON")
-    with pytest.raises(InputError, match="expected CVEGEO, or CVE_ENT and CVE_MUN.*found CVE_ENT"):
-        read_boundaries(path)
-
-
-def test_malformed_code_names_row(tmp_path):
-    src = _grid()
+def _malformed_code(src):
     src.loc[3, "CVE_MUN"] = "12a"
+    return src
+
+
+@pytest.mark.parametrize("corrupt, message", [
+    (_duplicate_code, "more than once: 01002"),
+    (lambda src: src.drop(columns=["CVE_MUN"]),
+     "expected CVEGEO, or CVE_ENT and CVE_MUN.*found CVE_ENT"),
+    (_malformed_code, "column 'CVE_MUN', row 4.*3-digit"),
+], ids=["duplicated-codes", "missing-code-column", "malformed-code"])
+def test_bad_codes_rejected_with_the_reason(tmp_path, corrupt, message):
     path = tmp_path / "m.geojson"
-    src.to_file(path, driver="GeoJSON")
-    with pytest.raises(InputError, match="column 'CVE_MUN', row 4.*3-digit"):
+    corrupt(_grid()).to_file(path, driver="GeoJSON")
+    with pytest.raises(InputError, match=message):
         read_boundaries(path)
 
 
