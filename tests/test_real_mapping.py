@@ -97,14 +97,6 @@ def test_intercensal_2015_codes_differ():
     np.testing.assert_array_equal(out["head_schooling_years"], [6.0, 6.0, 12.0])
 
 
-def test_missing_column_lists_expected_and_found():
-    df = _personas_2020().drop(columns=["ASISTEN"])
-    with pytest.raises(InputError, match=r"p\.csv, column 'ASISTEN': missing column\(s\) "
-                                         r"ASISTEN .*expected ENT, MUN, FACTOR.*found ID_VIV"):
-        apply_mapping(df, load_mapping("censo2020_ampliado"), "p.csv",
-                      tables={"dwellings": _viviendas_2020()})
-
-
 def test_missing_extra_table_and_column():
     m = load_mapping("censo2020_ampliado")
     with pytest.raises(InputError, match="reads table 'dwellings'.*pass it too"):
@@ -182,11 +174,18 @@ def test_enti_survey_from_dbf_state_level_code(tmp_path):
     np.testing.assert_array_equal(out["household_size"], [4.0, 4.0, 4.0])
 
 
-def test_unconfirmed_names_flagged_when_missing():
-    df = _sdem_enti().drop(columns=["HLENGUA"])
-    with pytest.raises(InputError, match=r"HLENGUA \[\?\].*unconfirmed INEGI names: edit "
-                                         r"enti2022\.toml"):
-        apply_mapping(df, load_mapping("enti2022"), "ENTI2022_SDEM.DBF")
+@pytest.mark.parametrize("frame, column, mapping, file, tables, message", [
+    # the message lists what was expected and what was found
+    (_personas_2020, "ASISTEN", "censo2020_ampliado", "p.csv", {"dwellings": _viviendas_2020()},
+     r"p\.csv, column 'ASISTEN': missing column\(s\) ASISTEN .*expected ENT, MUN, FACTOR"
+     r".*found ID_VIV"),
+    # a name the mapping has not confirmed is flagged, with the file to edit
+    (_sdem_enti, "HLENGUA", "enti2022", "ENTI2022_SDEM.DBF", None,
+     r"HLENGUA \[\?\].*unconfirmed INEGI names: edit enti2022\.toml"),
+], ids=["censo2020", "enti2022-unconfirmed"])
+def test_missing_column_reported(frame, column, mapping, file, tables, message):
+    with pytest.raises(InputError, match=message):
+        apply_mapping(frame().drop(columns=[column]), load_mapping(mapping), file, tables=tables)
 
 
 def test_shipped_mappings_match_the_model_spec():
