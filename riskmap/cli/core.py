@@ -62,7 +62,7 @@ def _os_errors_as_input():
     try:
         yield
     except OSError as exc:
-        where = exc.filename if exc.filename is not None else None
+        where = exc.filename
         reason = exc.strerror or str(exc)
         if where is not None and exc.errno in _WRITE_ERRORS:
             path = Path(where)
