@@ -190,8 +190,9 @@ def _generate(data_dir: Path, seed: int, progress, config: DemoConfig) -> dict:
     n_old, n_new = len(geo.municipios[old]), len(geo.municipios[new])
     parent_of_new = np.arange(n_new)
     code_index = {c: i for i, c in enumerate(geo.municipios[old]["cvegeo"])}
+    new_index = {c: i for i, c in enumerate(geo.municipios[new]["cvegeo"])}
     for parent, child in geo.splits.itertuples(index=False):
-        parent_of_new[geo.municipios[new]["cvegeo"].tolist().index(child)] = code_index[parent]
+        parent_of_new[new_index[child]] = code_index[parent]
     profiles = municipal_profiles(rng["profiles"], geo.cell_mun[old], geo.cell_mun[new],
                                   cell_fields, geo.cell_area, n_old, n_new, parent_of_new,
                                   config.total_children)
