@@ -21,6 +21,7 @@ import shapely
 from pyproj import CRS, Transformer
 
 from .errors import InputError
+from .ingest.boundaries import clean_polygons
 
 #: Albers equal-area conic fitted to Mexico (standard parallels 14.5 N and 32.5 N).
 MEXICO_ALBERS = ("+proj=aea +lat_1=14.5 +lat_2=32.5 +lat_0=24 +lon_0=-102 "
@@ -96,8 +97,8 @@ def area_crosswalk(gdf_from: gpd.GeoDataFrame, gdf_to: gpd.GeoDataFrame,
     crs = equal_area_crs(gdf_from)
     a = gdf_from.to_crs(crs)
     b = gdf_to.to_crs(crs)
-    ga = _valid(a.geometry.to_numpy())
-    gb = _valid(b.geometry.to_numpy())
+    ga = clean_polygons(a.geometry.to_numpy())
+    gb = clean_polygons(b.geometry.to_numpy())
     codes_a = a["cvegeo"].astype(str).to_numpy()
     codes_b = b["cvegeo"].astype(str).to_numpy()
 
@@ -218,14 +219,6 @@ def parents_of_new(crosswalk: pd.DataFrame, codes_from, codes_to,
 
 
 # -- helpers --------------------------------------------------------------------------------
-def _valid(geoms: np.ndarray) -> np.ndarray:
-    bad = ~shapely.is_valid(geoms)
-    if bad.any():
-        geoms = geoms.copy()
-        geoms[bad] = shapely.make_valid(geoms[bad])
-    return geoms
-
-
 def _intersection_area(ga, gb, ia, ib) -> np.ndarray:
     """Areas of ga[ia] ∩ gb[ib], vectorised, with a per-pair fallback on GEOS errors."""
     # Identical polygons (an unchanged municipality) are the common case between vintages:
