@@ -131,6 +131,10 @@ class Atlas:
         return self._cached(("positions", name, self._mtime(name)),
                             lambda: {c: i for i, c in enumerate(table["cvegeo"])})
 
+    def has(self, name: str, cvegeo: str) -> bool:
+        """Whether edition ``name``'s geography has municipality ``cvegeo``."""
+        return str(cvegeo) in self._positions(name)
+
     def edition(self, name: str) -> Edition:
         """The published edition ``name``; :class:`NotFound` lists the valid names."""
         return self._entry(name)[1]
@@ -309,7 +313,7 @@ class Atlas:
         names = self.names()
         home = None  # newest vintage where the code exists
         for name in reversed(names):
-            if cvegeo in self._positions(name):
+            if self.has(name, cvegeo):
                 home = self.edition(name).vintage
                 break
         if home is None:

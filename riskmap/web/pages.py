@@ -224,8 +224,8 @@ def municipio(cvegeo):
     else:
         # The newest edition whose geography has this code (new municipalities only exist
         # in recent vintages, dissolved ones only in old ones).
-        edition = next((n for n in reversed(names)
-                        if (atlas.rows(n)["cvegeo"] == str(cvegeo)).any()), names[-1] if names else None)
+        edition = next((n for n in reversed(names) if atlas.has(n, cvegeo)),
+                       names[-1] if names else None)
         if edition is None:
             raise NotFound("no edition is published in the data directory")
     info = atlas.municipality(edition, cvegeo)
