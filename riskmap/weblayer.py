@@ -91,10 +91,10 @@ def web_layer(gdf: gpd.GeoDataFrame, tolerance_m: float = DEFAULT_TOLERANCE_M,
             "properties": {c: str(props[c][i]) for c in WEB_PROPERTIES},
             "geometry": None if geom is None or geom.is_empty else geom.__geo_interface__,
         })
-    layer = {"type": "FeatureCollection", "features": features}
+    layer = {"type": "FeatureCollection"}
     if attribution:
-        layer = {"type": "FeatureCollection", "attribution": dict(attribution),
-                 "features": features}
+        layer["attribution"] = dict(attribution)
+    layer["features"] = features
     return layer
 
 
@@ -159,14 +159,13 @@ def cached_web_layer(store: DataStore, vintage: str, tolerance_m: float = DEFAUL
     meta = _read_meta(meta_path)
     params = {"tolerance_m": float(tolerance_m), "quantize": int(quantize),
               "version": _LAYER_VERSION, "attribution": attribution}
-    result = None
-    if (meta and target.exists() and meta.get("params") == params
-            and meta.get("size") == stat.st_size and meta.get("mtime_ns") == stat.st_mtime_ns):
+    reusable = bool(meta) and meta.get("params") == params and target.exists()
+    if (reusable and meta.get("size") == stat.st_size
+            and meta.get("mtime_ns") == stat.st_mtime_ns):
         result = (target.read_bytes(), meta["etag"])
     else:
         digest = sha256_file(source)
-        if meta and target.exists() and meta.get("params") == params \
-                and meta.get("sha256") == digest:
+        if reusable and meta.get("sha256") == digest:
             result = (target.read_bytes(), meta["etag"])  # touched but unchanged
         else:
             gdf = store.load_vintage(vintage)
@@ -209,8 +208,6 @@ def _write_cache(path: Path, data: bytes) -> None:
     except OSError as exc:
         warnings.warn(f"cannot write the web layer cache {path.name} ({exc}); "
                       "serving it from memory", stacklevel=3)
-
-
 
 
 def _read_meta(path: Path) -> dict | None:
