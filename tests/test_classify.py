@@ -103,13 +103,10 @@ def test_display_schemes_match_mapclassify_and_keep_no_data():
     assert_allclose(np.diff(e.bins), np.diff(e.bins)[0])
 
 
-def test_natural_breaks_is_fast_on_all_municipalities():
-    import time
-
+def test_natural_breaks_on_all_municipalities():
+    # Its speed is measured by bench/bench_fit_score.py, not asserted here.
     values = np.random.default_rng(2).beta(2, 10, 2457)
-    start = time.perf_counter()
     got = classify_scheme(values, "natural_breaks", k=5)
-    assert time.perf_counter() - start < 5
     assert got.bins[-1] == values.max() and got.classes.nunique() == 5
 
 
