@@ -97,8 +97,7 @@ def test_display_schemes_match_mapclassify_and_keep_no_data():
     assert got.classes.isna().tolist() == values.isna().tolist()
     assert got.classes.dropna().tolist() == ref.yb.tolist()
     q = classify_scheme(values, "quantiles", k=4)
-    assert q.classes.value_counts().tolist() == [50, 50, 49, 49] or \
-        sorted(q.classes.value_counts().tolist()) == [49, 49, 50, 50]
+    assert sorted(q.classes.value_counts().tolist()) == [49, 49, 50, 50]
     e = classify_scheme(values, "equal-interval", k=3)
     assert_allclose(np.diff(e.bins), np.diff(e.bins)[0])
 
