@@ -22,6 +22,7 @@ import pandas as pd
 
 from .edition import LEVELS
 from .errors import InputError, NotFound
+from .score import Z95, logit_interval
 
 NO_INFO = "sin_informacion"
 CHANGES = ("aumento", "disminucion", "sin_cambio", NO_INFO)
@@ -181,7 +182,7 @@ def pieces(crosswalk, codes_a: pd.Index, codes_b: pd.Index) -> dict:
 
 
 def pool_pieces(ta: pd.DataFrame, groups: dict, reference: float | None,
-                z: float = 1.959964) -> pd.DataFrame:
+                z: float = Z95) -> pd.DataFrame:
     """A's value on B's geography for divided municipalities: children-weighted pieces.
 
     P = sum N_i P_i / sum N_i. Variance, conservatively: the census-sample parts are
@@ -219,9 +220,7 @@ def pool_pieces(ta: pd.DataFrame, groups: dict, reference: float | None,
             var = (np.sum(w * se_i) / np.sum(w)) ** 2
         se = float(np.sqrt(var)) if np.isfinite(var) else np.nan
         if np.isfinite(se) and se > 0 and reference is not None and 0 < prob < 1:
-            half = z * se / (prob * (1 - prob))
-            logit = math.log(prob / (1 - prob))
-            low, high = 1 / (1 + math.exp(-(logit - half))), 1 / (1 + math.exp(-(logit + half)))
+            low, high = logit_interval(prob, se, z)
             level = "alto" if low > reference else "bajo" if high < reference else "medio"
         rows.append((code, prob, se, level, "+".join(members)))
     return pd.DataFrame(rows, columns=["cvegeo", "probability", "se", "level", "pieces"]
