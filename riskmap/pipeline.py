@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from . import classify, factors, score
-from .edition import EXTRA_COLUMNS, FACTOR_COLUMNS, LEVELS, ROW_COLUMNS, Edition
+from .edition import EXTRA_COLUMNS, LEVELS, ROW_COLUMNS, Edition
 from .errors import InputError, ModelError
 from .ingest.boundaries import read_boundaries, states_from
 from .ingest.records import join_territorial, read_records, validate_codes
@@ -139,7 +139,6 @@ def build_edition(name, survey: pd.DataFrame, census: pd.DataFrame,
 
     say("classifying municipalities")
     levels = classify.classify_levels(scores, rate["estimate"], min_records=min_records)
-    levels = levels.reindex(scores.index).fillna("sin_informacion").astype(str)
 
     say("associated factors")
     coef = pd.Series(model.coef_[1:], index=covariates)
@@ -147,7 +146,6 @@ def build_edition(name, survey: pd.DataFrame, census: pd.DataFrame,
     long = factors.factor_contributions(
         coef, score.municipal_means(census, covariates, codes=codes),
         score.national_means(census, covariates), domains)
-    long = pd.DataFrame(long)[list(FACTOR_COLUMNS)].reset_index(drop=True)
     top = factors.top_factors(long, n=3, labels={c.name: c.label_es for c in spec.covariates})
 
     rows = _rows(name, vintage, boundaries, scores, levels, top)
