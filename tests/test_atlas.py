@@ -118,6 +118,15 @@ def test_municipality_without_information_has_nulls(atlas):
     json.dumps(m, allow_nan=False)
 
 
+def test_layer_table_of_whole_edition_is_built_once(atlas):
+    from riskmap.web import maps
+
+    values, legends = atlas.layer_table("2023")
+    assert (values, legends) == maps.layer_table(atlas.rows("2023"))
+    assert atlas.layer_table("2023")[0] is values  # cached per edition file, not per request
+    assert set(values) == set(atlas.rows("2023")["cvegeo"])
+
+
 def test_unknown_municipality(atlas):
     with pytest.raises(NotFound, match="'99999' is not in edition 2023"):
         atlas.municipality("2023", "99999")

@@ -209,6 +209,16 @@ class Atlas:
             mask &= (table["level"] == nivel).to_numpy()
         return table.loc[mask].reset_index(drop=True)
 
+    def layer_table(self, name: str) -> tuple[dict, dict]:
+        """:func:`riskmap.web.maps.layer_table` of all an edition's rows (built once, shared:
+        callers must not mutate it)."""
+        def build():
+            from . import maps
+
+            return maps.layer_table(self._entry(name)[2])
+
+        return self._cached(("layers", name, self._mtime(name)), build)
+
     def geojson_geometries(self, name: str) -> dict[str, str]:
         """cvegeo -> GeoJSON geometry text of an edition's rows (encoded once, cached)."""
         def build():

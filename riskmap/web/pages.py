@@ -120,10 +120,14 @@ def _bbox(states: list[dict], cve_ent: str | None):
     return None
 
 
-def _layer_map(map_id, atlas, edition, rows, *, layer, states, estado=None, selected=None,
+def _layer_map(map_id, atlas, edition, *, layer, states, rows=None, estado=None, selected=None,
                zoom_selected=False, only_state=False):
-    """One folium map with the four layers of an edition, plus its glue configuration."""
-    values, legends = maps.layer_table(rows)
+    """One folium map with the four layers of an edition, plus its glue configuration.
+
+    ``rows`` restricts the classes to a subset (a state); by default the whole edition's
+    layer table, cached by the :class:`Atlas`.
+    """
+    values, legends = atlas.layer_table(edition) if rows is None else maps.layer_table(rows)
     vintage = atlas.edition(edition).vintage
     parts = maps.build_map(map_id, bounds=_bbox(states, estado), **_tile_kwargs())
     spec = {"var": parts.name, "geometry": _geometry_url(vintage), "values": values,
@@ -148,7 +152,7 @@ def index():
     selected = _selection(rows, request.args.get("sel"))
     query = (request.args.get("q") or "").strip()[:80]
     matches = atlas.search(query, edition) if query else []
-    parts, spec, legends = _layer_map("nacional", atlas, edition, rows, layer=layer,
+    parts, spec, legends = _layer_map("nacional", atlas, edition, layer=layer,
                                       states=states, estado=estado, selected=selected,
                                       zoom_selected=bool(selected))
     chosen = None
@@ -202,8 +206,8 @@ def estado(cve_ent):
                        errors=["cve_ent: one of " + ", ".join(codes)])
     layer = params.layer(request.args.get("capa"))
     rows = atlas.rows(edition, estado=cve_ent)
-    parts, spec, legends = _layer_map("estado", atlas, edition, rows, layer=layer,
-                                      states=states, estado=cve_ent, only_state=True)
+    parts, spec, legends = _layer_map("estado", atlas, edition, layer=layer,
+                                      states=states, rows=rows, estado=cve_ent, only_state=True)
     state = next(s for s in states if s["cve_ent"] == cve_ent)
     table = rows.sort_values(["rank_state", "cvegeo"], na_position="last")
     return render_template(
@@ -231,8 +235,7 @@ def municipio(cvegeo):
     info = atlas.municipality(edition, cvegeo)
     vintage = atlas.edition(edition).vintage
     states = atlas.states(vintage)
-    rows = atlas.rows(edition)
-    parts, spec, legends = _layer_map("municipio", atlas, edition, rows, layer="nivel",
+    parts, spec, legends = _layer_map("municipio", atlas, edition, layer="nivel",
                                       states=states, selected=str(cvegeo), zoom_selected=True)
     spec["fit"] = False
     history = atlas.history(cvegeo)
@@ -559,8 +562,8 @@ def comparar():
                    "link": _municipio_link(b)}
     twin = []
     for key, name in (("a", a), ("b", b)):
-        parts, spec, _ = _layer_map(f"edicion_{key}", atlas, name, atlas.rows(name),
-                                    layer="nivel", states=states)
+        parts, spec, _ = _layer_map(f"edicion_{key}", atlas, name, layer="nivel",
+                                    states=states)
         twin.append((name, parts, spec))
     counts = comp.counts
     ca, cb = counts.columns
