@@ -1,5 +1,5 @@
-"""Small file helpers shared by readers: TOML with one-line errors, file digests, INEGI code
-columns zero-padded with row-precise errors."""
+"""Small file helpers shared by readers: TOML with one-line errors, file digests, CSV read as
+text in UTF-8 or latin-1, INEGI code columns zero-padded with row-precise errors."""
 
 from __future__ import annotations
 
@@ -40,6 +40,30 @@ def sha256_file(path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def read_csv_text(source, **kwargs) -> pd.DataFrame:
+    """``pandas.read_csv`` with every column as text, decoded as UTF-8 (with or without BOM)
+    or, failing that, latin-1 (INEGI's older files; it decodes any byte, so never fails).
+
+    Parameters
+    ----------
+    source : str, Path or callable
+        A path, or a callable returning a fresh binary file object (e.g. a zip member; it
+        is opened again for the latin-1 attempt).
+    **kwargs
+        Passed to :func:`pandas.read_csv` (``dtype`` and ``encoding`` are set here).
+    """
+    def read(encoding):
+        if callable(source):
+            with source() as fh:
+                return pd.read_csv(fh, dtype=str, encoding=encoding, **kwargs)
+        return pd.read_csv(source, dtype=str, encoding=encoding, **kwargs)
+
+    try:
+        return read("utf-8-sig")
+    except UnicodeDecodeError:
+        return read("latin-1")
 
 
 def pad_code(series: pd.Series, width: int, column: str, path: Path, first_row: int = 2

@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..edition import EXTRA_COLUMNS, LEVELS, ROW_COLUMNS, Edition
 from ..errors import InputError
-from ..fileio import pad_code
+from ..fileio import pad_code, read_csv_text
 from ..store import check_name
 
 #: Normalised spelling -> level. Keys are lower case, without accents, single spaces.
@@ -238,14 +238,7 @@ def _read_table(path: Path) -> pd.DataFrame:
     if b"\0" in head:
         raise InputError("not a text file: expected a CSV (or .xlsx) with columns cvegeo and "
                          "level", file=path)
-    raw = None
-    for enc in ("utf-8-sig", "latin-1"):
-        try:
-            raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=enc,
-                              sep=None, engine="python")
-            break
-        except UnicodeDecodeError:
-            continue
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-            raise InputError(f"cannot read the list ({exc})", file=path) from None
-    return raw
+    try:
+        return read_csv_text(path, keep_default_na=False, sep=None, engine="python")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise InputError(f"cannot read the list ({exc})", file=path) from None

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..fileio import pad_code
+from ..fileio import pad_code, read_csv_text
 
 _NA = ["*", "N/D", "n/d", "ND", ""]
 _TEXT = {"cvegeo", "cve_ent", "cve_mun", "nom_ent", "nom_mun", "NOM_ENT", "NOM_MUN", "NOM_LOC"}
@@ -93,20 +93,11 @@ def _read_csv(path: Path) -> pd.DataFrame:
         import zipfile
 
         member = _zip_member(path)
-        for enc in ("utf-8-sig", "latin-1"):
-            try:
-                with zipfile.ZipFile(path).open(member) as fh:
-                    return pd.read_csv(fh, dtype=str, keep_default_na=False, encoding=enc)
-            except UnicodeDecodeError:
-                continue
-    for enc in ("utf-8-sig", "latin-1"):
-        try:
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=enc)
-        except UnicodeDecodeError:
-            continue
-        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise InputError(f"cannot read the table ({exc})", file=path) from None
-    raise InputError("cannot decode the file as UTF-8 or latin-1", file=path)  # pragma: no cover
+        return read_csv_text(lambda: zipfile.ZipFile(path).open(member), keep_default_na=False)
+    try:
+        return read_csv_text(path, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError(f"cannot read the table ({exc})", file=path) from None
 
 
 def _numeric(df: pd.DataFrame, skip) -> pd.DataFrame:

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..fileio import read_toml
+from ..fileio import read_csv_text, read_toml
 from ..paths import MODELS_DIR
 
 SOURCES_DIR = MODELS_DIR / "sources"
@@ -456,13 +456,8 @@ def read_table(path) -> pd.DataFrame:
                 {"None": np.nan, "nan": np.nan})
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path).astype(str).replace({"None": np.nan, "nan": np.nan})
-        for enc in ("utf-8-sig", "latin-1"):
-            try:
-                return pd.read_csv(path, dtype=str, encoding=enc)
-            except UnicodeDecodeError:
-                continue
+        return read_csv_text(path)
     except InputError:
         raise
     except Exception as exc:  # pandas/GDAL raise many types for a corrupt file
         raise InputError(f"cannot read the table ({exc})", file=path) from None
-    raise InputError("cannot decode the file", file=path)  # pragma: no cover
