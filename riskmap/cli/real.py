@@ -60,11 +60,18 @@ def _echo_warnings(caught):
             click.echo(f"riskmap: warning: {w.message}", err=True)
 
 
-def _vintage_from(path: str) -> str:
+def _vintage_from(path: str, default: str | None = None) -> str:
+    """The year in a file name; else ``default`` when the name has no digit at all; else the
+    name itself, made a safe vintage name."""
     import re
 
-    match = re.search(r"(19|20)\d\d", Path(path).stem)
-    return match.group(0) if match else re.sub(r"[^A-Za-z0-9_.-]", "_", Path(path).stem)[:60]
+    stem = Path(path).stem
+    match = re.search(r"(19|20)\d\d", stem)
+    if match:
+        return match.group(0)
+    if default is not None and not any(ch.isdigit() for ch in stem):
+        return default
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", stem)[:60]
 
 
 @cli.command("simulate")
@@ -99,11 +106,9 @@ def simulate_cmd(boundaries, census_table, vintage, seed, census_records, survey
 
     from ..real.simulate import SOURCES_NOTE, SimConfig, build_semisynthetic
 
-    vintage = vintage or (_vintage_from(boundaries) if any(
-        ch.isdigit() for ch in Path(boundaries).stem) else "2020")
+    vintage = vintage or _vintage_from(boundaries, "2020")
     if old_boundaries and not old_vintage:
-        old_vintage = _vintage_from(old_boundaries) if any(
-            ch.isdigit() for ch in Path(old_boundaries).stem) else "2015"
+        old_vintage = _vintage_from(old_boundaries, "2015")
     config = SimConfig(n_census=census_records, n_survey=survey_records)
     bars = []  # created on the first step, so an input error prints no empty bar first
 
