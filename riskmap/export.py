@@ -163,14 +163,21 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def _provenance_columns(edition) -> dict:
+    """The constant ``synthetic``, ``rule`` and ``source`` columns of the tabular exports."""
+    info = provenance(edition.card)
+    return {"synthetic": info["synthetic"], "rule": info["rule_text"]["es"],
+            "source": source_text(edition.card, "es")}
+
+
+def _rows_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Output row columns in order (no geometry), typed and rounded."""
+    return _typed(pd.DataFrame(rows[list(ROW_COLUMNS)]).reset_index(drop=True))
+
+
 def _table(edition, rows: pd.DataFrame) -> pd.DataFrame:
     """Output row columns in order plus the provenance columns (no geometry)."""
-    info = provenance(edition.card)
-    table = _typed(pd.DataFrame(rows[list(ROW_COLUMNS)]).reset_index(drop=True))
-    table["synthetic"] = info["synthetic"]
-    table["rule"] = info["rule_text"]["es"]
-    table["source"] = source_text(edition.card, "es")
-    return table
+    return _rows_table(rows).assign(**_provenance_columns(edition))
 
 
 def _metadata(edition, state=None, level=None, n_rows=None) -> dict:
@@ -234,10 +241,7 @@ def export_table(df: pd.DataFrame, fmt: str, path_or_buffer, metadata: dict | No
 
 # -- writers ---------------------------------------------------------------------------------
 def _write_csv(edition, rows, path, state, level):
-    export_table(_table(edition, rows).drop(columns=["synthetic", "rule", "source"]), "csv",
-                 path, {"synthetic": edition.synthetic,
-                        "rule": provenance(edition.card)["rule_text"]["es"],
-                        "source": source_text(edition.card, "es")})
+    export_table(_rows_table(rows), "csv", path, _provenance_columns(edition))
 
 
 def _write_xlsx(edition, rows, path, state, level):
