@@ -492,8 +492,9 @@ def build_semisynthetic(data_dir, boundaries_path, table_path, seed: int = 2020,
     config = config or SimConfig()
     store = DataStore(data_dir)
     if not replace:
+        published = set(store.edition_names())
         clash = [ed.edition for ed in config.editions
-                 if ed.edition in store.edition_names()
+                 if ed.edition in published
                  and not store.load_card(ed.edition).get("semi_synthetic")]
         if clash:
             raise InputError(f"the data directory already publishes edition(s) "
