@@ -123,8 +123,8 @@ def states_from(municipios: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     names = municipios.groupby("cve_ent")["nom_ent"].first()
     geoms = []
     for cve, part in municipios.groupby("cve_ent", sort=True):
-        # coverage_union is much faster than unary_union for edge-matched polygons, but
-        # simplified sources leave slivers/overlaps, so fall back on the robust union.
+        # union_all rather than the faster coverage_union: simplified sources leave
+        # slivers/overlaps, which coverage_union does not accept.
         try:
             geom = shapely.union_all(part.geometry.to_numpy())
         except shapely.errors.GEOSException:  # pragma: no cover - defensive
