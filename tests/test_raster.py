@@ -138,4 +138,5 @@ def test_no_warning_when_every_polygon_has_pixels(small_raster):
     path, gdf = small_raster
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        zr.zonal_mean(path, gdf)
+        means = zr.zonal_mean(path, gdf)
+    assert len(means) == len(gdf) and np.isfinite(means.to_numpy(dtype=float)).all()
