@@ -177,6 +177,8 @@ def _check_boundaries(boundaries) -> gpd.GeoDataFrame:
 
 
 def _check_outcome(survey: pd.DataFrame, file) -> None:
+    """A constant outcome, named by the file's column (SurveyLogit, which keeps the same check
+    for direct use and cross-validation folds, knows only ``y``)."""
     values = pd.unique(survey["child_labour"])
     if len(values) < 2:
         raise ModelError(f"the outcome is {int(values[0])} in every record: the model needs "
