@@ -40,7 +40,7 @@ def main() -> int:
     import geopandas as gpd
     import shapely
 
-    from riskmap.crosswalk import area_crosswalk, detect_changes
+    from riskmap.crosswalk import area_crosswalk, detect_changes, equal_area_crs
     from riskmap.ingest.boundaries import read_boundaries
     from riskmap.real.simulate import build_semisynthetic
     from riskmap.weblayer import encode_layer, web_layer
@@ -83,20 +83,19 @@ def main() -> int:
               f"{len(packed) / 1e6:5.2f} MB gzip ({len(packed) / len(full_gz):.2f} x "
               f"unsimplified), {n_xy:,} vertices ({n_xy / full_xy:.2f} x), {t:.2f} s")
     # naive baseline: each polygon simplified on its own (what a per-feature simplifier does)
-    from riskmap.crosswalk import equal_area_crs
-
     metric = m2020.to_crs(equal_area_crs(m2020))
     naive, t_naive = timed(lambda: metric.geometry.simplify(500, preserve_topology=True))
     coverage, t_cov = timed(web_layer, m2020, tolerance_m=500, quantize=12)
     cov_metric = gpd.GeoDataFrame.from_features(coverage["features"], crs=4326).to_crs(
         metric.crs).geometry.to_numpy()
     outline = shapely.union_all(metric.geometry.to_numpy())
-    base = gaps_overlaps(metric.geometry.to_numpy(), outline)
     print(f"  500 m, naive per-polygon simplify: {t_naive:.2f} s; coverage: {t_cov:.2f} s "
           f"({t_cov / t_naive:.1f} x the naive time)")
-    for label, geoms in (("source", metric.geometry.to_numpy()),
-                         ("naive", naive.to_numpy()), ("coverage", cov_metric)):
-        ov, gap = gaps_overlaps(geoms, outline)
+    measured = {label: gaps_overlaps(geoms, outline)
+                for label, geoms in (("source", metric.geometry.to_numpy()),
+                                     ("naive", naive.to_numpy()), ("coverage", cov_metric))}
+    base = measured["source"]
+    for label, (ov, gap) in measured.items():
         print(f"    {label:8s}: overlaps {ov:8.1f} km2, gaps {gap:8.1f} km2 "
               f"(new vs source: {ov - base[0]:+8.1f}, {gap - base[1]:+8.1f})")
 
