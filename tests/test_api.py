@@ -13,7 +13,7 @@ from numpy.testing import assert_allclose
 from riskmap.edition import LEVELS, ROW_COLUMNS
 from riskmap.web.atlas import Atlas
 
-from webdata import EVIL_NAME, build_fake_atlas
+from webdata import EVIL_NAME, build_fake_atlas, web_app
 
 
 @pytest.fixture(scope="module")
@@ -23,10 +23,7 @@ def fake_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def app(fake_dir):
-    from riskmap.web import create_app
-
-    return create_app({"data_dir": str(fake_dir), "auto_demo": False, "cache_max_age": 123,
-                       "page_size": 10, "max_page_size": 25, "TESTING": True})
+    return web_app(fake_dir, cache_max_age=123, page_size=10, max_page_size=25)
 
 
 @pytest.fixture()
@@ -248,10 +245,7 @@ def test_comparar(client):
 @pytest.mark.slow
 def test_demo_atlas_end_to_end(demo_dir):
     """The synthetic demo through every API route (the shared demo fixture, read-only)."""
-    from riskmap.web import create_app
-
-    client = create_app({"data_dir": str(demo_dir), "auto_demo": False,
-                         "TESTING": True}).test_client()
+    client = web_app(demo_dir).test_client()
     editions = get_json(client, "/api/v1/ediciones")
     names = [e["name"] for e in editions["data"]]
     assert len(names) >= 2 and editions["meta"]["synthetic"] is True
@@ -275,11 +269,8 @@ def test_demo_atlas_end_to_end(demo_dir):
 
 
 def test_imported_edition_without_factors_or_errors(tmp_path):
-    from riskmap.web import create_app
-
     root = build_fake_atlas(tmp_path, imported_2023=True)
-    client = create_app({"data_dir": str(root), "auto_demo": False,
-                         "TESTING": True}).test_client()
+    client = web_app(root).test_client()
     summary = get_json(client, "/api/v1/ediciones/2023")["data"]
     assert summary["kind"] == "imported" and "coefficients" not in summary
     data = get_json(client, "/api/v1/ediciones/2023/municipios/22006")["data"]
@@ -292,14 +283,12 @@ def test_targeting_an_edition_without_expected_counts_is_a_clear_400(tmp_path):
     import numpy as np
 
     from riskmap.store import DataStore
-    from riskmap.web import create_app
-
     root = build_fake_atlas(tmp_path, imported_2023=True)
     store = DataStore(root)
     ed = store.load_edition("2023")
     ed.rows["expected_child_labour"] = np.nan  # as import-edition publishes it
     store.publish_edition(ed)
-    client = create_app({"data_dir": str(root), "auto_demo": False}).test_client()
+    client = web_app(root).test_client()
     body = get_json(client, "/api/v1/focalizacion?edicion=2023", 400)
     assert body["ok"] is False and "publishes no expected number" in body["error"]
     assert body["error"].endswith("allowed: 2017")

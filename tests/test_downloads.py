@@ -14,7 +14,7 @@ from numpy.testing import assert_allclose
 from riskmap.edition import ROW_COLUMNS
 from riskmap.web.atlas import Atlas
 
-from webdata import EVIL_NAME, build_fake_atlas
+from webdata import EVIL_NAME, build_fake_atlas, web_app
 
 FORMATS = ("csv", "xlsx", "geojson", "gpkg", "shp")
 
@@ -26,9 +26,7 @@ def fake_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def app(fake_dir):
-    from riskmap.web import create_app
-
-    return create_app({"data_dir": str(fake_dir), "auto_demo": False, "TESTING": True})
+    return web_app(fake_dir)
 
 
 @pytest.fixture()

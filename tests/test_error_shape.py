@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from webdata import EVIL_NAME, build_fake_atlas
+from webdata import EVIL_NAME, build_fake_atlas, web_app
 
 
 SHAPE = {"ok", "status", "error", "errors"}
@@ -34,10 +34,8 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    from riskmap.web import create_app
-
     root = build_fake_atlas(tmp_path_factory.mktemp("errors-atlas"))
-    app = create_app({"data_dir": str(root), "auto_demo": False, "TESTING": True})
+    app = web_app(root)
 
     def boom():
         raise RuntimeError("secret internal detail /srv/path")

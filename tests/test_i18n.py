@@ -12,7 +12,7 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
-from webdata import build_fake_atlas
+from webdata import build_fake_atlas, web_app
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSLATIONS = ROOT / "riskmap" / "web" / "translations"
@@ -64,10 +64,8 @@ def test_placeholders_survive_translation(catalogue):
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    from riskmap.web import create_app
-
     path = build_fake_atlas(tmp_path_factory.mktemp("i18n-atlas"))
-    return create_app({"data_dir": str(path), "auto_demo": False}).test_client()
+    return web_app(path).test_client()
 
 
 SPANISH_UI = ("Mapa nacional", "Metodología", "Descargas", "Comparar ediciones",

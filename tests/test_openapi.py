@@ -6,17 +6,15 @@ import re
 
 import pytest
 
-from webdata import build_fake_atlas
+from webdata import build_fake_atlas, web_app
 
 PREFIX = "/api/v1"
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    from riskmap.web import create_app
-
     root = build_fake_atlas(tmp_path_factory.mktemp("openapi-atlas"))
-    return create_app({"data_dir": str(root), "auto_demo": False, "TESTING": True})
+    return web_app(root)
 
 
 @pytest.fixture(scope="module")

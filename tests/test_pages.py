@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from webdata import EVIL_NAME, build_fake_atlas
+from webdata import EVIL_NAME, build_fake_atlas, web_app
 
 ESCAPED_EVIL = "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; O&#39;Brien &#34;Q&#34;"
 
@@ -24,9 +24,7 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def app(data_dir):
-    from riskmap.web import create_app
-
-    return create_app({"data_dir": str(data_dir), "auto_demo": False, "TESTING": True})
+    return web_app(data_dir)
 
 
 @pytest.fixture()
@@ -161,11 +159,8 @@ def test_security_headers_and_nonce(client):
 
 
 def test_tile_url_enables_tiles_and_csp_host(data_dir):
-    from riskmap.web import create_app
-
-    app = create_app({"data_dir": str(data_dir), "auto_demo": False,
-                      "tile_url": "https://tiles.example.org/{z}/{x}/{y}.png",
-                      "tile_attribution": "Tiles: example"})
+    app = web_app(data_dir, tile_url="https://tiles.example.org/{z}/{x}/{y}.png",
+                  tile_attribution="Tiles: example")
     r = app.test_client().get("/")
     assert "https://tiles.example.org" in r.headers["Content-Security-Policy"]
     assert "tiles.example.org/{z}/{x}/{y}.png" in r.get_data(as_text=True)
@@ -271,19 +266,15 @@ def test_methodology_shows_model_card(client, data_dir):
 
 
 def test_imported_edition_pages(tmp_path):
-    from riskmap.web import create_app
-
     path = build_fake_atlas(tmp_path / "d", imported_2023=True)
-    c = create_app({"data_dir": str(path), "auto_demo": False}).test_client()
+    c = web_app(path).test_client()
     assert c.get("/metodologia?lang=es").status_code == 200
     html = c.get("/municipio/22001?lang=es").get_data(as_text=True)
     assert "no incluye factores asociados" in html
 
 
 def test_comparison_flags_municipalities_created_or_divided(data_dir):
-    from riskmap.web import create_app
-
-    client = create_app({"data_dir": str(data_dir), "auto_demo": False}).test_client()
+    client = web_app(data_dir).test_client()
     forward = client.get("/comparar?a=2017&b=2023&lang=es").get_data(as_text=True)
     assert "Municipios creados entre ediciones (2)" in forward
     assert "valor de 2017 tomado de 22001" in forward and "data-split" not in forward
@@ -300,7 +291,6 @@ def test_division_flags_ignore_slivers_and_forward_comparisons(tmp_path):
     import pandas as pd
 
     from riskmap.store import DataStore
-    from riskmap.web import create_app
 
     path = build_fake_atlas(tmp_path / "d")
     store = DataStore(path)
@@ -313,7 +303,7 @@ def test_division_flags_ignore_slivers_and_forward_comparisons(tmp_path):
     store.save_crosswalk("2020", "2015", pd.concat(
         [backward.assign(share=1.0)[["cvegeo_from", "cvegeo_to", "share"]], moved],
         ignore_index=True))
-    client = create_app({"data_dir": str(path), "auto_demo": False}).test_client()
+    client = web_app(path).test_client()
     reverse = client.get("/comparar?a=2023&b=2017&lang=es").get_data(as_text=True)
     assert "dividido en 22001, 22011" in reverse and "22002 (" not in reverse.split(
         "data-split")[1].split("</ul>")[0]
@@ -356,9 +346,7 @@ def kinds_dir(tmp_path_factory):
 
 
 def test_semi_synthetic_edition_banner_and_inegi_credit(kinds_dir):
-    from riskmap.web import create_app
-
-    c = create_app({"data_dir": str(kinds_dir), "auto_demo": False}).test_client()
+    c = web_app(kinds_dir).test_client()
     for url in ("/?edicion=2017", "/estado/22?edicion=2017", "/municipio/22001?edicion=2017",
                 "/focalizacion?edicion=2017", "/metodologia?edicion=2017"):
         html = c.get(url + "&lang=es").get_data(as_text=True)
@@ -377,9 +365,7 @@ def test_semi_synthetic_edition_banner_and_inegi_credit(kinds_dir):
 
 
 def test_real_edition_credits_inegi_without_banner(kinds_dir):
-    from riskmap.web import create_app
-
-    c = create_app({"data_dir": str(kinds_dir), "auto_demo": False}).test_client()
+    c = web_app(kinds_dir).test_client()
     for url in ("/", "/estado/22", "/municipio/22001", "/focalizacion", "/metodologia"):
         html = c.get(url + "?edicion=2023&lang=es").get_data(as_text=True)
         assert 'data-banner="' not in html, url
@@ -394,10 +380,8 @@ IMPORTED_NOTE = "Edición importada 2023:"
 
 
 def test_imported_edition_marked_on_every_page(tmp_path):
-    from riskmap.web import create_app
-
     path = build_fake_atlas(tmp_path / "d", imported_2023=True)
-    c = create_app({"data_dir": str(path), "auto_demo": False}).test_client()
+    c = web_app(path).test_client()
     for url in DATA_PAGES[:5]:
         html = c.get(url + "?lang=es").get_data(as_text=True)
         assert IMPORTED_NOTE in html, url
@@ -433,10 +417,8 @@ def _real_import(tmp_path):
 
 
 def test_real_imported_edition_pages(tmp_path):
-    from riskmap.web import create_app
-
     path = _real_import(tmp_path)
-    c = create_app({"data_dir": str(path), "auto_demo": False}).test_client()
+    c = web_app(path).test_client()
     q = "edicion=mirti2023&lang=es"
     html = c.get(f"/?{q}").get_data(as_text=True)
     assert "Edición importada mirti2023:" in html and "Sin casos esperados" in html
@@ -590,13 +572,11 @@ def test_serve_command_builds_the_app_on_the_data_dir(data_dir, monkeypatch):
 def test_demo_atlas_pages_smoke(demo_dir):
     """Every page over the full demo (several editions, vintages, thousands of municipalities)."""
     from riskmap.store import DataStore
-    from riskmap.web import create_app
-
     store = DataStore(demo_dir)
     names = store.edition_names()
     latest = store.load_edition(names[-1]).rows
     code = str(latest.sort_values("cvegeo")["cvegeo"].iloc[0])
-    client = create_app({"data_dir": str(demo_dir), "auto_demo": False}).test_client()
+    client = web_app(demo_dir).test_client()
     paths = ["/", f"/estado/{code[:2]}", f"/municipio/{code}", "/metodologia",
              f"/comparar?a={names[0]}&b={names[-1]}", "/focalizacion", "/descargas"]
     for lang in ("es", "en"):

@@ -238,6 +238,15 @@ def _card(name: str, vintage: str, kind: str, seed: int) -> dict:
     return card
 
 
+def web_app(data_dir, **settings):
+    """The web application over ``data_dir`` as tests use it: no demo build, Flask's testing
+    mode; ``settings`` add to or override those."""
+    from riskmap.web import create_app
+
+    return create_app({"data_dir": str(data_dir), "auto_demo": False, "TESTING": True,
+                       **settings})
+
+
 def build_fake_atlas(path, *, imported_2023: bool = False, seed: int = 7) -> Path:
     """Write the small web-test data directory into ``path`` and return it.
 
