@@ -296,8 +296,9 @@ def apply_mapping(df: pd.DataFrame, mapping: Mapping, file, tables: dict | None 
                                       file, rows=keep)
 
     out = out[keep]
-    if (out["weight"].isna() | ~(out["weight"] > 0)).any():
-        bad = out.index[out["weight"].isna() | ~(out["weight"] > 0)][0]
+    not_positive = ~(out["weight"] > 0)  # NaN included
+    if not_positive.any():
+        bad = out.index[not_positive][0]
         raise InputError(f"weight must be a positive number, found "
                          f"{raw.loc[bad, mapping.weight.upper()]!r}", file=file,
                          column=mapping.weight, row=int(bad) + 2)
