@@ -572,6 +572,7 @@ def test_serve_command_builds_the_app_on_the_data_dir(data_dir, monkeypatch):
 def test_demo_atlas_pages_smoke(demo_dir):
     """Every page over the full demo (several editions, vintages, thousands of municipalities)."""
     from riskmap.store import DataStore
+
     store = DataStore(demo_dir)
     names = store.edition_names()
     latest = store.load_edition(names[-1]).rows
