@@ -37,8 +37,8 @@ def test_level_spellings(raw, level):
 
 def test_cli_import_complete_rows_and_card(tmp_path, boundaries):
     levels = tmp_path / "mirti2017.csv"
-    levels.write_text("cvegeo,nivel,probabilidad\n1001,Alto,12.5\n1002,No significativo,8\n"
-                      "2001,BAJO,3.25\n", encoding="utf-8")
+    levels.write_text("cvegeo,nivel,probabilidad,li,ls\n1001,Alto,12.5,10,15\n"
+                      "1002,No significativo,8,6,10\n2001,BAJO,3.25,2,4.5\n", encoding="utf-8")
     data = tmp_path / "data"
     result = CliRunner().invoke(cli, ["import-edition", "--edition", "mirti2017", "--levels",
                                       str(levels), "--boundaries", str(boundaries),
@@ -53,6 +53,9 @@ def test_cli_import_complete_rows_and_card(tmp_path, boundaries):
     assert rows["level"].tolist() == ["alto", "medio", "bajo", "sin_informacion",
                                       "sin_informacion"]
     np.testing.assert_allclose(rows["probability"].to_numpy()[:3], [0.125, 0.08, 0.0325])
+    # the published interval is carried to each municipality (absent ones have none)
+    np.testing.assert_allclose(rows["ci_low"].to_numpy(), [0.10, 0.06, 0.02, np.nan, np.nan])
+    np.testing.assert_allclose(rows["ci_high"].to_numpy(), [0.15, 0.10, 0.045, np.nan, np.nan])
     assert rows["rank_national"].tolist()[:3] == [1, 2, 3]
     assert ed.card["kind"] == "imported" and ed.card["coefficients"] == []
     assert ed.card["year"] == 2017 and ed.card["vintage"] == "2015"

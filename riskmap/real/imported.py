@@ -169,7 +169,10 @@ def import_edition(name: str, levels: pd.DataFrame, boundaries: gpd.GeoDataFrame
         year = int(match.group(0)) if match else None
     lv = levels.set_index("cvegeo").reindex(codes)
     level = lv["level"].fillna("sin_informacion")
-    prob = lv["probability"] if "probability" in lv.columns else pd.Series(np.nan, index=codes)
+
+    def published(column):  # positional values (lv is indexed by code, rows by position)
+        return lv[column].to_numpy(dtype=float) if column in lv.columns else np.nan
+
     rows = pd.DataFrame({
         "edition": name,
         "cvegeo": codes.to_numpy(),
@@ -177,9 +180,9 @@ def import_edition(name: str, levels: pd.DataFrame, boundaries: gpd.GeoDataFrame
         "nom_ent": boundaries["nom_ent"].astype(str).to_numpy(),
         "nom_mun": boundaries["nom_mun"].astype(str).to_numpy(),
         "children": np.nan,
-        "probability": prob.to_numpy(dtype=float),
-        "ci_low": (lv["ci_low"] if "ci_low" in lv.columns else np.nan),
-        "ci_high": (lv["ci_high"] if "ci_high" in lv.columns else np.nan),
+        "probability": published("probability"),
+        "ci_low": published("ci_low"),
+        "ci_high": published("ci_high"),
         "level": level.to_numpy(),
         "expected_child_labour": np.nan,
         "top_factors": "",
@@ -188,8 +191,6 @@ def import_edition(name: str, levels: pd.DataFrame, boundaries: gpd.GeoDataFrame
         "se": np.nan, "var_model": np.nan, "var_census": np.nan,
         "n_records": 0,
     }, index=codes.index)
-    rows["ci_low"] = pd.Series(np.asarray(rows["ci_low"], dtype=float), index=rows.index)
-    rows["ci_high"] = pd.Series(np.asarray(rows["ci_high"], dtype=float), index=rows.index)
     ranked = rows[["probability", "level", "cve_ent"]]
     prob_ok = ranked["probability"].where(ranked["level"] != "sin_informacion")
     rows["rank_national"] = prob_ok.rank(ascending=False, method="min").astype("Int64")
