@@ -88,8 +88,6 @@ def resolve_url(entry: CatalogEntry, url_base: str | None) -> str:
     return url_base.rstrip("/") + "/" + entry.filename
 
 
-
-
 @dataclass
 class FetchResult:
     name: str
