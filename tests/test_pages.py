@@ -497,7 +497,7 @@ def test_build_map_has_no_cdn_and_optional_tiles():
 
 
 def test_factor_bars_geometry():
-    from riskmap.web.pages import factor_bars
+    from riskmap.web.charts import factor_bars
 
     bars = factor_bars([{"covariate": "a", "label_es": "A", "domain": "trabajo", "contribution": 0.5},
                         {"covariate": "b", "label_es": "B", "domain": "educacion", "contribution": -0.25}],
@@ -513,7 +513,7 @@ def test_factor_bars_geometry():
 
 
 def test_calibration_plot_geometry():
-    from riskmap.web.pages import calibration_plot
+    from riskmap.web.charts import calibration_plot
 
     plot = calibration_plot([{"predicted": 0.0, "observed": 0.0}, {"predicted": 0.2, "observed": 0.1}])
     assert plot["max"] == pytest.approx(0.2)
