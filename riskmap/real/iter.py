@@ -165,9 +165,9 @@ def _from_localities(raw, upper, path) -> pd.DataFrame:
     return out
 
 
-def _ratio(df, num, den, scale=100.0):
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return scale * num / den.where(den > 0)
+def _pct(num, den):
+    """100 * num / den, NaN where the denominator is not positive."""
+    return 100.0 * num / den.where(den > 0)
 
 
 def _derive(df: pd.DataFrame) -> pd.DataFrame:
@@ -182,16 +182,16 @@ def _derive(df: pd.DataFrame) -> pd.DataFrame:
         df["pob_5_17"] = col("P_6A11") + col("P_12A14") + col("P_15A17") + col("P_3A5") / 3
     if "pct_6_14_no_asiste" not in have and {"P6A11_NOA", "P12A14NOA", "P_6A11",
                                               "P_12A14"} <= have:
-        df["pct_6_14_no_asiste"] = _ratio(df, col("P6A11_NOA") + col("P12A14NOA"),
-                                          col("P_6A11") + col("P_12A14"))
+        df["pct_6_14_no_asiste"] = _pct(col("P6A11_NOA") + col("P12A14NOA"),
+                                        col("P_6A11") + col("P_12A14"))
     if "pct_15_17_no_asiste" not in have and {"P15A17A", "P_15A17"} <= have:
-        df["pct_15_17_no_asiste"] = _ratio(df, col("P_15A17") - col("P15A17A"), col("P_15A17"))
+        df["pct_15_17_no_asiste"] = _pct(col("P_15A17") - col("P15A17A"), col("P_15A17"))
     if "pct_hli_3ymas" not in have and {"P3YM_HLI", "POBTOT", "P_0A2"} <= have:
-        df["pct_hli_3ymas"] = _ratio(df, col("P3YM_HLI"), col("POBTOT") - col("P_0A2"))
+        df["pct_hli_3ymas"] = _pct(col("P3YM_HLI"), col("POBTOT") - col("P_0A2"))
     if "pct_rural_lt2500" not in have and "pob_loc_lt2500" in have and "POBTOT" in have:
-        df["pct_rural_lt2500"] = _ratio(df, col("pob_loc_lt2500"), col("POBTOT"))
+        df["pct_rural_lt2500"] = _pct(col("pob_loc_lt2500"), col("POBTOT"))
     if "pct_sin_afiliacion" not in have and {"PSINDER", "POBTOT"} <= have:
-        df["pct_sin_afiliacion"] = _ratio(df, col("PSINDER"), col("POBTOT"))
+        df["pct_sin_afiliacion"] = _pct(col("PSINDER"), col("POBTOT"))
     missing = [c for c in ("pob_5_17", "pct_6_14_no_asiste", "pct_hli_3ymas")
                if c not in df.columns]
     if missing:
