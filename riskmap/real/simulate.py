@@ -155,15 +155,15 @@ def municipal_parameters(table: pd.DataFrame) -> pd.DataFrame:
         fill = _weighted_median(values[ok].to_numpy(), weights[ok].to_numpy()) if ok.any() \
             else _DEFAULTS[col]
         out[col] = values.fillna(fill)
-    out[["age_5", "age_6_11", "age_12_14", "age_15_17"]] = out[
-        ["age_5", "age_6_11", "age_12_14", "age_15_17"]].div(
-        out[["age_5", "age_6_11", "age_12_14", "age_15_17"]].sum(axis=1), axis=0)
+    out[_AGE_GROUPS] = out[_AGE_GROUPS].div(out[_AGE_GROUPS].sum(axis=1), axis=0)
     probs = [c for c in out.columns if c.startswith(("p_", "noatt"))]
     out[probs] = out[probs].clip(0.0, 1.0)
     out.loc[~(out["children"] > 0), "children"] = np.nan
     return out
 
 
+#: Age-group shares (5, 6-11, 12-14, 15-17) in :func:`draw_children`'s order.
+_AGE_GROUPS = ["age_5", "age_6_11", "age_12_14", "age_15_17"]
 _DEFAULTS = {"age_5": 1 / 13, "age_6_11": 6 / 13, "age_12_14": 3 / 13, "age_15_17": 3 / 13,
              "p_male": 0.49, "p_rural": 0.21, "p_hli": 0.06, "noatt_6_14": 0.04,
              "noatt_15_17": 0.25, "noatt_5": 0.18, "schooling": 9.7, "p_agri": 0.12,
@@ -196,7 +196,7 @@ def draw_children(params: pd.DataFrame, mun: np.ndarray, rng: np.random.Generato
     """
     n = len(mun)
     P = {c: params[c].to_numpy()[mun] for c in params.columns}
-    groups = np.stack([P["age_5"], P["age_6_11"], P["age_12_14"], P["age_15_17"]], axis=1)
+    groups = np.stack([P[c] for c in _AGE_GROUPS], axis=1)
     u = rng.random(n)
     group = (u[:, None] > np.cumsum(groups, axis=1)[:, :-1]).sum(axis=1)
     low = np.array([5, 6, 12, 15])[group]
