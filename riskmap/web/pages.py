@@ -8,6 +8,7 @@ the cached API endpoint; the page only carries a compact value table (``|tojson`
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 
@@ -256,11 +257,18 @@ def municipio(cvegeo):
         change_labels=CHANGE_LABELS)
 
 
+@functools.lru_cache(maxsize=1)
+def _default_spec():
+    """The default model spec (``models/mirti.toml``), read and validated once per process
+    rather than on every municipality and methodology page."""
+    from ..spec import load_spec
+
+    return load_spec()
+
+
 def _domain_labels(lang: str) -> dict:
     try:
-        from ..spec import load_spec
-
-        return {k: (v.get(lang) or v.get("es") or k) for k, v in load_spec().domains.items()}
+        return {k: (v.get(lang) or v.get("es") or k) for k, v in _default_spec().domains.items()}
     except Exception:  # noqa: BLE001 - a missing spec only loses the pretty domain names
         return {}
 
@@ -293,7 +301,7 @@ def metodologia():
 
 
 def _spec_for(card: dict):
-    from ..spec import ModelSpec, load_spec
+    from ..spec import ModelSpec
 
     spec = card.get("spec")
     if isinstance(spec, dict) and spec.get("covariates") and isinstance(spec["covariates"][0], dict):
@@ -302,7 +310,7 @@ def _spec_for(card: dict):
         except Exception:  # noqa: BLE001 - fall back to the default specification below
             pass
     try:
-        return load_spec()
+        return _default_spec()
     except Exception:  # noqa: BLE001 - the page still shows the coefficient table
         return None
 
