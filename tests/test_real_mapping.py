@@ -316,3 +316,25 @@ def test_iter_from_inegi_zip(tmp_path):
     df = read_iter(archive)
     assert df["cvegeo"].tolist() == ["20001"]
     np.testing.assert_allclose(df["GRAPROES"], [6.0])
+
+
+def test_cli_harmonise_one_table_for_every_input(tmp_path):
+    from click.testing import CliRunner
+
+    from riskmap.cli import cli
+
+    personas = _personas_2020()
+    inputs = []
+    for ent in ("07", "19"):
+        p = tmp_path / f"Personas{ent}.CSV"
+        personas[personas["ENT"] == ent].to_csv(p, index=False)
+        inputs += ["--input", str(p)]
+    viviendas = tmp_path / "Viviendas.CSV"  # both states in one file, given once
+    _viviendas_2020().to_csv(viviendas, index=False)
+    out = tmp_path / "census.csv"
+    result = CliRunner().invoke(cli, ["harmonise", "--mapping", "censo2020_ampliado", *inputs,
+                                      "--table", f"dwellings={viviendas}", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    records = pd.read_csv(out, dtype={"cvegeo": str})
+    assert records["cvegeo"].tolist() == ["07001", "07001", "19039"]
+    np.testing.assert_array_equal(records["dirt_floor"], [1.0, 1.0, 0.0])

@@ -276,8 +276,11 @@ def harmonise_cmd(mapping_name, inputs, tables, output):
     parts = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
+        # a table given once serves every input: read it once
+        shared = {name: read_table(paths[0]) for name, paths in extra.items()
+                  if len(paths) == 1}
         for i, path in enumerate(inputs):
-            chosen = {name: read_table(paths[i] if len(paths) > 1 else paths[0])
+            chosen = {name: shared[name] if name in shared else read_table(paths[i])
                       for name, paths in extra.items()}
             parts.append(apply_mapping(read_table(path), mapping, Path(path).name,
                                        tables=chosen))
