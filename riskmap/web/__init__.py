@@ -7,6 +7,7 @@ Leaflet is served from the installed ``django-js-lib-leaflet`` package.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import secrets
 import zlib
@@ -126,16 +127,21 @@ def _leaflet_asset(filename: str):
 
     import mimetypes
 
-    path = leaflet_dir() / filename
     # Served from memory (not as a file stream) so the after-request hook can gzip it:
     # leaflet.js is 148 KB raw, about 40 KB on the wire.
-    response = current_app.response_class(path.read_bytes(),
+    response = current_app.response_class(_leaflet_bytes(filename),
                                           mimetype=mimetypes.guess_type(filename)[0])
     response.cache_control.public = True
     response.cache_control.max_age = current_app.config["RISKMAP"]["cache_max_age"]
     response.add_etag()
     response.make_conditional(request)
     return response
+
+
+@functools.lru_cache(maxsize=len(LEAFLET_FILES))
+def _leaflet_bytes(filename: str) -> bytes:
+    """A Leaflet file's bytes, read once per process (the installed package does not change)."""
+    return (leaflet_dir() / filename).read_bytes()
 
 
 def _read_only():
