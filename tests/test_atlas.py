@@ -334,3 +334,16 @@ def test_neighbours_on_real_2020_boundaries(mx_dir, tmp_path):
     assert 4.0 < degrees.mean() < 8.0  # planar map: mean degree just under 6
     states = atlas.states("2020")
     assert len(states) == 32 and states[0]["nom_ent"] == "Aguascalientes"
+
+
+def test_capabilities_of_modelled_and_imported_editions(tmp_path):
+    from riskmap.web.notices import capabilities
+
+    atlas = Atlas(build_fake_atlas(tmp_path, imported_2023=True))
+    modelled, imported = capabilities(atlas, "2017"), capabilities(atlas, "2023")
+    assert not modelled["imported"] and modelled["se"] and modelled["factors"] and modelled["model"]
+    assert modelled["expected"] and modelled["interval"] and modelled["probability"]
+    assert imported["imported"] and not imported["se"] and not imported["factors"]
+    assert not imported["model"]
+    imported["se"] = "changed"  # callers get copies of the per-edition value
+    assert capabilities(atlas, "2023")["se"] is False

@@ -209,6 +209,11 @@ class Atlas:
             mask &= (table["level"] == nivel).to_numpy()
         return table.loc[mask].reset_index(drop=True)
 
+    def derived(self, name: str, what: str, build):
+        """``build()``, computed once per file of edition ``name`` and shared (callers must
+        not mutate it): for what views derive from a whole edition."""
+        return self._cached((what, name, self._mtime(name)), build)
+
     def layer_table(self, name: str) -> tuple[dict, dict]:
         """:func:`riskmap.web.maps.layer_table` of all an edition's rows (built once, shared:
         callers must not mutate it)."""
@@ -217,7 +222,7 @@ class Atlas:
 
             return maps.layer_table(self._entry(name)[2])
 
-        return self._cached(("layers", name, self._mtime(name)), build)
+        return self.derived(name, "layers", build)
 
     def geojson_geometries(self, name: str) -> dict[str, str]:
         """cvegeo -> GeoJSON geometry text of an edition's rows (encoded once, cached)."""

@@ -31,19 +31,24 @@ def capabilities(atlas, name: str) -> dict:
         changes), ``expected`` (expected children in child labour, needed to target
         inspections by count), ``children``, ``factors`` and ``model`` (coefficients).
     """
-    card = atlas.card(name)
-    rows = atlas.rows(name)
+    def build():
+        card = atlas.card(name)
+        rows = atlas.rows(name)
 
-    def has(col: str) -> bool:
-        return col in rows.columns and bool(pd.to_numeric(rows[col], errors="coerce")
-                                            .notna().any())
+        def has(col: str) -> bool:
+            return col in rows.columns and bool(pd.to_numeric(rows[col], errors="coerce")
+                                                .notna().any())
 
-    return {"name": name, "imported": card.get("kind") == "imported",
-            "probability": has("probability"),
-            "interval": has("ci_low") and has("ci_high"), "se": has("se"),
-            "expected": has("expected_child_labour"), "children": has("children"),
-            "factors": len(atlas.edition(name).factors) > 0,
-            "model": bool(card.get("coefficients"))}
+        return {"name": name, "imported": card.get("kind") == "imported",
+                "probability": has("probability"),
+                "interval": has("ci_low") and has("ci_high"), "se": has("se"),
+                "expected": has("expected_child_labour"), "children": has("children"),
+                "factors": len(atlas.edition(name).factors) > 0,
+                "model": bool(card.get("coefficients"))}
+
+    # Scanned once per edition file, not on every page (the targeting fallback and the
+    # downloads page ask for every edition).
+    return dict(atlas.derived(name, "capabilities", build))
 
 
 def page_context(atlas, *names: str) -> dict:
