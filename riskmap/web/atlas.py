@@ -128,7 +128,7 @@ class Atlas:
     def _positions(self, name: str) -> dict[str, int]:
         """cvegeo -> row position in the edition's plain table (O(1) look-ups)."""
         table = self._entry(name)[2]
-        return self._cached(("positions", name, self._mtime(name)),
+        return self.derived(name, "positions",
                             lambda: {c: i for i, c in enumerate(table["cvegeo"])})
 
     def has(self, name: str, cvegeo: str) -> bool:
@@ -142,7 +142,7 @@ class Atlas:
     def card(self, name: str) -> dict:
         """The model card of edition ``name``."""
         self._check(name)
-        return self._cached(("card", name, self._mtime(name)), lambda: self.store.load_card(name))
+        return self.derived(name, "card", lambda: self.store.load_card(name))
 
     def editions(self) -> list[dict]:
         """``[{name, year, kind, vintage, synthetic, semi_synthetic}]``, oldest first.
@@ -233,7 +233,7 @@ class Atlas:
             texts = shapely.to_geojson(rows.geometry.to_numpy())
             return dict(zip(rows["cvegeo"].astype(str), (str(t) for t in texts)))
 
-        return self._cached(("geojson", name, self._mtime(name)), build)
+        return self.derived(name, "geojson", build)
 
     def municipality(self, name: str, cvegeo: str) -> dict:
         """One municipality of an edition: its row, factor contributions and rank context.
@@ -283,7 +283,7 @@ class Atlas:
             return (fac.drop(columns="cvegeo").reset_index(drop=True), index,
                     _covariate_labels(edition.card))
 
-        fac, index, labels = self._cached(("factors", name, self._mtime(name)), build)
+        fac, index, labels = self.derived(name, "factors", build)
         if cvegeo not in index:
             return []
         out = []
@@ -298,7 +298,7 @@ class Atlas:
     def records(self, name: str) -> list[dict]:
         """Every row of an edition as a JSON-ready dict, in table order (built once)."""
         table = self._entry(name)[2]
-        return self._cached(("records", name, self._mtime(name)),
+        return self.derived(name, "records",
                             lambda: [record(r) for r in table.to_dict("records")])
 
     def records_for(self, name: str, codes) -> list[dict]:
@@ -478,8 +478,7 @@ class Atlas:
         """
         edition = edition or self.latest()
         table = self._entry(edition)[2]
-        key = self._cached(("search", edition, self._mtime(edition)),
-                           lambda: table["nom_mun"].map(fold).to_numpy())
+        key = self.derived(edition, "search", lambda: table["nom_mun"].map(fold).to_numpy())
         q = fold(query or "")
         if not q:
             return []
