@@ -33,8 +33,6 @@ SEQUENTIAL = {
     "incertidumbre": ["#f2f0f7", "#cbc9e2", "#9e9ac8", "#756bb1", "#54278f"],
 }
 
-#: Map layers offered on the pages, in menu order.
-LAYERS = ("nivel", "probabilidad", "esperados", "incertidumbre")
 
 #: Change classes of the comparison map (RdBu ends; grey middle), then no data.
 CHANGE_COLOURS = {"aumento": "#b2182b", "sin_cambio": "#f7f7f7", "disminucion": "#2166ac",
@@ -228,13 +226,3 @@ def class_colours(legends: dict) -> dict:
     """``layer -> list of class colours`` (what the glue script indexes with ``c_*``)."""
     return {layer: [item["colour"] for item in items if item["key"] != "sin_informacion"]
             for layer, items in legends.items() if layer != "nivel"}
-
-
-def _num(value, digits: int):
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    if not math.isfinite(value):
-        return None
-    return round(value, digits) if digits else int(round(value))

@@ -164,7 +164,7 @@ def index():
     config = _map_config([spec], states=states)
     config["stateCounts"] = state_counts
     return render_template(
-        "index.html", **_common(atlas, edition), layer=layer, layers=maps.LAYERS,
+        "index.html", **_common(atlas, edition), layer=layer, layers=params.LAYERS,
         layer_labels=LAYER_LABELS, states=states, estado=estado, query=query, matches=matches,
         legends=legends, counts=_counts(rows), map=parts, chosen=chosen, config=config,
         total=len(rows), state_counts=state_counts, level_order=LEVELS)
@@ -214,7 +214,7 @@ def estado(cve_ent):
     table = rows.sort_values(["rank_state", "cvegeo"], na_position="last")
     return render_template(
         "estado.html", **_common(atlas, edition), state=state, layer=layer,
-        layers=maps.LAYERS, layer_labels=LAYER_LABELS, legends=legends, counts=_counts(rows),
+        layers=params.LAYERS, layer_labels=LAYER_LABELS, legends=legends, counts=_counts(rows),
         rows=table.to_dict("records"), map=parts, config=_map_config([spec], states=states))
 
 

@@ -13,9 +13,8 @@ from collections.abc import Iterable, Sequence
 from ..edition import LEVELS
 from ..errors import BadParameter
 
-#: Map layers of the national and state maps (query parameter ``capa``).
+#: Map layers of the national and state maps, in menu order (query parameter ``capa``).
 LAYERS = ("nivel", "probabilidad", "esperados", "incertidumbre")
-LANGUAGES = ("es", "en")
 #: Targeting criteria: rank by expected children in child labour or by probability.
 CRITERIA = ("conteo", "tasa")
 #: Formats of the municipality listing and of the comparison.
@@ -95,11 +94,6 @@ def nivel(value) -> str | None:
 def layer(value, default: str = "nivel") -> str:
     """A map layer among :data:`LAYERS`."""
     return choice("capa", value, LAYERS, default)
-
-
-def lang(value, default: str = "es") -> str:
-    """An interface language among :data:`LANGUAGES`."""
-    return choice("lang", value, LANGUAGES, default)
 
 
 def integer(name: str, value, *, minimum: int, maximum: int, default: int | None = None) -> int:
