@@ -248,6 +248,19 @@ def test_municipality_card_content(client, data_dir):
     assert "/municipio/22011" in html
 
 
+def test_municipality_history_badge_names_the_change(app, client):
+    from riskmap.web.atlas import get_atlas
+
+    with app.app_context():
+        change = get_atlas().history("22006")[1]["change"]
+    labels = {"aumento": "Aumento significativo", "disminucion": "Disminución significativa",
+              "sin_cambio": "Sin cambio significativo"}
+    html = client.get("/municipio/22006?lang=es").get_data(as_text=True)
+    assert f'<span class="badge {change["change"]}">{labels[change["change"]]}</span>' in html
+    html = client.get("/municipio/22006?lang=en").get_data(as_text=True)
+    assert f'<span class="badge {change["change"]}">' in html
+
+
 def test_new_municipality_history_uses_parent(client):
     html = client.get("/municipio/22011?lang=es").get_data(as_text=True)
     assert "22001" in html and "aún no existía" in html

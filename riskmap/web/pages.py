@@ -31,7 +31,6 @@ LAYER_LABELS = {"nivel": _l("Nivel de riesgo"), "probabilidad": _l("Probabilidad
                 "incertidumbre": _l("Incertidumbre (ancho del intervalo)")}
 CHANGE_LABELS = {"aumento": _l("Aumento significativo"), "disminucion": _l("Disminución significativa"),
                  "sin_cambio": _l("Sin cambio significativo"), "sin_informacion": _l("Sin información")}
-DIRECTION_KEYS = {"increase": "aumento", "decrease": "disminucion", "none": "sin_cambio"}
 
 
 # -- formatting (es-MX: thousands "," and decimals "."; per cent with a space in Spanish) ------
@@ -241,10 +240,6 @@ def municipio(cvegeo):
                                       states=states, selected=str(cvegeo), zoom_selected=True)
     spec["fit"] = False
     history = atlas.history(cvegeo)
-    for item in history:
-        change = item.get("change")
-        item["change_key"] = (DIRECTION_KEYS.get(change["direction"], "sin_cambio")
-                              if change else None)
     try:
         neighbours = atlas.neighbours(vintage, cvegeo, edition)
     except NotFound:
