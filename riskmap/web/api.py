@@ -19,7 +19,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from ..edition import LEVELS, ROW_COLUMNS
 from ..errors import BadParameter
-from . import params
+from . import _accepts_gzip, params
 from .atlas import clean, get_atlas, record
 
 bp = Blueprint("api", __name__)
@@ -312,7 +312,7 @@ def geometria(vintage: str):
     asked = _etags(request.headers.get("If-None-Match", ""))
     if etag in asked or "*" in asked:
         return Response(status=304, headers=headers)
-    if request.accept_encodings["gzip"] > 0:
+    if _accepts_gzip():
         response = Response(body, mimetype="application/geo+json", headers=headers)
         response.headers["Content-Encoding"] = "gzip"
     else:
