@@ -22,11 +22,12 @@ from . import cli, data_dir_option, resolve_data_dir
 def serve(data_dir, host, port, debug):
     """Serve the maps, pages and JSON API (read-only) on HOST:PORT."""
     from ..web import create_app
+    from ..web.atlas import EXTENSION_KEY
 
     data_dir = resolve_data_dir(data_dir)
     click.echo(f"riskmap: data directory {data_dir}", err=True)
     app = create_app({"data_dir": data_dir})
-    names = app.extensions["riskmap_atlas"].names()
+    names = app.extensions[EXTENSION_KEY].names()
     click.echo(f"riskmap: editions {', '.join(names) or 'none'}; "
                f"open http://{host}:{port}/", err=True)
     app.run(host=host, port=port, debug=debug, use_reloader=debug)
