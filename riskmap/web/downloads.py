@@ -30,13 +30,15 @@ _lock = threading.Lock()
 
 
 def _export(name: str, fmt: str, estado: str | None, nivel: str | None):
-    """(bytes, mimetype, filename, etag) of one export, memoised by the edition file's mtime."""
+    """(bytes, mimetype, filename, etag) of one export, memoised by the edition file (its
+    path, so that two apps on different data directories in one process never share an
+    entry, and its mtime)."""
     from ..export import export_bytes
 
     atlas = get_atlas()
     edition = atlas.edition(name)
-    mtime = atlas.store.edition_path(name).stat().st_mtime_ns
-    key = (name, mtime, fmt, estado, nivel)
+    path = atlas.store.edition_path(name)
+    key = (str(path), path.stat().st_mtime_ns, fmt, estado, nivel)
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)
