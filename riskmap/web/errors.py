@@ -123,16 +123,9 @@ def _page_context(status: int, message: str, errors) -> dict:
             else:
                 context["query"] = query
             if query:
-                context["matches"] = [dict(m, url=municipio_url(m["cvegeo"]))
+                context["matches"] = [dict(m, url=url_for("pages.municipio", cvegeo=m["cvegeo"]))
                                       for m in atlas.search(query, latest, limit=20)]
     except Exception:  # noqa: BLE001 - an error page must render even when data do not
         current_app.logger.warning("error page without data context", exc_info=True)
     return context
 
-
-def municipio_url(cvegeo: str) -> str:
-    """URL of a municipality's page, through whichever endpoint serves /municipio/<cvegeo>."""
-    for rule in current_app.url_map.iter_rules():
-        if rule.rule.startswith("/municipio/<") and rule.arguments == {"cvegeo"}:
-            return url_for(rule.endpoint, cvegeo=cvegeo)
-    return "/municipio/" + cvegeo
