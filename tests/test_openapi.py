@@ -80,3 +80,9 @@ def test_error_responses_reference_the_error_schema(document):
                 if code.startswith("4"):
                     ref = resp["content"]["application/json"]["schema"]["$ref"]
                     assert ref == "#/components/schemas/Error", (path, code)
+
+
+def test_municipality_schema_lists_the_fields_of_a_listing_row(app, document):
+    props = document["components"]["schemas"]["Municipio"]["properties"]
+    body = app.test_client().get(f"{PREFIX}/ediciones/2023/municipios.json?per_page=1").get_json()
+    assert set(props) == set(body["data"][0])

@@ -6,8 +6,9 @@ vice versa, and validates the document with ``openapi_spec_validator``.
 
 from __future__ import annotations
 
-from ..edition import LEVELS, ROW_COLUMNS
+from ..edition import LEVELS
 from . import params
+from .api import LIST_COLUMNS
 
 VERSION = "1.0.0"
 
@@ -37,7 +38,7 @@ _ROW_TYPES = {"children": "integer", "rank_national": "integer", "rank_state": "
 
 def _row_schema() -> dict:
     props = {}
-    for col in list(ROW_COLUMNS) + ["se", "n_records", "vintage"]:
+    for col in LIST_COLUMNS:
         kind = _ROW_TYPES.get(col, "string")
         props[col] = {"type": [kind, "null"]} if kind != "string" else {"type": "string"}
     props["level"] = {"type": "string", "enum": list(LEVELS)}
