@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from riskmap.demo import DEFAULT_SEED, DemoConfig, build_demo  # noqa: E402
 from riskmap.ingest.raster import zonal_mean  # noqa: E402
-from riskmap.store import DataStore  # noqa: E402
+from riskmap.publish.store import DataStore  # noqa: E402
 
 
 def naive_means(raster_path, gdf):

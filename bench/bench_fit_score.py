@@ -23,9 +23,9 @@ from scipy.special import expit
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
 
-from riskmap.classify import classify_scheme  # noqa: E402
+from riskmap.model.levels import classify_scheme  # noqa: E402
 from riskmap.model.logit import SurveyLogit  # noqa: E402
-from riskmap.score import score_municipalities  # noqa: E402
+from riskmap.model.score import score_municipalities  # noqa: E402
 
 COVARIATES = ["age", "male", "attends_school", "indigenous_language", "rural",
               "head_schooling_years", "head_agriculture", "head_social_security",

@@ -40,10 +40,10 @@ def main() -> int:
     import geopandas as gpd
     import shapely
 
-    from riskmap.crosswalk import area_crosswalk, detect_changes, equal_area_crs
+    from riskmap.ingest.crosswalk import area_crosswalk, detect_changes, equal_area_crs
     from riskmap.ingest.boundaries import read_boundaries
-    from riskmap.real.simulate import build_semisynthetic
-    from riskmap.weblayer import encode_layer, web_layer
+    from riskmap.inegi.simulate import build_semisynthetic
+    from riskmap.web.weblayer import encode_layer, web_layer
 
     def timed(fn, *args, **kwargs):
         start = time.perf_counter()
@@ -125,7 +125,7 @@ def main() -> int:
             result, t_build = timed(build_semisynthetic, tmp, folder / "municipios_2020.geojson",
                                     folder / "censo2020_municipal.csv", seed=2020,
                                     old_boundaries_path=folder / "municipios_2015.geojson")
-        from riskmap.store import DataStore
+        from riskmap.publish.store import DataStore
 
         store = DataStore(tmp)
         print(f"  total {t_build:.1f} s; steps (s): {result['timings']}")

@@ -41,8 +41,8 @@ def gz(data: bytes) -> int:
 
 def real_geography_atlas(folder: Path) -> Path:
     """A data directory with one synthetic-valued edition on the real 2020 municipalities."""
-    from riskmap.edition import Edition, EXTRA_COLUMNS, ROW_COLUMNS
-    from riskmap.store import DataStore
+    from riskmap.publish.edition import Edition, EXTRA_COLUMNS, ROW_COLUMNS
+    from riskmap.publish.store import DataStore
 
     from riskmap.ingest.boundaries import read_boundaries
 
@@ -123,7 +123,7 @@ def naive_page(data_dir: Path) -> dict:
     """A straightforward folium choropleth of the same edition, geometry embedded."""
     import folium
 
-    from riskmap.store import DataStore
+    from riskmap.publish.store import DataStore
 
     store = DataStore(data_dir)
     name = store.edition_names()[-1]

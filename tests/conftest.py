@@ -36,6 +36,6 @@ def demo_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_store(demo_dir):
-    from riskmap.store import DataStore
+    from riskmap.publish.store import DataStore
 
     return DataStore(demo_dir)

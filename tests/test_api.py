@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from riskmap.edition import LEVELS, ROW_COLUMNS
+from riskmap.publish.edition import LEVELS, ROW_COLUMNS
 from riskmap.web.atlas import Atlas
 
 from webdata import EVIL_NAME, build_fake_atlas, web_app
@@ -214,7 +214,7 @@ def test_focalizacion_bad_parameters(client):
 
 
 def test_focalizacion_worklist(client):
-    pytest.importorskip("riskmap.targeting")
+    pytest.importorskip("riskmap.model.targeting")
     body = get_json(client, "/api/v1/focalizacion?edicion=2023&visitas=50&q=0.1"
                             "&estados=22&estados=07&niveles=alto,medio&criterio=tasa")
     assert body["parameters"] == {"edicion": "2023", "visitas": 50, "q": 0.1,
@@ -229,7 +229,7 @@ def test_focalizacion_worklist(client):
 
 
 def test_comparar(client):
-    pytest.importorskip("riskmap.compare")
+    pytest.importorskip("riskmap.model.compare")
     body = get_json(client, "/api/v1/comparar?a=2017&b=2023")
     assert body["editions"] == {"a": "2017", "b": "2023"}
     assert set(body["meta"]["editions"]) == {"2017", "2023"}
@@ -282,7 +282,7 @@ def test_imported_edition_without_factors_or_errors(tmp_path):
 def test_targeting_an_edition_without_expected_counts_is_a_clear_400(tmp_path):
     import numpy as np
 
-    from riskmap.store import DataStore
+    from riskmap.publish.store import DataStore
     root = build_fake_atlas(tmp_path, imported_2023=True)
     store = DataStore(root)
     ed = store.load_edition("2023")

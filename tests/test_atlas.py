@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from riskmap.edition import LEVELS, ROW_COLUMNS
+from riskmap.publish.edition import LEVELS, ROW_COLUMNS
 from riskmap.errors import BadParameter, NotFound
-from riskmap.store import DataStore
+from riskmap.publish.store import DataStore
 from riskmap.web.atlas import Atlas, ensure_data, fold
 
 from webdata import EVIL_NAME, NO_INFO, SPLITS, build_fake_atlas
@@ -144,7 +144,7 @@ def test_history_of_split_municipality_takes_parent_value(atlas):
 
 def test_history_parent_is_the_largest_part_of_the_new_municipality(tmp_path):
     """A neighbour that gave a large share of its own (small) area is not the parent when the
-    big parent makes up most of the new municipality: the rule of riskmap.compare."""
+    big parent makes up most of the new municipality: the rule of riskmap.model.compare."""
     build_fake_atlas(tmp_path)
     store = DataStore(tmp_path)
     new, (parent, _) = next(iter(SPLITS.items()))
@@ -228,7 +228,7 @@ def test_geometry_is_gzipped_geojson_with_etag(atlas):
 
 
 def test_comparison_delegates_and_is_cached(atlas):
-    pytest.importorskip("riskmap.compare")
+    pytest.importorskip("riskmap.model.compare")
     comparison = atlas.comparison("2017", "2023")
     assert atlas.comparison("2017", "2023") is comparison
     changes = comparison.changes.set_index("cvegeo")
@@ -241,7 +241,7 @@ def test_comparison_delegates_and_is_cached(atlas):
 
 
 def test_targeting_validates_and_delegates(atlas):
-    pytest.importorskip("riskmap.targeting")
+    pytest.importorskip("riskmap.model.targeting")
     worklist = atlas.targeting("2023", 100, 0.1, ["22"], ["alto", "medio"], "conteo")
     assert len(worklist) > 0 and worklist["visits"].sum() == 100
     assert set(worklist["cvegeo"].str[:2]) == {"22"}

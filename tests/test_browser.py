@@ -257,7 +257,7 @@ def imported_server(tmp_path_factory):
     import numpy as np
     from werkzeug.serving import make_server
 
-    from riskmap.store import DataStore
+    from riskmap.publish.store import DataStore
     from riskmap.web import create_app
 
     path = build_fake_atlas(tmp_path_factory.mktemp("imported-atlas"), imported_2023=True)

@@ -10,8 +10,8 @@ import pandas as pd
 import pyogrio
 import pytest
 
-from riskmap.edition import ROW_COLUMNS
-from riskmap.store import DataStore
+from riskmap.publish.edition import ROW_COLUMNS
+from riskmap.publish.store import DataStore
 from cli_inputs import build_args, published_data, run
 from test_pipeline import write_inputs
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from riskmap.compare import compare, compare_editions
-from riskmap.edition import LEVELS, Edition
+from riskmap.model.compare import compare, compare_editions
+from riskmap.publish.edition import LEVELS, Edition
 from riskmap.errors import InputError, NotFound
 
 NAMES = {"01": "Aguascalientes", "02": "Baja California"}
@@ -149,8 +149,8 @@ def _split_geometry():
 
 
 def test_parent_is_the_main_contributor_not_the_largest_share(tmp_path):
-    from riskmap.crosswalk import area_crosswalk
-    from riskmap.store import DataStore
+    from riskmap.ingest.crosswalk import area_crosswalk
+    from riskmap.publish.store import DataStore
 
     old, new = _split_geometry()
     cw = area_crosswalk(old, new)
@@ -230,7 +230,7 @@ def test_older_edition_first_still_takes_parent_values():
 
 
 def test_invert_swaps_directions_and_shares():
-    from riskmap.compare import invert
+    from riskmap.model.compare import invert
 
     cw = pd.DataFrame({"cvegeo_from": ["01001", "01001"], "cvegeo_to": ["01001", "01009"],
                        "share": [0.75, 0.25], "share_to": [1.0, 1.0]})

@@ -14,7 +14,7 @@ from pyproj import CRS
 from shapely.geometry import box
 
 from riskmap.cli import cli
-from riskmap.crosswalk import MEXICO_ALBERS, area_crosswalk, detect_changes, equal_area_crs
+from riskmap.ingest.crosswalk import MEXICO_ALBERS, area_crosswalk, detect_changes, equal_area_crs
 from riskmap.errors import InputError
 
 

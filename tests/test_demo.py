@@ -14,7 +14,7 @@ import pyogrio
 import pytest
 import shapely
 
-from riskmap.compare import compare
+from riskmap.model.compare import compare
 from riskmap.demo import DemoConfig, build_demo_inputs
 from riskmap.demo.population import RECORD_COVARIATES, TRUE_MODELS
 
@@ -300,7 +300,7 @@ def test_project_readers_accept_the_demo_files(small):
 def test_build_demo_publishes_everything_for_a_tiny_country(tmp_path):
     """End-to-end wiring on a tiny country: vintages, crosswalk, three synthetic editions."""
     from riskmap.demo import build_demo
-    from riskmap.store import DataStore
+    from riskmap.publish.store import DataStore
 
     messages = []
     paths = build_demo(tmp_path, seed=3, progress=messages.append, config=SMALL)

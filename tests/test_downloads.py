@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from riskmap.edition import ROW_COLUMNS
+from riskmap.publish.edition import ROW_COLUMNS
 from riskmap.web.atlas import Atlas
 
 from webdata import EVIL_NAME, build_fake_atlas, web_app
@@ -97,7 +97,7 @@ def test_csv_download_is_exactly_the_filtered_rows(client, fake_dir):
     expected = Atlas(fake_dir).rows("2017", estado="22", nivel="alto")
     assert sorted(table["cvegeo"]) == sorted(expected["cvegeo"])
     merged = table.merge(expected, on="cvegeo", suffixes=("", "_x"))
-    # Exports keep probabilities to 1e-6 (riskmap.export._DECIMALS).
+    # Exports keep probabilities to 1e-6 (riskmap.publish.export._DECIMALS).
     assert_allclose(merged["probability"], merged["probability_x"], rtol=0, atol=5e-7)
     assert EVIL_NAME in set(table["nom_mun"])
 

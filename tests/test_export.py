@@ -14,9 +14,9 @@ import pyogrio
 import pytest
 from shapely.geometry import box
 
-from riskmap.edition import EXTRA_COLUMNS, ROW_COLUMNS, Edition
+from riskmap.publish.edition import EXTRA_COLUMNS, ROW_COLUMNS, Edition
 from riskmap.errors import BadParameter
-from riskmap.export import (FORMATS, SHP_FIELDS, export_bytes, export_edition, export_table,
+from riskmap.publish.export import (FORMATS, SHP_FIELDS, export_bytes, export_edition, export_table,
                             filter_rows, normalise_format)
 from riskmap.provenance import SYNTHETIC_ES
 

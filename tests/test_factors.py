@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from riskmap.edition import FACTOR_COLUMNS
+from riskmap.publish.edition import FACTOR_COLUMNS
 from riskmap.errors import InputError
-from riskmap.factors import factor_contributions, top_factors
+from riskmap.model.factors import factor_contributions, top_factors
 
 COEF = pd.Series({"intercept": -3.0, "age": 0.2, "attends_school": -1.5, "rural": 0.7})
 NATIONAL = pd.Series({"age": 11.0, "attends_school": 0.9, "rural": 0.3})

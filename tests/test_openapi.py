@@ -59,7 +59,7 @@ def test_path_parameters_match_rule_arguments(app, document):
 
 
 def test_enums_match_validation(document):
-    from riskmap.edition import LEVELS
+    from riskmap.publish.edition import LEVELS
     from riskmap.web import params
 
     ops = document["paths"]

@@ -38,10 +38,10 @@ def _has_module(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
-needs_targeting = pytest.mark.skipif(not _has_module("riskmap.targeting"),
-                                     reason="riskmap.targeting not available yet")
-needs_compare = pytest.mark.skipif(not _has_module("riskmap.compare"),
-                                   reason="riskmap.compare not available yet")
+needs_targeting = pytest.mark.skipif(not _has_module("riskmap.model.targeting"),
+                                     reason="riskmap.model.targeting not available yet")
+needs_compare = pytest.mark.skipif(not _has_module("riskmap.model.compare"),
+                                   reason="riskmap.model.compare not available yet")
 
 #: (path, Spanish text, English text) that each page must show.
 PAGES = [
@@ -219,7 +219,7 @@ def test_permalink_state_is_restored(client):
 
 
 def test_level_counts_match_the_edition(client, data_dir):
-    from riskmap.store import DataStore
+    from riskmap.publish.store import DataStore
 
     rows = DataStore(data_dir).load_edition("2023").rows
     html = client.get("/?lang=es").get_data(as_text=True)
@@ -236,7 +236,7 @@ def test_search_is_accent_insensitive(client):
 
 
 def test_municipality_card_content(client, data_dir):
-    from riskmap.store import DataStore
+    from riskmap.publish.store import DataStore
 
     row = DataStore(data_dir).load_edition("2023").rows.set_index("cvegeo").loc["22001"]
     html = client.get("/municipio/22001?lang=es").get_data(as_text=True)
@@ -267,7 +267,7 @@ def test_new_municipality_history_uses_parent(client):
 
 
 def test_methodology_shows_model_card(client, data_dir):
-    from riskmap.store import DataStore
+    from riskmap.publish.store import DataStore
 
     card = DataStore(data_dir).load_card("2023")
     html = client.get("/metodologia?lang=es").get_data(as_text=True)
@@ -303,7 +303,7 @@ def test_comparison_flags_municipalities_created_or_divided(data_dir):
 def test_division_flags_ignore_slivers_and_forward_comparisons(tmp_path):
     import pandas as pd
 
-    from riskmap.store import DataStore
+    from riskmap.publish.store import DataStore
 
     path = build_fake_atlas(tmp_path / "d")
     store = DataStore(path)
@@ -326,7 +326,7 @@ def test_division_flags_ignore_slivers_and_forward_comparisons(tmp_path):
 
 def _republish(path, name: str, **card_changes) -> None:
     """Publish edition ``name`` again with its model card changed."""
-    from riskmap.store import DataStore
+    from riskmap.publish.store import DataStore
 
     store = DataStore(path)
     ed = store.load_edition(name)
@@ -413,7 +413,7 @@ def test_imported_edition_marked_on_every_page(tmp_path):
 def _real_import(tmp_path):
     """The fake atlas plus edition mirti2023 published by ``riskmap import-edition``."""
     from riskmap.cli import main
-    from riskmap.store import DataStore
+    from riskmap.publish.store import DataStore
 
     path = build_fake_atlas(tmp_path / "d")
     store = DataStore(path)
@@ -584,7 +584,7 @@ def test_serve_command_builds_the_app_on_the_data_dir(data_dir, monkeypatch):
 @pytest.mark.slow
 def test_demo_atlas_pages_smoke(demo_dir):
     """Every page over the full demo (several editions, vintages, thousands of municipalities)."""
-    from riskmap.store import DataStore
+    from riskmap.publish.store import DataStore
 
     store = DataStore(demo_dir)
     names = store.edition_names()

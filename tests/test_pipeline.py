@@ -18,11 +18,11 @@ import pytest
 from scipy.special import expit
 from shapely.geometry import box
 
-from riskmap.edition import EXTRA_COLUMNS, FACTOR_COLUMNS, LEVELS, ROW_COLUMNS
+from riskmap.publish.edition import EXTRA_COLUMNS, FACTOR_COLUMNS, LEVELS, ROW_COLUMNS
 from riskmap.errors import InputError
 from riskmap.ingest.records import read_records
 from riskmap.spec import load_spec
-from riskmap.store import DataStore
+from riskmap.publish.store import DataStore
 
 TRUE_BETA = {"intercept": -4.0, "age": 0.15, "male": 0.5, "head_agriculture": 1.2}
 COVARIATES = ("age", "male", "head_agriculture")
@@ -141,7 +141,7 @@ def spec(inputs):
 
 @pytest.fixture(scope="module")
 def built(inputs, spec):
-    from riskmap.pipeline import build_edition
+    from riskmap.publish.pipeline import build_edition
 
     survey = read_records(inputs["survey"], "survey", spec)
     census = read_records(inputs["census"], "census", spec)
@@ -255,7 +255,7 @@ def test_ranks_and_top_factors(built):
 
 
 def test_census_codes_outside_boundaries_are_an_error(inputs, spec):
-    from riskmap.pipeline import build_edition
+    from riskmap.publish.pipeline import build_edition
 
     survey = read_records(inputs["survey"], "survey", spec)
     census = read_records(inputs["census"], "census", spec)
@@ -269,7 +269,7 @@ def test_census_codes_outside_boundaries_are_an_error(inputs, spec):
 # -- build_and_publish -------------------------------------------------------------------------
 @pytest.fixture
 def published(inputs, tmp_path):
-    from riskmap.pipeline import build_and_publish
+    from riskmap.publish.pipeline import build_and_publish
 
     data = tmp_path / "data"
     build_and_publish(data, "2022", inputs["survey"], inputs["census"], inputs["boundaries"],
@@ -291,15 +291,15 @@ def test_build_and_publish_round_trip(published):
 
 def test_injected_factor_failure_leaves_published_editions_intact(published, inputs,
                                                                    monkeypatch):
-    import riskmap.factors
-    from riskmap.pipeline import build_and_publish
+    import riskmap.model.factors
+    from riskmap.publish.pipeline import build_and_publish
 
     before = tree_hashes(published)
 
     def boom(*args, **kwargs):
         raise RuntimeError("injected failure")
 
-    monkeypatch.setattr(riskmap.factors, "factor_contributions", boom)
+    monkeypatch.setattr(riskmap.model.factors, "factor_contributions", boom)
     for name in ("2022", "2023"):
         with pytest.raises(RuntimeError, match="injected"):
             build_and_publish(published, name, inputs["survey"], inputs["census"],
@@ -309,18 +309,18 @@ def test_injected_factor_failure_leaves_published_editions_intact(published, inp
 
 def test_injected_writer_failure_leaves_published_editions_intact(published, inputs,
                                                                    monkeypatch):
-    import riskmap.store
-    from riskmap.pipeline import build_and_publish
+    import riskmap.publish.store
+    from riskmap.publish.pipeline import build_and_publish
 
     before = tree_hashes(published)
-    real = riskmap.store.pyogrio.write_dataframe
+    real = riskmap.publish.store.pyogrio.write_dataframe
 
     def fail_on_factors(df, path, layer=None, **kwargs):
         if layer == "factores":
             raise OSError("disk full (injected)")
         return real(df, path, layer=layer, **kwargs)
 
-    monkeypatch.setattr(riskmap.store.pyogrio, "write_dataframe", fail_on_factors)
+    monkeypatch.setattr(riskmap.publish.store.pyogrio, "write_dataframe", fail_on_factors)
     with pytest.raises(OSError, match="injected"):
         build_and_publish(published, "2022", inputs["survey"], inputs["census"],
                           inputs["boundaries"], spec_path=inputs["spec"], vintage="grid")
@@ -328,7 +328,7 @@ def test_injected_writer_failure_leaves_published_editions_intact(published, inp
 
 
 def test_vintage_name_clash_is_an_error(published, inputs, tmp_path):
-    from riskmap.pipeline import build_and_publish
+    from riskmap.publish.pipeline import build_and_publish
 
     other = grid_boundaries().iloc[:15]
     path = tmp_path / "fewer.geojson"
@@ -346,8 +346,8 @@ def test_vintage_name_clash_is_an_error(published, inputs, tmp_path):
 @pytest.mark.realdata
 def test_real_geography_keeps_every_municipality(mx_dir, tmp_path):
     """Simulated records on INEGI's 2020 municipalities: all 2,469 kept, codes intact."""
-    from riskmap.export import export_bytes
-    from riskmap.pipeline import build_and_publish
+    from riskmap.publish.export import export_bytes
+    from riskmap.publish.pipeline import build_and_publish
 
     rng = np.random.default_rng(5)
     bnd = gpd.read_file(mx_dir / "municipios_2020.geojson")

@@ -8,11 +8,11 @@ import pytest
 
 from riskmap.errors import InputError
 from riskmap.ingest.boundaries import read_boundaries
-from riskmap.real.iter import read_iter
-from riskmap.publishing import EditionJob, publish_editions, store_vintages
-from riskmap.real.simulate import EDITIONS, SimConfig, simulate_mexico
+from riskmap.inegi.iter import read_iter
+from riskmap.publish.builders import EditionJob, publish_editions, store_vintages
+from riskmap.inegi.simulate import EDITIONS, SimConfig, simulate_mexico
 from riskmap.spec import load_spec
-from riskmap.store import DataStore
+from riskmap.publish.store import DataStore
 
 from test_real_simulate import _small_country
 

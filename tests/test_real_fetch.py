@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from riskmap.cli import cli, main
 from riskmap.errors import InputError
-from riskmap.real.fetch import CATALOG, FetchError, fetch, load_catalog
+from riskmap.inegi.fetch import CATALOG, FetchError, fetch, load_catalog
 
 
 def _archive(seed: int, size: int = 200_000) -> bytes:

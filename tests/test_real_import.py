@@ -11,8 +11,8 @@ from shapely.geometry import box
 
 from riskmap.cli import cli, main
 from riskmap.errors import InputError
-from riskmap.real.imported import import_edition, normalise_level, read_levels
-from riskmap.store import DataStore
+from riskmap.inegi.imported import import_edition, normalise_level, read_levels
+from riskmap.publish.store import DataStore
 
 
 @pytest.fixture()
@@ -166,7 +166,7 @@ def test_import_on_another_vintage_stores_crosswalks_so_new_municipalities_compa
     parts = cw[cw["cvegeo_from"] == "02003"].set_index("cvegeo_to")["share"]
     np.testing.assert_allclose(parts.sort_index().to_numpy(), [0.6, 0.4], atol=1e-6)
     assert len(store.load_crosswalk("2020", "2015"))  # either edition may come first
-    from riskmap.compare import compare
+    from riskmap.model.compare import compare
 
     cmp = compare(store.load_edition("m2017"), store.load_edition("m2023"), store)
     new = cmp.changes.set_index("cvegeo").loc["02004"]

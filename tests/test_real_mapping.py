@@ -10,8 +10,8 @@ import pyogrio
 import pytest
 
 from riskmap.errors import InputError
-from riskmap.real.iter import read_iter
-from riskmap.real.mapping import SOURCES_DIR, apply_mapping, load_mapping, read_table
+from riskmap.inegi.iter import read_iter
+from riskmap.inegi.mapping import SOURCES_DIR, apply_mapping, load_mapping, read_table
 from riskmap.spec import load_spec
 
 PERSONAS_COLS = ["ID_VIV", "ID_PERSONA", "ENT", "MUN", "LOC50K", "ESTRATO", "UPM", "FACTOR",

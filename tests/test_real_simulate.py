@@ -14,10 +14,10 @@ from scipy.special import expit
 from shapely.geometry import box
 
 from riskmap.cli import cli
-from riskmap.real.simulate import (EDITIONS, SOURCES_NOTE, SimConfig, build_semisynthetic,
+from riskmap.inegi.simulate import (EDITIONS, SOURCES_NOTE, SimConfig, build_semisynthetic,
                                    calibrate_intercept, draw_children, municipal_parameters,
                                    simulate_census, simulate_mexico)
-from riskmap.store import DataStore
+from riskmap.publish.store import DataStore
 
 
 def _small_country(tmp_path, n=6):
@@ -153,7 +153,7 @@ def test_real_mexico_semisynthetic_is_plausible(mx_dir, tmp_path):
         assert 0.09 < ed.national_rate < 0.16
     # editions compare through the stored crosswalk: the 12 municipalities created between
     # the 2015 and 2020 cartographies take their parent's 2017 value
-    from riskmap.compare import compare
+    from riskmap.model.compare import compare
     from test_crosswalk import CREATED_2015_2020
 
     cmp = compare(store.load_edition("2017"), store.load_edition("2023"), store)
@@ -167,7 +167,7 @@ def test_real_mexico_semisynthetic_is_plausible(mx_dir, tmp_path):
     assert dict(main_part.set_index("cvegeo_from").loc[list(CREATED_2015_2020), "cvegeo_to"]) \
         == CREATED_2015_2020
     # the web layer of the stored vintage is served from the same store
-    from riskmap.weblayer import cached_web_layer
+    from riskmap.web.weblayer import cached_web_layer
 
     body, _ = cached_web_layer(store, "2020")
     assert len(json.loads(gzip.decompress(body))["features"]) == 2469
@@ -176,7 +176,7 @@ def test_real_mexico_semisynthetic_is_plausible(mx_dir, tmp_path):
 def test_refuses_to_replace_other_editions(tmp_path):
     from riskmap.errors import InputError
     from riskmap.ingest.boundaries import read_boundaries
-    from riskmap.real.imported import import_edition
+    from riskmap.inegi.imported import import_edition
 
     bpath, tpath, _ = _small_country(tmp_path)
     data = tmp_path / "data"
@@ -243,7 +243,7 @@ def test_post_2020_municipalities_are_sin_informacion_not_dropped(mx_dir, tmp_pa
     assert 0 < len(tiny) < 10
     assert set(rows.index[rows["level"] == "sin_informacion"]) == set(CREATED_AFTER_2020) | tiny
     # and they are drawn on the map
-    from riskmap.weblayer import cached_web_layer
+    from riskmap.web.weblayer import cached_web_layer
 
     body, _ = cached_web_layer(store, "2023")
     feats = {f["properties"]["cvegeo"]: f for f in json.loads(gzip.decompress(body))["features"]}

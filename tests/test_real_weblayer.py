@@ -13,8 +13,8 @@ import shapely
 from shapely.geometry import Polygon
 
 from riskmap.errors import NotFound
-from riskmap.store import DataStore
-from riskmap.weblayer import WEB_PROPERTIES, cached_web_layer, web_layer
+from riskmap.publish.store import DataStore
+from riskmap.web.weblayer import WEB_PROPERTIES, cached_web_layer, web_layer
 
 
 def _wiggly_coverage(n=4) -> gpd.GeoDataFrame:
@@ -111,7 +111,7 @@ def test_cached_web_layer_builds_once_and_rebuilds_on_change(tmp_path):
     assert cached_web_layer(store, "2020") == (body, etag)
     assert cache.stat().st_mtime_ns == mtime
     # a new process (empty memo) reuses the disk cache too
-    from riskmap import weblayer
+    from riskmap.web import weblayer
     weblayer._memo.clear()
     assert cached_web_layer(store, "2020") == (body, etag)
     assert cache.stat().st_mtime_ns == mtime
@@ -204,7 +204,7 @@ def test_real_vintage_saved_raw_with_collections(mx_dir, tmp_path):
 
 
 def test_read_only_data_directory_still_serves_the_layer(tmp_path, monkeypatch):
-    from riskmap import weblayer
+    from riskmap.web import weblayer
 
     store = DataStore(tmp_path)
     store.save_vintage("2020", _wiggly_coverage(2).drop(columns=["extra"]))
@@ -222,8 +222,8 @@ def test_read_only_data_directory_still_serves_the_layer(tmp_path, monkeypatch):
 
 
 def test_layer_credits_the_producer_of_its_editions(tmp_path):
-    from riskmap import weblayer
-    from riskmap.real.imported import import_edition
+    from riskmap.web import weblayer
+    from riskmap.inegi.imported import import_edition
     import pandas as pd
 
     store = DataStore(tmp_path)

@@ -8,10 +8,10 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy.special import expit, logit
 
-import riskmap.score as score_mod
+import riskmap.model.score as score_mod
 from riskmap.errors import InputError
 from riskmap.model.logit import SurveyLogit
-from riskmap.score import (logit_interval, municipal_means, national_means,
+from riskmap.model.score import (logit_interval, municipal_means, national_means,
                            score_municipalities)
 
 COVS = ["age", "male", "rural"]

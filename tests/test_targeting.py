@@ -10,7 +10,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from riskmap.errors import BadParameter, InputError
-from riskmap.targeting import WORKLIST_COLUMNS, allocate, greedy_visits
+from riskmap.model.targeting import WORKLIST_COLUMNS, allocate, greedy_visits
 
 
 def rows():

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from scipy.stats import norm, spearmanr
 
-from riskmap.compare import compare
-from riskmap.store import DataStore
+from riskmap.model.compare import compare
+from riskmap.publish.store import DataStore
 
 pytestmark = pytest.mark.slow
 

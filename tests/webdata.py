@@ -1,6 +1,6 @@
 """A small, fully controlled data directory for the web tests (no pipeline involved).
 
-``build_fake_atlas(path)`` writes, with :class:`riskmap.store.DataStore` only:
+``build_fake_atlas(path)`` writes, with :class:`riskmap.publish.store.DataStore` only:
 
 * geography vintages ``"2015"`` (40 square municipalities, 4 states of 10) and ``"2020"``
   (42: municipalities 22001 and 07003 each lose their eastern half to a new municipality,
@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 from shapely.geometry import box
 
-from riskmap.edition import Edition, EXTRA_COLUMNS, FACTOR_COLUMNS, ROW_COLUMNS
-from riskmap.store import DataStore
+from riskmap.publish.edition import Edition, EXTRA_COLUMNS, FACTOR_COLUMNS, ROW_COLUMNS
+from riskmap.publish.store import DataStore
 
 EVIL_NAME = '<script>alert("x")</script> O\'Brien "Q"'
 Z = 1.959964

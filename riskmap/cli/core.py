@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from ..edition import LEVELS
+from ..publish.edition import LEVELS
 from ..errors import InputError
 from . import cli, data_dir_option, resolve_data_dir
 
@@ -76,7 +76,7 @@ def _os_errors_as_input():
 
 def _published_store(data_dir):
     """The store of an existing data directory (for commands that only read it)."""
-    from ..store import DataStore
+    from ..publish.store import DataStore
 
     root = Path(resolve_data_dir(data_dir))
     if not root.is_dir():
@@ -109,7 +109,7 @@ def demo(data_dir, seed):
     """Build the synthetic demonstration atlas end to end."""
     from ..demo import build_demo
     from ..settings import resolve
-    from ..store import DataStore
+    from ..publish.store import DataStore
 
     data_dir = resolve_data_dir(data_dir)
     seed = resolve()["demo_seed"] if seed is None else seed
@@ -160,7 +160,7 @@ def _parse_rasters(values) -> dict:
 def build(name, survey, census, boundaries, spec, rasters, vintage, year, sources, synthetic,
           full_count, min_records, data_dir):
     """Fit, score, classify and publish one edition."""
-    from ..pipeline import build_and_publish
+    from ..publish.pipeline import build_and_publish
     from ..settings import resolve
 
     data_dir = resolve_data_dir(data_dir)
@@ -187,7 +187,7 @@ def build(name, survey, census, boundaries, spec, rasters, vintage, year, source
 @data_dir_option
 def export(name, fmt, state, level, output, data_dir):
     """Export an edition's municipal results (same filters as the API)."""
-    from ..export import export_edition, normalise_format
+    from ..publish.export import export_edition, normalise_format
 
     normalise_format(fmt)  # an unknown format fails before the edition is read
     edition = _published_store(data_dir).load_edition(name)

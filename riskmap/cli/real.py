@@ -23,9 +23,9 @@ from . import cli, data_dir_option, resolve_data_dir
               help="Overlaps below this share of the from-municipality are dropped as slivers.")
 def crosswalk_cmd(path_from, path_to, output, min_share):
     """Area-overlay crosswalk between two boundary vintages; lists new and removed codes."""
-    from ..crosswalk import area_crosswalk, detect_changes
+    from ..ingest.crosswalk import area_crosswalk, detect_changes
     from ..ingest.boundaries import read_boundaries
-    from ..store import atomic_path
+    from ..publish.store import atomic_path
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -104,7 +104,7 @@ def simulate_cmd(boundaries, census_table, vintage, seed, census_records, survey
     2017, 2019 and 2023 published as in the demo (labelled semi-synthetic)."""
     from tqdm import tqdm
 
-    from ..real.simulate import SOURCES_NOTE, SimConfig, build_semisynthetic
+    from ..inegi.simulate import SOURCES_NOTE, SimConfig, build_semisynthetic
 
     vintage = vintage or _vintage_from(boundaries, "2020")
     if old_boundaries and not old_vintage:
@@ -156,9 +156,9 @@ def import_edition_cmd(edition, levels, boundaries, vintage, year, national_rate
     """Publish a list of municipal levels (e.g. published MIRTI results) as an edition."""
     from ..errors import InputError
     from ..ingest.boundaries import read_boundaries
-    from ..real.imported import import_edition, read_levels
-    from ..publishing import link_vintage
-    from ..store import DataStore
+    from ..inegi.imported import import_edition, read_levels
+    from ..publish.builders import link_vintage
+    from ..publish.store import DataStore
 
     store = DataStore(resolve_data_dir(data_dir))
     vintage = vintage or _vintage_from(boundaries)
@@ -203,7 +203,7 @@ def fetch_cmd(names, fetch_all, list_only, url_base, catalog, data_dir):
     from tqdm import tqdm
 
     from ..errors import BadParameter
-    from ..real.fetch import fetch, load_catalog
+    from ..inegi.fetch import fetch, load_catalog
 
     entries = load_catalog(catalog)
     if list_only:
@@ -256,8 +256,8 @@ def harmonise_cmd(mapping_name, inputs, tables, output):
     import pandas as pd
 
     from ..errors import InputError
-    from ..real.mapping import apply_mapping, load_mapping, read_table
-    from ..store import atomic_path
+    from ..inegi.mapping import apply_mapping, load_mapping, read_table
+    from ..publish.store import atomic_path
 
     mapping = load_mapping(mapping_name)
     extra: dict[str, list] = {}

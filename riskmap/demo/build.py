@@ -301,9 +301,9 @@ def build_demo(data_dir, seed: int = DEFAULT_SEED, progress: Callable[[str], Non
         ``timings`` {step: seconds} covering every step.
     """
     from ..paths import MODELS_DIR
-    from ..publishing import EditionJob, publish_editions, store_vintages
+    from ..publish.builders import EditionJob, publish_editions, store_vintages
     from ..spec import load_spec
-    from ..store import DataStore
+    from ..publish.store import DataStore
 
     data_dir = Path(data_dir)
     gen = _generate(data_dir, seed, progress, config or DemoConfig())

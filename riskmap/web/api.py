@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from ..edition import LEVELS, ROW_COLUMNS
+from ..publish.edition import LEVELS, ROW_COLUMNS
 from ..errors import BadParameter
 from . import _accepts_gzip, params
 from .atlas import clean, get_atlas, record
@@ -156,7 +156,7 @@ def municipios(edicion: str, formato: str):
 
 def _csv_response(edicion: str, table: pd.DataFrame, filename: str, columns=None):
     """Stream a table as UTF-8 CSV, with the provenance columns exports carry."""
-    from ..export import defuse_frame
+    from ..publish.export import defuse_frame
 
     info = get_atlas().provenance(edicion)
     columns = list(columns or ROW_COLUMNS)
@@ -239,7 +239,7 @@ def comparar():
 
 
 def _plain_csv(table: pd.DataFrame, filename: str, editions: list[str]):
-    from ..export import defuse_frame
+    from ..publish.export import defuse_frame
 
     meta = meta_for(*editions)
     if not isinstance(table.index, pd.RangeIndex):

@@ -18,16 +18,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..compare import parents
-from ..edition import EXTRA_COLUMNS, LEVELS, ROW_COLUMNS, Edition
+from ..model.compare import parents
+from ..publish.edition import EXTRA_COLUMNS, LEVELS, ROW_COLUMNS, Edition
 from ..errors import NotFound
-from ..store import DataStore
+from ..publish.store import DataStore
 from . import params
 
 EXTENSION_KEY = "riskmap_atlas"
 #: Two polygons closer than this (degrees) are neighbours; absorbs coordinate round-off.
 NEIGHBOUR_TOLERANCE = 1e-6
-#: Significance threshold of a change between editions (METHOD.md section 6, as riskmap.compare).
+#: Significance threshold of a change between editions (METHOD.md section 6, as riskmap.model.compare).
 Z_CHANGE = 1.96
 WORKLIST_CACHE = 32
 _CHANGE_WORDS = {"increase": "aumento", "decrease": "disminucion", "none": "sin_cambio"}
@@ -58,7 +58,7 @@ def record(row: pd.Series | dict) -> dict:
 
 
 class Atlas:
-    """In-memory, read-only view of a :class:`~riskmap.store.DataStore`.
+    """In-memory, read-only view of a :class:`~riskmap.publish.store.DataStore`.
 
     Parameters
     ----------
@@ -185,7 +185,7 @@ class Atlas:
         estado : str, optional
             Two-digit state code; must be a state of the edition.
         nivel : str, optional
-            One of :data:`riskmap.edition.LEVELS`.
+            One of :data:`riskmap.publish.edition.LEVELS`.
 
         Returns
         -------
@@ -316,7 +316,7 @@ class Atlas:
         ci_high, se`` and ``change`` versus the previous listed edition (``None`` for the
         first): ``{diff, sd, significant, direction, change}`` with ``direction`` one of
         ``increase`` / ``decrease`` / ``none`` and ``change`` the same in the vocabulary of
-        :mod:`riskmap.compare` (``aumento`` / ``disminucion`` / ``sin_cambio``); METHOD.md
+        :mod:`riskmap.model.compare` (``aumento`` / ``disminucion`` / ``sin_cambio``); METHOD.md
         section 6: significant when |d| > 1.96 sd, Var = Var_A + Var_B.
 
         Raises
@@ -362,7 +362,7 @@ class Atlas:
                 continue
             if pick == "cvegeo_from":
                 # The edition's geography is older: the parent is the municipality that made
-                # up most of this one's area (the same rule as riskmap.compare).
+                # up most of this one's area (the same rule as riskmap.model.compare).
                 parent = parents(cw[cw["cvegeo_to"] == code], pd.Index(list(positions))).get(code)
                 if parent is not None:
                     return parent, parent
@@ -398,7 +398,7 @@ class Atlas:
         mtime = self._vintage_mtime(vintage)
 
         def build():
-            from ..weblayer import cached_web_layer
+            from .weblayer import cached_web_layer
 
             return cached_web_layer(self.store, vintage)
 
@@ -498,12 +498,12 @@ class Atlas:
 
     # -- comparison and targeting -------------------------------------------------------------
     def comparison(self, a: str, b: str):
-        """The comparison of editions ``a`` and ``b`` (riskmap.compare), cached."""
+        """The comparison of editions ``a`` and ``b`` (riskmap.model.compare), cached."""
         ea, eb = self.edition(a), self.edition(b)
         key = ("comparison", a, b, self._mtime(a), self._mtime(b))
 
         def build():
-            from .. import compare
+            from ..model import compare
 
             return compare.compare(ea, eb, store=self.store)
 
@@ -523,7 +523,7 @@ class Atlas:
 
     def targeting(self, edition: str, visits: int, q: float, states=None, levels=None,
                   by: str = "conteo") -> pd.DataFrame:
-        """Greedy allocation of ``visits`` inspections (riskmap.targeting.allocate).
+        """Greedy allocation of ``visits`` inspections (riskmap.model.targeting.allocate).
 
         Parameters
         ----------
@@ -548,7 +548,7 @@ class Atlas:
 
     def _worklist(self, edition, visits, q, states, levels, by) -> list:
         """``[worklist, records or None]`` from a small LRU keyed by the parameters."""
-        from .. import targeting
+        from ..model import targeting
 
         table = self._entry(edition)[2]
         states = params.choices("estados", states, sorted(table["cve_ent"].unique()))

@@ -1,7 +1,7 @@
 """Downloads: the ``/descargas`` page and the export files behind it.
 
 ``/descargas/<edicion>.<formato>?estado=&nivel=`` returns exactly what ``riskmap export`` writes
-(:func:`riskmap.export.export_bytes`), with the edition's provenance inside the file. Recent
+(:func:`riskmap.publish.export.export_bytes`), with the edition's provenance inside the file. Recent
 files are kept in a small in-memory LRU cache and carry an ETag, because building a GeoPackage
 or a zipped Shapefile of 2,469 municipalities takes a noticeable fraction of a second.
 """
@@ -14,7 +14,7 @@ from collections import OrderedDict
 
 from flask import Blueprint, Response, render_template, request, url_for
 
-from ..edition import LEVELS
+from ..publish.edition import LEVELS
 from . import params
 from .atlas import get_atlas
 
@@ -33,7 +33,7 @@ def _export(name: str, fmt: str, estado: str | None, nivel: str | None):
     """(bytes, mimetype, filename, etag) of one export, memoised by the edition file (its
     path, so that two apps on different data directories in one process never share an
     entry, and its mtime)."""
-    from ..export import export_bytes
+    from ..publish.export import export_bytes
 
     atlas = get_atlas()
     edition = atlas.edition(name)
@@ -72,7 +72,7 @@ def archivo(edicion: str, formato: str):
 @bp.get("/descargas")
 def descargas():
     """Every edition in every format, with state and level filters and the data dictionary."""
-    from ..export import DICTIONARY
+    from ..publish.export import DICTIONARY
     from . import notices
 
     atlas = get_atlas()

@@ -6,7 +6,7 @@ vice versa, and validates the document with ``openapi_spec_validator``.
 
 from __future__ import annotations
 
-from ..edition import LEVELS
+from ..publish.edition import LEVELS
 from . import params
 from .api import LIST_COLUMNS
 

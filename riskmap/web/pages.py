@@ -16,7 +16,7 @@ import pandas as pd
 from flask import Blueprint, Response, current_app, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 
-from ..edition import LEVELS
+from ..publish.edition import LEVELS
 from ..errors import BadParameter, NotFound
 from . import current_lang, maps, notices, params
 from .charts import calibration_plot, factor_bars
@@ -500,7 +500,7 @@ def comparar():
                "count": int((comp.changes["change"] == k).sum())} for k in maps.CHANGE_ORDER]
     created = comp.changes[comp.changes["alignment"].isin(["derived", "unmatched"])]
     # On the older geography, municipalities the newer one divides carry the pooled value of
-    # their pieces (riskmap.compare); they are listed, never compared silently.
+    # their pieces (riskmap.model.compare); they are listed, never compared silently.
     divided = comp.changes[comp.changes["alignment"] == "aggregated"]
     split = [{"cvegeo": r.cvegeo, "nom_mun": r.nom_mun, "parts": r.aggregated_from.split("+")}
              for r in divided.itertuples()]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from ..edition import LEVELS
+from ..publish.edition import LEVELS
 from ..errors import BadParameter
 
 #: Map layers of the national and state maps, in menu order (query parameter ``capa``).

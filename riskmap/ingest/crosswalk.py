@@ -20,8 +20,8 @@ import pandas as pd
 import shapely
 from pyproj import CRS, Transformer
 
-from .errors import InputError
-from .ingest.boundaries import clean_polygons
+from ..errors import InputError
+from .boundaries import clean_polygons
 
 #: Albers equal-area conic fitted to Mexico (standard parallels 14.5 N and 32.5 N).
 MEXICO_ALBERS = ("+proj=aea +lat_1=14.5 +lat_2=32.5 +lat_0=24 +lon_0=-102 "

@@ -1,6 +1,6 @@
 """Semi-synthetic Mexico: real INEGI geography and municipal shares, simulated child records.
 
-The census table (ITER municipal totals, :func:`riskmap.real.iter.read_iter`) gives each
+The census table (ITER municipal totals, :func:`riskmap.inegi.iter.read_iter`) gives each
 municipality's real shares: children by age group, school non-attendance (6-14, 15-17),
 indigenous language, rurality, schooling (``GRAPROES``), health affiliation (``PDER_IMSS``,
 ``PSINDER``), household size (``PROM_OCUP``), dirt floors (``VPH_PISOTI``, CONAPO's
@@ -33,7 +33,7 @@ from scipy.optimize import brentq
 from scipy.special import expit
 
 from . import INEGI_ATTRIBUTION_EN, INEGI_ATTRIBUTION_ES
-from ..publishing import EditionJob, publish_editions, store_vintages
+from ..publish.builders import EditionJob, publish_editions, store_vintages
 
 COVARIATES = ("age", "male", "attends_school", "indigenous_language", "rural",
               "head_schooling_years", "head_agriculture", "head_social_security",
@@ -96,7 +96,7 @@ def municipal_parameters(table: pd.DataFrame) -> pd.DataFrame:
     Parameters
     ----------
     table : pandas.DataFrame
-        Output of :func:`riskmap.real.iter.read_iter` (``cvegeo`` plus raw/derived columns).
+        Output of :func:`riskmap.inegi.iter.read_iter` (``cvegeo`` plus raw/derived columns).
 
     Returns
     -------
@@ -340,7 +340,7 @@ def simulate_mexico(boundaries: gpd.GeoDataFrame, table: pd.DataFrame, seed: int
     boundaries : geopandas.GeoDataFrame
         Normalised boundaries (:func:`riskmap.ingest.boundaries.read_boundaries`).
     table : pandas.DataFrame
-        Municipal census table (:func:`riskmap.real.iter.read_iter`).
+        Municipal census table (:func:`riskmap.inegi.iter.read_iter`).
     seed : int
     config : SimConfig, optional
     old_boundaries : geopandas.GeoDataFrame, optional
@@ -380,7 +380,7 @@ def simulate_mexico(boundaries: gpd.GeoDataFrame, table: pd.DataFrame, seed: int
     census = simulate_census(params, config, rng)
     census_old = params_old = None
     if old_boundaries is not None:
-        from ..crosswalk import area_crosswalk
+        from ..ingest.crosswalk import area_crosswalk
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # islands absent from one vintage
@@ -484,7 +484,7 @@ def build_semisynthetic(data_dir, boundaries_path, table_path, seed: int = 2020,
     from ..errors import InputError
     from ..ingest.boundaries import read_boundaries
     from ..spec import load_spec
-    from ..store import DataStore, atomic_path, check_name
+    from ..publish.store import DataStore, atomic_path, check_name
     from .iter import read_iter
 
     say = progress or (lambda message: None)

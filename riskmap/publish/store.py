@@ -26,7 +26,7 @@ import pandas as pd
 import pyogrio
 
 from .edition import Edition, EXTRA_COLUMNS, FACTOR_COLUMNS, ROW_COLUMNS
-from .errors import InputError, NotFound
+from ..errors import InputError, NotFound
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _CODE_COLUMNS = {"cvegeo": str, "cve_ent": str, "cve_mun": str}

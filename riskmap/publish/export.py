@@ -37,8 +37,8 @@ import pandas as pd
 import pyogrio
 
 from .edition import LEVELS, ROW_COLUMNS
-from .errors import BadParameter
-from .provenance import provenance, provenance_text, source_text
+from ..errors import BadParameter
+from ..provenance import provenance, provenance_text, source_text
 
 #: Data dictionary of the exported columns (Spanish first, as the service).
 DICTIONARY = {
@@ -117,11 +117,11 @@ def filter_rows(edition, state=None, level=None) -> gpd.GeoDataFrame:
 
     Parameters
     ----------
-    edition : riskmap.edition.Edition
+    edition : riskmap.publish.edition.Edition
     state : str, optional
         2-digit state code (``"07"``; ``"7"`` is accepted as ``"07"``).
     level : str, optional
-        One of :data:`~riskmap.edition.LEVELS`.
+        One of :data:`~riskmap.publish.edition.LEVELS`.
 
     Returns
     -------
@@ -338,7 +338,7 @@ def export_edition(edition, fmt: str, path, state=None, level=None) -> Path:
 
     Parameters
     ----------
-    edition : riskmap.edition.Edition
+    edition : riskmap.publish.edition.Edition
     fmt : str
         csv, xlsx, geojson, gpkg or shp (normalised: case, leading dot, aliases).
     path : str or Path

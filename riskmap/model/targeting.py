@@ -14,8 +14,8 @@ import heapq
 import numpy as np
 import pandas as pd
 
-from .edition import LEVELS
-from .errors import BadParameter, InputError
+from .levels import LEVELS
+from ..errors import BadParameter, InputError
 
 BY = ("count", "rate")
 WORKLIST_COLUMNS = ("rank", "cvegeo", "nom_mun", "nom_ent", "cve_ent", "level", "probability",

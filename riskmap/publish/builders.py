@@ -35,7 +35,7 @@ class EditionJob:
     survey_file, census_file : str
         File names the records were saved as (recorded in the edition's provenance).
     territorial : dict, optional
-        ``{covariate: Series by cvegeo}`` passed to :func:`riskmap.pipeline.build_edition`.
+        ``{covariate: Series by cvegeo}`` passed to :func:`riskmap.publish.pipeline.build_edition`.
     label : callable, optional
         Called with the model card before publishing, to add builder-specific labels.
     """
@@ -58,7 +58,7 @@ def store_vintages(store, vintages: dict, crosswalks=()) -> dict:
 
     Parameters
     ----------
-    store : riskmap.store.DataStore
+    store : riskmap.publish.store.DataStore
     vintages : dict
         ``{vintage: (municipios, estados)}``; ``estados`` None dissolves them from the
         municipalities.
@@ -70,8 +70,8 @@ def store_vintages(store, vintages: dict, crosswalks=()) -> dict:
     dict
         Seconds spent: ``store_geography`` and, with crosswalks, ``crosswalk``.
     """
-    from .crosswalk import area_crosswalk
-    from .ingest.boundaries import states_from
+    from ..ingest.crosswalk import area_crosswalk
+    from ..ingest.boundaries import states_from
 
     clock = time.perf_counter()
     for name, (municipios, estados) in vintages.items():
@@ -94,7 +94,7 @@ def publish_editions(store, jobs, spec, *, synthetic: bool,
 
     Parameters
     ----------
-    store : riskmap.store.DataStore
+    store : riskmap.publish.store.DataStore
     jobs : iterable of EditionJob
     spec : riskmap.spec.ModelSpec
     synthetic : bool
@@ -133,13 +133,13 @@ def link_vintage(store, vintage: str, municipios: gpd.GeoDataFrame) -> list[tupl
     """Store a vintage (if new) and the crosswalks between it and every other stored vintage.
 
     Editions on different vintages are compared through a stored crosswalk
-    (:func:`riskmap.compare.compare`); without one, municipalities created in between get no
+    (:func:`riskmap.model.compare.compare`); without one, municipalities created in between get no
     earlier value. Crosswalks already stored are kept; both directions are stored, since
     either edition may come first in a comparison.
 
     Parameters
     ----------
-    store : riskmap.store.DataStore
+    store : riskmap.publish.store.DataStore
     vintage : str
     municipios : geopandas.GeoDataFrame
         Normalised boundaries of ``vintage``.
@@ -149,7 +149,7 @@ def link_vintage(store, vintage: str, municipios: gpd.GeoDataFrame) -> list[tupl
     list of (str, str)
         The ``(vintage_from, vintage_to)`` crosswalks written.
     """
-    from .crosswalk import area_crosswalk
+    from ..ingest.crosswalk import area_crosswalk
 
     others = [v for v in store.vintage_names() if v != vintage]
     if vintage not in store.vintage_names():

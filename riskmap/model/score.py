@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from .errors import InputError
+from ..errors import InputError
 
 Z95 = 1.959964
 SCORE_COLUMNS = ("children", "probability", "var_model", "var_census", "se", "ci_low",

@@ -18,15 +18,15 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from . import classify, factors, score
+from ..model import factors, levels, score
 from .edition import EXTRA_COLUMNS, LEVELS, ROW_COLUMNS, Edition
-from .errors import InputError, ModelError
-from .ingest.boundaries import read_boundaries, states_from
-from .ingest.records import join_territorial, read_records, validate_codes
-from .model.diagnostics import diagnose
-from .model.logit import SurveyLogit
-from .provenance import attribution
-from .spec import load_spec
+from ..errors import InputError, ModelError
+from ..ingest.boundaries import read_boundaries, states_from
+from ..ingest.records import join_territorial, read_records, validate_codes
+from ..model.diagnostics import diagnose
+from ..model.logit import SurveyLogit
+from ..provenance import attribution
+from ..spec import load_spec
 from .store import DataStore, check_name
 
 BOUNDARY_COLUMNS = ("cvegeo", "cve_ent", "cve_mun", "nom_ent", "nom_mun")
@@ -135,10 +135,10 @@ def build_edition(name, survey: pd.DataFrame, census: pd.DataFrame,
     scores = score.score_municipalities(model, census, covariates, codes=codes,
                                         census_sample=census_sample)
     scores = scores.reindex(pd.Index(codes, name="cvegeo"))
-    rate = classify.national_rate(survey)
+    rate = levels.national_rate(survey)
 
     say("classifying municipalities")
-    levels = classify.classify_levels(scores, rate["estimate"], min_records=min_records)
+    assigned = levels.classify_levels(scores, rate["estimate"], min_records=min_records)
 
     say("associated factors")
     coef = pd.Series(model.coef_[1:], index=covariates)
@@ -148,9 +148,9 @@ def build_edition(name, survey: pd.DataFrame, census: pd.DataFrame,
         score.national_means(census, covariates), domains)
     top = factors.top_factors(long, n=3, labels={c.name: c.label_es for c in spec.covariates})
 
-    rows = _rows(name, vintage, boundaries, scores, levels, top)
+    rows = _rows(name, vintage, boundaries, scores, assigned, top)
     card = _card(name, vintage, year, sources, synthetic, spec, model, diagnostics, rate,
-                 classify.describe_rule(rate["estimate"], min_records), survey, census, rows)
+                 levels.describe_rule(rate["estimate"], min_records), survey, census, rows)
     card["census_sample"] = bool(census_sample)
     return Edition(name=name, rows=rows, factors=long, card=card)
 
@@ -186,13 +186,13 @@ def _check_outcome(survey: pd.DataFrame, file) -> None:
                          column="child_labour")
 
 
-def _rows(name, vintage, boundaries, scores, levels, top) -> gpd.GeoDataFrame:
+def _rows(name, vintage, boundaries, scores, assigned, top) -> gpd.GeoDataFrame:
     codes = boundaries["cvegeo"].to_numpy()
     s = scores.reindex(codes)
     # Ranks only among classified municipalities (rank_within leaves sin_informacion NA):
     # an estimate from too few records must not top a ranking.
     ranked = pd.DataFrame({"probability": s["probability"].to_numpy(dtype=float),
-                           "level": levels.reindex(codes).to_numpy(),
+                           "level": assigned.reindex(codes).to_numpy(),
                            "cve_ent": boundaries["cve_ent"].to_numpy()})
     rows = pd.DataFrame({
         "edition": name,
@@ -204,10 +204,10 @@ def _rows(name, vintage, boundaries, scores, levels, top) -> gpd.GeoDataFrame:
         "probability": s["probability"].to_numpy(dtype=float),
         "ci_low": s["ci_low"].to_numpy(dtype=float),
         "ci_high": s["ci_high"].to_numpy(dtype=float),
-        "level": levels.reindex(codes).to_numpy(),
+        "level": assigned.reindex(codes).to_numpy(),
         "expected_child_labour": s["expected_child_labour"].to_numpy(dtype=float),
-        "rank_national": classify.rank_within(ranked).to_numpy(),
-        "rank_state": classify.rank_within(ranked, by_state="cve_ent").to_numpy(),
+        "rank_national": levels.rank_within(ranked).to_numpy(),
+        "rank_state": levels.rank_within(ranked, by_state="cve_ent").to_numpy(),
         "top_factors": pd.Series(top).reindex(codes).fillna("").astype(str).to_numpy(),
         "cve_mun": boundaries["cve_mun"].to_numpy(),
         "vintage": vintage,
@@ -294,7 +294,7 @@ def build_and_publish(data_dir, name, survey_path, census_path, boundaries_path,
     Parameters
     ----------
     data_dir : str or Path
-        The data directory (:class:`~riskmap.store.DataStore`).
+        The data directory (:class:`~riskmap.publish.store.DataStore`).
     name : str
         Edition name.
     survey_path, census_path : str or Path
@@ -411,7 +411,7 @@ def _territorial(rasters: dict, spec, boundaries, say) -> dict:
     if unknown:
         raise InputError(f"--raster {unknown[0]}: not a territorial covariate of the spec; "
                          "known: " + (", ".join(spec.territorial_names) or "none"))
-    from .ingest.raster import zonal_mean  # rasterio is slow to import; only when needed
+    from ..ingest.raster import zonal_mean  # rasterio is slow to import; only when needed
 
     out = {}
     for cov, path in rasters.items():

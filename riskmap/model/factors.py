@@ -11,8 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .edition import FACTOR_COLUMNS
-from .errors import InputError
+from ..errors import InputError
+
+#: Columns of the long factor table.
+FACTOR_COLUMNS = ("cvegeo", "covariate", "domain", "contribution", "municipal_mean",
+                  "national_mean")
 
 
 def factor_contributions(coef: pd.Series, municipal_means: pd.DataFrame,

@@ -10,7 +10,7 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy.special import expit, logit
 
-from riskmap.classify import (RULE, classify_levels, classify_scheme, describe_rule,
+from riskmap.model.levels import (RULE, classify_levels, classify_scheme, describe_rule,
                               national_rate, rank_national, rank_state, rank_within)
 from riskmap.errors import BadParameter, InputError
 

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .edition import LEVELS
-from .errors import BadParameter, InputError
-from .model.logit import design_meat
+from ..errors import BadParameter, InputError
+from .logit import design_meat
 from .score import Z95, logit_interval
 
+#: The level vocabulary, in display order.
+LEVELS = ("alto", "medio", "bajo", "sin_informacion")
 NO_INFO = "sin_informacion"
 
 #: The classification rule, as stored in every model card.

@@ -12,7 +12,11 @@ from dataclasses import dataclass
 import geopandas as gpd
 import pandas as pd
 
-LEVELS = ("alto", "medio", "bajo", "sin_informacion")
+from ..model.factors import FACTOR_COLUMNS
+from ..model.levels import LEVELS
+
+__all__ = ["Edition", "ROW_COLUMNS", "EXTRA_COLUMNS", "FACTOR_COLUMNS", "LEVELS", "KINDS"]
+
 
 #: The edition output row of ARCHITECTURE.md, in order (exports and the API return these).
 ROW_COLUMNS = (
@@ -31,9 +35,6 @@ EXTRA_COLUMNS = (
     "n_records",    # census child records behind the estimate
 )
 
-#: Columns of the long factor table.
-FACTOR_COLUMNS = ("cvegeo", "covariate", "domain", "contribution", "municipal_mean",
-                  "national_mean")
 
 KINDS = ("modelled", "imported")
 

@@ -1,5 +1,5 @@
 """Imported editions: a published list of municipal risk levels (e.g. MIRTI 2017 or 2023 as
-published by STPS/ILO) turned into an :class:`~riskmap.edition.Edition`.
+published by STPS/ILO) turned into an :class:`~riskmap.publish.edition.Edition`.
 
 The list is a CSV (any separator, UTF-8 or latin-1) or an .xlsx sheet with ``cvegeo`` (or
 ``cve_ent`` + ``cve_mun``) and ``level`` (or ``nivel``), optionally ``probability``,
@@ -22,10 +22,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from ..edition import EXTRA_COLUMNS, LEVELS, ROW_COLUMNS, Edition
+from ..publish.edition import EXTRA_COLUMNS, LEVELS, ROW_COLUMNS, Edition
 from ..errors import InputError
 from ..fileio import pad_code, read_csv_text
-from ..store import check_name
+from ..publish.store import check_name
 
 #: Normalised spelling -> level. Keys are lower case, without accents, single spaces.
 LEVEL_SPELLINGS = {

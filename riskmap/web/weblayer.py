@@ -25,10 +25,10 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from .crosswalk import equal_area_crs
-from .fileio import sha256_file
-from .ingest.boundaries import clean_polygons
-from .store import DataStore, atomic_path
+from ..ingest.crosswalk import equal_area_crs
+from ..fileio import sha256_file
+from ..ingest.boundaries import clean_polygons
+from ..publish.store import DataStore, atomic_path
 
 #: Properties carried by each feature (everything else is joined client-side by cvegeo).
 WEB_PROPERTIES = ("cvegeo", "cve_ent", "nom_mun", "nom_ent")

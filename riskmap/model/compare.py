@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .edition import LEVELS
-from .errors import InputError, NotFound
+from .levels import LEVELS
+from ..errors import InputError, NotFound
 from .score import Z95, logit_interval
 
 NO_INFO = "sin_informacion"
@@ -232,7 +232,7 @@ def compare_editions(a, b, crosswalk=None) -> Comparison:
 
     Parameters
     ----------
-    a, b : riskmap.edition.Edition
+    a, b : riskmap.publish.edition.Edition
     crosswalk : DataFrame, optional
         ``cvegeo_from`` (A's vintage), ``cvegeo_to`` (B's vintage), ``share`` (fraction of
         the from-municipality's area in the to-municipality) and optionally ``share_to``
