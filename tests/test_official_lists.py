@@ -236,3 +236,20 @@ def test_pages_and_api_credit_the_publisher(credited):
     listing = client.get("/api/v1/ediciones/mirti2017/municipios.csv")
     text = listing.get_data(as_text=True)
     assert CREDIT_ES in text and "Fuente: INEGI (" not in text
+
+
+def test_methodology_page_lists_reinterpretations_and_missing(tmp_path, boundaries, capsys):
+    from webdata import web_app
+
+    levels = tmp_path / "l.csv"
+    levels.write_text("cvegeo,nivel\n01001,Alta\n01002,N/D\n02001,Bajo\n", encoding="utf-8")
+    data = tmp_path / "data"
+    code, out, err = run(capsys, *import_args(levels, boundaries, data, "--allow-missing",
+                                              "--source", SOURCE))
+    assert code == 0, err
+    html = web_app(data).test_client().get("/metodologia?lang=es").get_data(as_text=True)
+    reinterpreted = html.split("data-reinterpreted")[1].split("</ul>")[0]
+    assert "«Alta» → Alto (1)" in reinterpreted and "«N/D» → Sin información (1)" in reinterpreted
+    missing = html.split("data-missing-list")[1].split("</details>")[0]
+    assert ": 2</summary>" in missing and "02003 Municipio 02-3, Baja California" in missing
+    assert "INEGI, Marco Geoestadístico (límites municipales)" in html

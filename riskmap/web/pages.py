@@ -314,12 +314,15 @@ def _spec_for(card: dict):
         return None
 
 
+SOURCE_ROLES = {"boundaries": _l("límites municipales")}
+
+
 def _sources(card: dict) -> list[str]:
     out = []
     for s in card.get("sources") or []:
         if isinstance(s, dict):
             name = s.get("name") or s.get("title") or ""
-            role = s.get("role")
+            role = SOURCE_ROLES.get(s.get("role"), s.get("role"))
             out.append(f"{name} ({role})" if role else str(name))
         else:
             out.append(str(s))
