@@ -115,6 +115,16 @@ def test_comparison_page_shows_agreeing_counts_and_says_why(official):
     assert 'data-warning="rules"' in html and "niveles publicados" in html
     assert api["same_rule"] is False
     assert api["warnings"][0]["kind"] == "different_rules"
+    # The table of changes: untested changes are empty, the level transition is given.
+    import io
+
+    csv = pd.read_csv(io.StringIO(client.get("/api/v1/comparar?a=mirti2017&b=2023&formato=csv")
+                                  .get_data(as_text=True)), dtype=str)
+    assert len(csv) == totals["total"]
+    known = csv[(csv["level_a"] != "sin_informacion") & (csv["level_b"] != "sin_informacion")]
+    assert known["change"].isna().all() and set(known["level_change"]) <= {"sube", "baja",
+                                                                            "igual"}
+    assert "Fuente: STPS, MIRTI 2017." in csv["source"].iloc[0]
 
 
 def test_change_map_values_are_level_transitions_when_untestable(official):
