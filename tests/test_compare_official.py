@@ -10,10 +10,10 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from webdata import SPLITS, build_fake_atlas, web_app
 
 from riskmap.cli import main
 from riskmap.publish.store import DataStore
-from webdata import SPLITS, build_fake_atlas, web_app
 
 
 # -- the issue's scenario on the demo: a published 2015-geography list vs a 2020 edition ------
@@ -229,10 +229,11 @@ def test_parent_history_says_the_older_row_covered_more(fake):
 
 def test_one_significance_test_for_history_and_comparison():
     """The atlas keeps no second test: history and compare_editions share one z (Z95)."""
+    from test_compare import edition
+
     import riskmap.web.atlas as atlas_module
     from riskmap.model import compare
     from riskmap.model.score import Z95
-    from test_compare import edition
 
     assert compare.Z == Z95
     for name in ("Z_CHANGE", "_CHANGE_WORDS", "change"):

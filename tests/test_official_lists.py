@@ -244,7 +244,7 @@ def test_methodology_page_lists_reinterpretations_and_missing(tmp_path, boundari
     levels = tmp_path / "l.csv"
     levels.write_text("cvegeo,nivel\n01001,Alta\n01002,N/D\n02001,Bajo\n", encoding="utf-8")
     data = tmp_path / "data"
-    code, out, err = run(capsys, *import_args(levels, boundaries, data, "--allow-missing",
+    code, _, err = run(capsys, *import_args(levels, boundaries, data, "--allow-missing",
                                               "--source", SOURCE))
     assert code == 0, err
     html = web_app(data).test_client().get("/metodologia?lang=es").get_data(as_text=True)
