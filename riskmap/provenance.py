@@ -54,10 +54,15 @@ def attribution(card: dict, lang: str = "es") -> str:
     -------
     str
         For synthetic editions the demonstration banner (followed by the INEGI credit when
-        a source names INEGI, e.g. real boundaries under simulated records); otherwise
+        a source names INEGI, e.g. real boundaries under simulated records); for imported
+        lists :func:`imported_attribution`; otherwise
         ``"Fuente: INEGI (<sources>). Datos transformados por riskmap; INEGI no avala este
         producto."`` (or its English version).
     """
+    if card.get("kind") == "imported" and not card.get("synthetic"):
+        # Recomputed, not read: cards written before the list's own source was credited
+        # stored "Fuente: INEGI (<the list>)".
+        return imported_attribution(card, lang)
     stored = card.get("attribution")
     if isinstance(stored, dict) and isinstance(stored.get(lang), str) and stored[lang].strip():
         # Written by the producer that knows which parts are real (e.g. `riskmap simulate`:
@@ -74,6 +79,39 @@ def attribution(card: dict, lang: str = "es") -> str:
             return banner
         return f"{banner}. {_inegi(real, en)}"
     return _inegi([s for s in sources if s.strip().upper() != "INEGI"], en)
+
+
+def imported_attribution(card: dict, lang: str = "es") -> str:
+    """Attribution of an imported (published) list: its publisher, then its boundaries.
+
+    The list's sources are quoted verbatim after "Fuente:" ("Source:"), which is not
+    repeated when a source already starts with it; INEGI is credited, with the one wording
+    of this module, only for boundaries that name INEGI as their producer (the source with
+    ``role = "boundaries"``; cards without one sit on INEGI's Marco Geoestadístico)::
+
+        Fuente: STPS, MIRTI 2017. Límites municipales: INEGI, Marco Geoestadístico.
+        Datos transformados por riskmap; INEGI no avala este producto.
+    """
+    en = lang == "en"
+    raw = card.get("sources") or []
+    raw = [raw] if isinstance(raw, (str, dict)) else list(raw)
+    boundaries = next((s for s in raw if isinstance(s, dict) and s.get("role") == "boundaries"),
+                      None)
+    listed = _sources({"sources": [s for s in raw if s is not boundaries]}, lang)
+    label = "Source" if en else "Fuente"
+    parts = []
+    if listed:
+        text = "; ".join(listed)
+        prefixed = text.split(":", 1)[0].strip().lower() in ("fuente", "fuentes", "source",
+                                                             "sources")
+        parts.append(text.rstrip(".") if prefixed else f"{label}: {text.rstrip('.')}")
+    producer = str(boundaries.get("name", "")).strip() if boundaries else "INEGI"
+    if producer:
+        word = "Municipal boundaries" if en else "Límites municipales"
+        parts.append(f"{word}: {producer.rstrip('.')}")
+    if "INEGI" in producer.upper():
+        parts.append((_INEGI_EN if en else _INEGI_ES).rstrip("."))
+    return ". ".join(parts) + "."
 
 
 def _inegi(sources: list[str], en: bool) -> str:

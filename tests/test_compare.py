@@ -102,14 +102,34 @@ def test_by_state(comparison):
 def test_imported_edition_without_se_keeps_transitions():
     a = edition("2017", "2015", [r[:3] + (None,) for r in A_ROWS], se=False)
     cmp = compare_editions(a, edition("2023", "2020", B_ROWS), crosswalk=CROSSWALK)
-    assert set(cmp.changes["change"]) == {"sin_informacion"}
+    ch = cmp.changes.set_index("cvegeo")
+    # Known levels without standard errors: the change cannot be tested (None, never
+    # "sin cambio" and never counted as 0 changes); unknown levels stay sin_informacion.
+    assert ch["change"].isna().sum() == 5
+    assert ch.loc["02004", "change"] == "sin_informacion"  # no A value at all
     assert_allclose(cmp.changes["diff"].iloc[0], -0.10)
     assert cmp.transitions.at["alto", "medio"] == 2
+    assert not cmp.testable
+    summary = cmp.summary()
+    assert summary["aumento"] is None and summary["disminucion"] is None
+    assert summary["sin_cambio"] is None and summary["untested"] == 5
+    assert cmp.by_state["aumento"].isna().all() and cmp.by_state["disminucion"].isna().all()
+    assert [w["kind"] for w in cmp.warnings()] == ["untestable"]
+    # The level transitions remain: 01001 alto -> medio fell, 01002 medio -> alto rose.
+    assert ch.loc["01001", "level_change"] == "baja" and ch.loc["01002", "level_change"] == "sube"
+    assert ch.loc["01003", "level_change"] == "igual"
+    assert ch.loc["02004", "level_change"] == "sin_informacion"
+    d = json.loads(json.dumps(cmp.to_dict()))
+    assert d["summary"]["aumento"] is None and d["by_state"][0]["aumento"] is None
+    assert d["changes"][0]["change"] is None and d["testable"] is False
 
 
 def test_to_dict_is_json(comparison):
     d = json.loads(json.dumps(comparison.to_dict()))
-    assert d["counts"]["alto"] == {"a": 2, "b": 2}
+    # own counts, and on B's geography: the derived 02003 takes its parent's alto
+    assert d["counts"]["alto"] == {"a": 2, "b": 2, "a_aligned": 3, "b_aligned": 2}
+    assert d["transition_totals"]["rows"]["alto"] == 3
+    assert d["transition_totals"]["total"] == 6
     assert d["transitions"]["alto"]["medio"] == 2
     assert d["summary"]["aumento"] == 1 and d["summary"]["derived"] == 1
     assert d["changes"][5]["probability_a"] is None

@@ -42,8 +42,13 @@ def test_cli_import_complete_rows_and_card(tmp_path, boundaries):
     data = tmp_path / "data"
     result = CliRunner().invoke(cli, ["import-edition", "--edition", "mirti2017", "--levels",
                                       str(levels), "--boundaries", str(boundaries),
-                                      "--data-dir", str(data), "--national-rate", "0.11"])
+                                      "--data-dir", str(data), "--national-rate", "0.11",
+                                      "--allow-missing"])
     assert result.exit_code == 0, result.output
+    # the municipalities absent from the list are named in the summary
+    assert "2 municipalities missing from the list" in result.output
+    assert "02002 Municipio 02-2, Baja California" in result.output
+    assert "'No significativo' -> medio (1 row)" in result.output
     assert "zero-padded" in result.output and "percentages" in result.output
     assert "alto 1, medio 1, bajo 1, sin_informacion 2" in result.output
     store = DataStore(data)
@@ -61,6 +66,9 @@ def test_cli_import_complete_rows_and_card(tmp_path, boundaries):
     assert ed.card["year"] == 2017 and ed.card["vintage"] == "2015"
     assert ed.card["national_rate"]["estimate"] == pytest.approx(0.11)
     assert ed.card["synthetic"] is False and "INEGI" in ed.card["attribution"]["es"]
+    assert ed.card["rule"]["id"] == "publicado"
+    assert ed.card["import"]["missing"] == ["02002 Municipio 02-2, Baja California",
+                                            "02003 Municipio 02-3, Baja California"]
     assert len(ed.factors) == 0
     assert store.vintage_names() == ["2015"]
     assert ed.card["level_counts"] == {"alto": 1, "medio": 1, "bajo": 1, "sin_informacion": 2}
@@ -88,7 +96,7 @@ def test_codes_not_in_boundaries_rejected_and_nothing_published(tmp_path, bounda
 def test_duplicates_and_bad_numbers(tmp_path):
     levels = tmp_path / "l.csv"
     levels.write_text("cvegeo,level\n01001,alto\n01001,bajo\n", encoding="utf-8")
-    with pytest.raises(InputError, match="more than once: 01001"):
+    with pytest.raises(InputError, match="rows 2, 3: code 01001 listed more than once"):
         read_levels(levels)
     levels.write_text("cvegeo,level,probability\n01001,alto,abc\n", encoding="utf-8")
     with pytest.raises(InputError, match="column 'probability', row 2: expected a number"):
@@ -115,7 +123,10 @@ def test_semicolon_latin1_and_state_municipality_columns(tmp_path):
 def test_import_edition_without_probabilities(tmp_path, boundaries):
     gdf = __import__("riskmap.ingest.boundaries", fromlist=["x"]).read_boundaries(boundaries)
     levels = pd.DataFrame({"cvegeo": ["02003"], "level": ["alto"]})
-    ed = import_edition("mirti2023", levels, gdf, vintage="2020")
+    with pytest.raises(InputError, match="4 municipalities of the 2020 boundaries missing.*"
+                                         "01001 Municipio 01-1, Aguascalientes"):
+        import_edition("mirti2023", levels, gdf, vintage="2020")
+    ed = import_edition("mirti2023", levels, gdf, vintage="2020", allow_missing=True)
     assert ed.rows["probability"].isna().all()
     assert ed.rows["rank_national"].isna().all()
     assert ed.level_counts() == {"alto": 1, "medio": 0, "bajo": 0, "sin_informacion": 4}
@@ -127,12 +138,12 @@ def test_vintage_conflict_rejected(tmp_path, boundaries):
     levels = tmp_path / "l.csv"
     levels.write_text("cvegeo,level\n01001,alto\n", encoding="utf-8")
     args = ["import-edition", "--edition", "a2017", "--levels", str(levels), "--boundaries",
-            str(boundaries), "--data-dir", str(data)]
+            str(boundaries), "--data-dir", str(data), "--allow-missing"]
     assert CliRunner().invoke(cli, args).exit_code == 0
     other = tmp_path / "other_2015.geojson"
     gpd.GeoDataFrame({"CVEGEO": ["01001"], "geometry": [box(0, 0, 1, 1)]},
                      crs=4326).to_file(other, driver="GeoJSON")
-    args[-3] = str(other)
+    args[-4] = str(other)
     with pytest.raises(SystemExit) as exc:
         main(args)
     assert exc.value.code == 2

@@ -182,7 +182,7 @@ def test_refuses_to_replace_other_editions(tmp_path):
     data = tmp_path / "data"
     store = DataStore(data)
     other = import_edition("2017", pd.DataFrame({"cvegeo": ["20004"], "level": ["alto"]}),
-                           read_boundaries(bpath), vintage="2020")
+                           read_boundaries(bpath), vintage="2020", allow_missing=True)
     path = store.publish_edition(other)
     before = path.read_bytes()
     with pytest.raises(InputError, match="already publishes edition.*2017.*--replace"):

@@ -140,8 +140,12 @@ def simulate_cmd(boundaries, census_table, vintage, seed, census_records, survey
 @cli.command("import-edition")
 @click.option("--edition", required=True, help="Name of the edition to publish, e.g. mirti2017.")
 @click.option("--levels", required=True, type=click.Path(dir_okay=False),
-              help="CSV or .xlsx: cvegeo (or cve_ent + cve_mun), level [, probability, "
-                   "ci_low, ci_high].")
+              help="CSV or .xlsx: cvegeo (or cve_ent + cve_mun), level (or nivel) [, "
+                   "probability, ci_low, ci_high]; title rows above the header and a footer "
+                   "such as 'Fuente: ...' are skipped and reported.")
+@click.option("--sheet", default=None,
+              help="Sheet of an .xlsx workbook (name or 1-based number; default the first "
+                   "sheet with a header).")
 @click.option("--boundaries", required=True, type=click.Path(dir_okay=False),
               help="Boundaries of the list's vintage (any GDAL format).")
 @click.option("--vintage", default=None,
@@ -149,14 +153,28 @@ def simulate_cmd(boundaries, census_table, vintage, seed, census_records, survey
 @click.option("--year", default=None, type=int, help="Reference year (default: from the name).")
 @click.option("--national-rate", default=None, type=float,
               help="Published national child-labour rate (0-1), when known.")
-@click.option("--source", "sources", multiple=True, help="Source citation (repeatable).")
+@click.option("--source", "sources", multiple=True,
+              help="Who published the list, quoted verbatim in every attribution, e.g. "
+                   "'STPS, MIRTI 2017' (repeatable; default the file name).")
+@click.option("--boundaries-source", default=None,
+              help="Producer of the boundaries (default 'INEGI, Marco Geoestadístico'); INEGI "
+                   "is credited only when this names it.")
+@click.option("--allow-missing", is_flag=True,
+              help="Publish even if municipalities of the boundaries are absent from the list "
+                   "(they become sin información and are listed); without it they are an "
+                   "error.")
 @data_dir_option
-def import_edition_cmd(edition, levels, boundaries, vintage, year, national_rate, sources,
-                       data_dir):
-    """Publish a list of municipal levels (e.g. published MIRTI results) as an edition."""
+def import_edition_cmd(edition, levels, sheet, boundaries, vintage, year, national_rate,
+                       sources, boundaries_source, allow_missing, data_dir):
+    """Publish a list of municipal levels (e.g. published MIRTI results) as an edition.
+
+    Every problem of the list (unknown levels, malformed or repeated codes, codes outside the
+    boundaries, municipalities missing) is reported in one message, exit code 2; nothing is
+    published. The summary names every value read as another word ("Alta" -> alto).
+    """
     from ..errors import InputError
     from ..ingest.boundaries import read_boundaries
-    from ..inegi.imported import import_edition, read_levels
+    from ..inegi.imported import check_codes, import_edition, raise_problems, read_list
     from ..publish.builders import link_vintage
     from ..publish.store import DataStore
 
@@ -164,18 +182,22 @@ def import_edition_cmd(edition, levels, boundaries, vintage, year, national_rate
     vintage = vintage or _vintage_from(boundaries)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        table = read_levels(levels)
+        listing = read_list(levels, sheet=sheet)
         gdf = read_boundaries(boundaries)
     _echo_warnings(caught)
+    problems, missing = check_codes(listing.table, gdf, vintage, allow_missing=allow_missing)
+    raise_problems(listing.problems + problems, Path(levels).name)
     if vintage in store.vintage_names():
         stored = set(store.load_vintage(vintage)["cvegeo"])
         if stored != set(gdf["cvegeo"]):
             raise InputError(f"vintage {vintage!r} is already stored with other municipalities "
                              f"({len(stored)} vs {len(gdf)}); choose another --vintage",
                              file=boundaries)
-    ed = import_edition(edition, table, gdf, vintage=vintage, year=year,
+    ed = import_edition(edition, listing.table, gdf, vintage=vintage, year=year,
                         sources=list(sources) or [Path(levels).name],
-                        national_rate=national_rate, file=Path(levels).name)
+                        national_rate=national_rate, file=Path(levels).name,
+                        allow_missing=allow_missing, boundaries_source=boundaries_source,
+                        report=listing.report())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         linked = link_vintage(store, vintage, gdf)
@@ -184,9 +206,32 @@ def import_edition_cmd(edition, levels, boundaries, vintage, year, national_rate
     counts = ed.level_counts()
     click.echo(f"edition {edition} (imported, vintage {vintage}): "
                + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" -> {path}")
+    _import_summary(listing, missing)
+    click.echo(f"  credited: {ed.card['attribution']['es']}")
     for old, new in linked:
         click.echo(f"  crosswalk {old} -> {new} stored (editions on these vintages compare "
                    "through it)")
+
+
+def _import_summary(listing, missing: list[str]) -> None:
+    """What import-edition did to the list: header, skipped rows, reinterpreted values."""
+    where = f"sheet {listing.sheet!r}, " if listing.sheet else ""
+    click.echo(f"  read {where}header on row {listing.header_row}: "
+               f"{len(listing.table)} municipalities listed")
+    for row in listing.skipped:
+        kind = "title row" if row["kind"] == "title" else "footer row"
+        click.echo(f"  {kind} {row['row']} ignored: {row['text']!r}")
+    if listing.reinterpreted:
+        click.echo("  values reinterpreted:")
+        for r in listing.reinterpreted:
+            shown = repr(r["value"]) if r["value"] != "" else "(empty)"
+            click.echo(f"    {shown} -> {r['level']} ({r['rows']} row"
+                       f"{'' if r['rows'] == 1 else 's'})")
+    if missing:
+        click.echo(f"  {len(missing)} municipalities missing from the list, published as "
+                   "sin_informacion (--allow-missing):")
+        for item in missing:
+            click.echo(f"    {item}")
 
 
 @cli.command("fetch")

@@ -7,15 +7,23 @@ a code with no parent has no A information. When A's geography is the newer one,
 municipality that A's geography divides (some of its territory formed municipalities created
 after B) takes the children-weighted A value of all its pieces (``alignment`` "aggregated",
 the pieces in ``aggregated_from``), so a parent that lost territory is not compared as if
-unchanged. The change ``d = P_B - P_A`` is significant when ``|d| > 1.96 sd`` with
-``sd = sqrt(se_A^2 + se_B^2)`` (independent surveys).
+unchanged. The change ``d = P_B - P_A`` is significant when ``|d| > Z sd`` with
+``sd = sqrt(se_A^2 + se_B^2)`` (independent surveys, ``Z`` the 95 % normal quantile); where
+either side lacks a standard error (an imported list) the change cannot be tested and is
+``None``, never "no change". Every table of a comparison counts each municipality of B's
+geography once; the level counts of each edition on its own geography are kept beside the
+aligned ones, with the difference explained (:attr:`Comparison.notes`).
+
+:func:`history` follows one municipality across all editions with the same alignment and the
+same test (:func:`change`).
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -26,10 +34,18 @@ from .score import Z95, logit_interval
 
 NO_INFO = "sin_informacion"
 CHANGES = ("aumento", "disminucion", "sin_cambio", NO_INFO)
-Z = 1.96
+#: Level transitions (used where a change cannot be tested): the level rose, fell or stayed.
+LEVEL_CHANGES = ("sube", "baja", "igual", NO_INFO)
+#: The one significance threshold of a change between editions (95 %, as the intervals).
+Z = Z95
+#: Direction of a change in :func:`change` -> the word of :data:`CHANGES`.
+CHANGE_WORDS = {"increase": "aumento", "decrease": "disminucion", "none": "sin_cambio"}
+#: Rule id of the published levels of an imported (official) list.
+PUBLISHED_RULE = "publicado"
 CHANGE_COLUMNS = ("cvegeo", "cve_ent", "nom_ent", "nom_mun", "level_a", "level_b",
                   "probability_a", "probability_b", "diff", "sd", "z", "change",
-                  "derived_from", "alignment", "aggregated_from")
+                  "level_change", "derived_from", "alignment", "aggregated_from")
+_ORDER = {"bajo": 0, "medio": 1, "alto": 2}
 
 
 @dataclass
@@ -41,19 +57,47 @@ class Comparison:
     a, b : str
         Edition names.
     counts : DataFrame
-        Level counts of each edition on its own geography; index ``LEVELS``, columns
-        ``[a, b]`` (edition names; ``"a"``/``"b"`` when both names are equal).
+        Level counts of each edition on its own geography (the edition's own figures, e.g.
+        393 alto in a published list); index ``LEVELS``, columns ``[a, b]`` (edition names;
+        ``"a"``/``"b"`` when both names are equal).
     transitions : DataFrame
-        ``level_a`` x ``level_b`` counts on B's municipalities (all ``LEVELS``, zeros kept).
+        ``level_a`` x ``level_b`` counts on B's municipalities (all ``LEVELS``, zeros kept):
+        each municipality of B's geography once.
     changes : DataFrame
         One row per B municipality (``CHANGE_COLUMNS``); ``alignment`` is ``same``,
         ``derived`` (took its parent's A value), ``aggregated`` (A value pooled from the
         pieces A's newer geography divides it into, listed in ``aggregated_from``) or
-        ``unmatched`` (no A information).
+        ``unmatched`` (no A information). ``change`` is ``None`` where it cannot be tested
+        (no standard error on either side); ``level_change`` (:data:`LEVEL_CHANGES`) says
+        whether the level rose, fell or stayed.
     by_state : DataFrame
-        Per state: municipalities, alto in A and B, significant increases and decreases.
+        Per state of B: municipalities, alto in A (aligned) and B, significant increases and
+        decreases (NaN where no change of the state could be tested).
     entered_alto, left_alto : DataFrame
         Rows of ``changes`` that became alto in B / stopped being alto.
+    aligned_counts : DataFrame
+        Level counts on B's geography (``[a, b]`` columns as ``counts``): the row and column
+        totals of ``transitions``, the sums of ``by_state`` and what entries and exits of
+        alto are computed from.
+    notes : list of dict
+        Why A's aligned counts differ from its own: ``{"kind", "count", "codes"}`` with kind
+        ``derived`` (municipalities created after A that take their parent's A level),
+        ``unmatched`` (B municipalities without an A value: counted as sin_informacion),
+        ``pooled`` (municipalities of A created after B, pooled with the B municipality they
+        were split from; ``groups`` the number of B municipalities concerned) and ``dropped``
+        (A municipalities with no place in B's geography).
+    created : DataFrame
+        Municipalities created between the two geographies: ``cvegeo, nom_mun, nom_ent,
+        edition`` (the edition whose geography has it), ``parent`` (the municipality of the
+        other geography it comes from or is pooled into), ``treatment`` (``derived``,
+        ``unmatched`` or ``pooled``).
+    rules : dict
+        ``{"a": id, "b": id}``: the level rule of each edition (:func:`rule_id`).
+    testable : bool
+        Whether any change could be tested (both editions publish standard errors).
+    direction : str
+        ``same_geography``, ``older_to_newer`` (A's geography is the older one) or
+        ``newer_to_older``.
     """
 
     a: str
@@ -64,35 +108,92 @@ class Comparison:
     by_state: pd.DataFrame
     entered_alto: pd.DataFrame
     left_alto: pd.DataFrame
+    aligned_counts: pd.DataFrame | None = None
+    notes: list = field(default_factory=list)
+    created: pd.DataFrame | None = None
+    rules: dict = field(default_factory=dict)
+    testable: bool = True
+    direction: str = "same_geography"
+
+    @property
+    def same_rule(self) -> bool:
+        """Whether both editions classify with the same rule (unknown rules are not flagged)."""
+        ra, rb = self.rules.get("a"), self.rules.get("b")
+        return ra is None or rb is None or ra == rb
+
+    def warnings(self) -> list[dict]:
+        """What a reader must know before reading the counts: ``{"kind", ...}`` items.
+
+        ``different_rules`` (with ``a`` and ``b`` rule ids) when the editions classify with
+        different rules, e.g. a published list against a modelled edition: level changes
+        then mix real change with the change of rule. ``untestable`` when no change can be
+        tested for significance (an edition without standard errors).
+        """
+        out = []
+        ra, rb = self.rules.get("a"), self.rules.get("b")
+        if not self.same_rule:
+            out.append({"kind": "different_rules", "a": ra, "b": rb,
+                        "message": f"editions {self.a} and {self.b} classify with different "
+                                   f"rules ({ra} vs {rb}): moves between levels mix real "
+                                   "change with the change of rule"})
+        if not self.testable:
+            out.append({"kind": "untestable",
+                        "message": "no change can be tested for significance: an edition "
+                                   "publishes no standard errors; level transitions remain"})
+        return out
 
     def summary(self) -> dict:
-        """Counts of changes and alignment flags."""
+        """Counts of changes and alignment flags (changes are ``None`` when untestable)."""
         ch = self.changes["change"].value_counts()
         al = self.changes["alignment"].value_counts()
+        lc = self.changes["level_change"].value_counts()
+        tested = ("aumento", "disminucion", "sin_cambio")
         return {
-            **{c: int(ch.get(c, 0)) for c in CHANGES},
+            **{c: (int(ch.get(c, 0)) if self.testable or c not in tested else None)
+               for c in CHANGES},
+            "untested": int(self.changes["change"].isna().sum()),
+            **{f"level_{c}": int(lc.get(c, 0)) for c in LEVEL_CHANGES if c != NO_INFO},
             "derived": int(al.get("derived", 0)),
             "aggregated": int(al.get("aggregated", 0)),
             "unmatched": int(al.get("unmatched", 0)),
             "entered_alto": len(self.entered_alto),
             "left_alto": len(self.left_alto),
+            "municipalities": len(self.changes),
         }
+
+    def transition_totals(self) -> dict:
+        """Row totals (A, aligned), column totals (B) and the grand total of the matrix."""
+        t = self.transitions
+        return {"rows": {lvl: int(v) for lvl, v in t.sum(axis=1).items()},
+                "columns": {lvl: int(v) for lvl, v in t.sum(axis=0).items()},
+                "total": int(t.to_numpy().sum())}
 
     def to_dict(self) -> dict:
         """JSON-able form (NaN becomes None)."""
         ca, cb = self.counts.columns
+        aligned = self.aligned_counts if self.aligned_counts is not None else self.counts
         return {
             "a": self.a,
             "b": self.b,
-            "counts": {lvl: {"a": int(self.counts.at[lvl, ca]), "b": int(self.counts.at[lvl, cb])}
+            "counts": {lvl: {"a": int(self.counts.at[lvl, ca]), "b": int(self.counts.at[lvl, cb]),
+                             "a_aligned": int(aligned.iloc[:, 0][lvl]),
+                             "b_aligned": int(aligned.iloc[:, 1][lvl])}
                        for lvl in self.counts.index},
+            "notes": [dict(n) for n in self.notes],
             "transitions": {la: {lb: int(self.transitions.at[la, lb])
                                  for lb in self.transitions.columns}
                             for la in self.transitions.index},
+            "transition_totals": self.transition_totals(),
             "summary": self.summary(),
+            "rules": dict(self.rules),
+            "same_rule": self.same_rule,
+            "testable": self.testable,
+            "direction": self.direction,
+            "warnings": self.warnings(),
             "by_state": _records(self.by_state),
             "entered_alto": _records(self.entered_alto),
             "left_alto": _records(self.left_alto),
+            "created": _records(self.created) if self.created is not None else [],
             "changes": _records(self.changes),
         }
 
@@ -227,6 +328,43 @@ def pool_pieces(ta: pd.DataFrame, groups: dict, reference: float | None,
                         ).set_index("cvegeo")
 
 
+def rule_id(card) -> str | None:
+    """The level rule of an edition, read defensively from its model card.
+
+    ``card["rule"]["id"]`` when present; an imported edition without one (older cards) is
+    :data:`PUBLISHED_RULE`; otherwise ``None`` (unknown).
+    """
+    card = card if isinstance(card, dict) else {}
+    rule = card.get("rule")
+    if isinstance(rule, dict):
+        value = rule.get("id")
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    if card.get("kind") == "imported":
+        return PUBLISHED_RULE
+    return None
+
+
+def significant(diff, sd, z: float = Z):
+    """Whether a change ``diff`` with standard deviation ``sd`` is significant: ``|d| > z sd``.
+
+    Works on scalars and arrays; ``NaN`` inputs give ``False`` (callers decide what an
+    untestable change is).
+    """
+    with np.errstate(invalid="ignore"):
+        return np.abs(diff) > z * sd
+
+
+def level_change(level_a, level_b) -> np.ndarray:
+    """:data:`LEVEL_CHANGES` word of each pair of levels (``sin_informacion`` on either side
+    gives ``sin_informacion``)."""
+    la = pd.Series(np.asarray(level_a, dtype=object)).map(_ORDER)
+    lb = pd.Series(np.asarray(level_b, dtype=object)).map(_ORDER)
+    out = np.where(lb > la, "sube", np.where(lb < la, "baja", "igual")).astype(object)
+    out[(la.isna() | lb.isna()).to_numpy()] = NO_INFO
+    return out
+
+
 def compare_editions(a, b, crosswalk=None) -> Comparison:
     """Compare edition A with edition B on B's municipalities.
 
@@ -262,14 +400,15 @@ def compare_editions(a, b, crosswalk=None) -> Comparison:
     level_a = aligned["level"].fillna(NO_INFO).to_numpy(dtype=object, copy=True)
     pa = aligned["probability"].to_numpy(dtype=np.float64, copy=True)
     sa = aligned["se"].to_numpy(dtype=np.float64, copy=True)
-    pooled = pool_pieces(ta, pieces(crosswalk, ta.index, codes_b), a.national_rate)
+    groups = pieces(crosswalk, ta.index, codes_b)
+    pooled = pool_pieces(ta, groups, a.national_rate)
     aggregated_from = np.full(len(codes_b), None, dtype=object)
+    alignment = alignment.astype(object)
     if len(pooled):
         at = codes_b.get_indexer(pooled.index)
         pa[at] = pooled["probability"].to_numpy()
         sa[at] = pooled["se"].to_numpy()
         level_a[at] = pooled["level"].to_numpy(dtype=object)
-        alignment = alignment.astype(object)
         alignment[at] = "aggregated"
         aggregated_from[at] = pooled["pieces"].to_numpy(dtype=object)
     level_b = tb["level"].fillna(NO_INFO).to_numpy(dtype=object)
@@ -280,12 +419,13 @@ def compare_editions(a, b, crosswalk=None) -> Comparison:
     sd = np.sqrt(sa**2 + sb**2)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = diff / sd
-    change = np.full(len(codes_b), "sin_cambio", dtype=object)
-    change[np.abs(diff) > Z * sd] = np.where(diff > 0, "aumento", "disminucion")[
-        np.abs(diff) > Z * sd]
-    unknown = (np.isnan(diff) | np.isnan(sd) | (sd <= 0) | (level_a == NO_INFO)
-               | (level_b == NO_INFO))
-    change[unknown] = NO_INFO
+    no_level = (level_a == NO_INFO) | (level_b == NO_INFO)
+    untestable = ~no_level & (np.isnan(diff) | np.isnan(sd) | (sd <= 0))
+    sig = significant(diff, sd)
+    change = np.where(sig, np.where(diff > 0, "aumento", "disminucion"), "sin_cambio"
+                      ).astype(object)
+    change[untestable] = None
+    change[no_level] = NO_INFO
     derived = np.where(alignment == "derived", source.to_numpy(), None)
 
     changes = pd.DataFrame({
@@ -301,17 +441,24 @@ def compare_editions(a, b, crosswalk=None) -> Comparison:
         "sd": sd,
         "z": z,
         "change": change,
+        "level_change": level_change(level_a, level_b),
         "derived_from": derived,
-        "alignment": alignment.astype(object),
+        "alignment": alignment,
         "aggregated_from": aggregated_from,
     }, columns=list(CHANGE_COLUMNS))
+    testable = bool((~untestable & ~no_level).any()) or not untestable.any()
 
     name_a, name_b = (str(a.name), str(b.name)) if a.name != b.name else ("a", "b")
-    counts = pd.DataFrame({
-        name_a: ta["level"].value_counts().reindex(list(LEVELS), fill_value=0),
-        name_b: tb["level"].value_counts().reindex(list(LEVELS), fill_value=0),
-    }).astype(np.int64)
+
+    def count(levels) -> pd.Series:
+        return pd.Series(levels).value_counts().reindex(list(LEVELS), fill_value=0)
+
+    counts = pd.DataFrame({name_a: count(ta["level"].fillna(NO_INFO)),
+                           name_b: count(tb["level"].fillna(NO_INFO))}).astype(np.int64)
     counts.index.name = "level"
+    aligned_counts = pd.DataFrame({name_a: count(changes["level_a"]),
+                                   name_b: count(changes["level_b"])}).astype(np.int64)
+    aligned_counts.index.name = "level"
     transitions = pd.crosstab(
         pd.Categorical(changes["level_a"], categories=list(LEVELS)),
         pd.Categorical(changes["level_b"], categories=list(LEVELS)), dropna=False,
@@ -325,13 +472,72 @@ def compare_editions(a, b, crosswalk=None) -> Comparison:
         "alto_b": (changes["level_b"] == "alto").astype(int),
         "aumento": (changes["change"] == "aumento").astype(int),
         "disminucion": (changes["change"] == "disminucion").astype(int),
+        "tested": changes["change"].isin(["aumento", "disminucion", "sin_cambio"]).astype(int),
     })
     by_state = (flags.groupby(["cve_ent", "nom_ent"], sort=True, dropna=False)
                 .sum().reset_index())
+    # A state where no change could be tested has no count of changes, not zero changes.
+    none_tested = by_state.pop("tested") == 0
+    by_state[["aumento", "disminucion"]] = by_state[["aumento", "disminucion"]].astype(
+        "float64").mask(none_tested)
     entered = changes[(changes["level_b"] == "alto") & (changes["level_a"] != "alto")]
     left = changes[(changes["level_a"] == "alto") & (changes["level_b"] != "alto")]
+    notes, created = _explain(ta, tb, changes, groups, a, b)
+    direction = _direction(a, b, created)
     return Comparison(str(a.name), str(b.name), counts, transitions, changes, by_state,
-                      entered.reset_index(drop=True), left.reset_index(drop=True))
+                      entered.reset_index(drop=True), left.reset_index(drop=True),
+                      aligned_counts=aligned_counts, notes=notes, created=created,
+                      rules={"a": rule_id(a.card), "b": rule_id(b.card)},
+                      testable=testable, direction=direction)
+
+
+def _direction(a, b, created: pd.DataFrame) -> str:
+    """Which geography is the newer: the one holding more of the created municipalities
+    (ties, e.g. a dissolved municipality only: the editions' years)."""
+    if str(a.vintage) == str(b.vintage) and not len(created):
+        return "same_geography"
+    in_b = int((created["edition"] == str(b.name)).sum()) if len(created) else 0
+    in_a = len(created) - in_b
+    if in_a == in_b:
+        in_a, in_b = (a.year or 0), (b.year or 0)
+    return "newer_to_older" if in_a > in_b else "older_to_newer"
+
+
+def _explain(ta, tb, changes, groups, a, b) -> tuple[list[dict], pd.DataFrame]:
+    """Why A's counts on B's geography differ from its own, and the created municipalities."""
+    notes, created = [], []
+
+    def names(table, code):
+        return (str(table.at[code, "nom_mun"]), str(table.at[code, "nom_ent"]))
+
+    derived = changes[changes["alignment"] == "derived"]
+    for r in derived.itertuples():
+        created.append((r.cvegeo, r.nom_mun, r.nom_ent, str(b.name), r.derived_from, "derived"))
+    unmatched = changes[changes["alignment"] == "unmatched"]
+    for r in unmatched.itertuples():
+        created.append((r.cvegeo, r.nom_mun, r.nom_ent, str(b.name), None, "unmatched"))
+    pooled_codes = []
+    for home, members in groups.items():
+        for code in members:
+            if code != home:
+                pooled_codes.append(code)
+                created.append((code, *names(ta, code), str(a.name), home, "pooled"))
+    placed = set(changes["cvegeo"]) | set(pooled_codes)
+    dropped = sorted(c for c in ta.index if c not in placed)
+    if len(derived):
+        notes.append({"kind": "derived", "count": len(derived),
+                      "codes": derived["cvegeo"].astype(str).tolist()})
+    if len(unmatched):
+        notes.append({"kind": "unmatched", "count": len(unmatched),
+                      "codes": unmatched["cvegeo"].astype(str).tolist()})
+    if pooled_codes:
+        notes.append({"kind": "pooled", "count": len(pooled_codes), "groups": len(groups),
+                      "codes": sorted(pooled_codes)})
+    if dropped:
+        notes.append({"kind": "dropped", "count": len(dropped), "codes": dropped})
+    table = pd.DataFrame(created, columns=["cvegeo", "nom_mun", "nom_ent", "edition", "parent",
+                                           "treatment"])
+    return notes, table.sort_values("cvegeo", kind="stable").reset_index(drop=True)
 
 
 def compare(a, b, store=None) -> Comparison:
@@ -364,3 +570,168 @@ def invert(crosswalk: pd.DataFrame) -> pd.DataFrame:
         out = out.rename(columns={"share": "share_to", "share_to": "share"})
     return out[["cvegeo_from", "cvegeo_to", "share"]
                + (["share_to"] if "share_to" in out.columns else [])]
+
+
+# -- one municipality across editions -------------------------------------------------------
+@dataclass(frozen=True)
+class EditionRows:
+    """What :func:`history` needs of one edition.
+
+    Attributes
+    ----------
+    name, vintage : str
+    year : int or None
+    rows : Mapping
+        cvegeo -> dict with ``nom_mun, level, probability, ci_low, ci_high, se`` (plain
+        Python values, ``None`` when missing).
+    kind : str
+        ``modelled`` or ``imported``.
+    """
+
+    name: str
+    year: int | None
+    vintage: str
+    rows: Mapping
+    kind: str = "modelled"
+
+
+def change(a: dict, b: dict, z: float = Z) -> dict | None:
+    """Change from ``a`` to ``b`` (dicts with ``probability`` and ``se``), as in
+    :func:`compare_editions`: significant when ``|d| > z sd``, ``sd = sqrt(se_a^2 + se_b^2)``.
+
+    Returns
+    -------
+    dict or None
+        ``{diff, sd, significant, direction, change}`` with ``direction`` one of
+        ``increase`` / ``decrease`` / ``none`` and ``change`` its word in :data:`CHANGES`;
+        ``None`` when either side lacks a probability or a standard error (imported editions
+        publish none): without both, no significance test is possible.
+    """
+    values = [a.get("probability"), b.get("probability"), a.get("se"), b.get("se")]
+    if any(v is None or not math.isfinite(float(v)) for v in values):
+        return None
+    pa, pb, sa, sb = (float(v) for v in values)
+    diff = pb - pa
+    sd = math.sqrt(sa ** 2 + sb ** 2)
+    if sd <= 0:
+        return None
+    is_sig = bool(significant(diff, sd, z))
+    direction = ("increase" if diff > 0 else "decrease") if is_sig else "none"
+    return {"diff": diff, "sd": sd, "significant": is_sig, "direction": direction,
+            "change": CHANGE_WORDS[direction]}
+
+
+def testable(item: dict) -> bool:
+    """Whether a history row can take part in a significance test (probability and se)."""
+    return all(item.get(k) is not None and math.isfinite(float(item[k]))
+               for k in ("probability", "se"))
+
+
+def history(cvegeo: str, editions, crosswalk) -> list[dict]:
+    """A municipality across editions, oldest first, mapped through crosswalks.
+
+    Parameters
+    ----------
+    cvegeo : str
+        Code of the municipality in the newest geography that has it (its home).
+    editions : sequence of EditionRows
+        Oldest first.
+    crosswalk : callable
+        ``crosswalk(vintage_from, vintage_to)`` -> DataFrame (as stored), or ``None`` when
+        no crosswalk is stored.
+
+    Returns
+    -------
+    list of dict
+        One item per edition whose geography has the municipality or its parent:
+        ``edition, year, vintage, kind, cvegeo`` (the code used in that edition),
+        ``derived_from`` (the parent's code when the municipality did not exist yet and takes
+        its parent's value, as :func:`compare_editions` does), ``larger`` (codes of the
+        municipalities later split off this one: the row covered their territory too, else
+        an empty list), ``level, probability, ci_low, ci_high, se, nom_mun``, ``change``
+        (:func:`change` versus ``compared_with``, ``None`` when none can be tested) and
+        ``compared_with`` (the latest earlier edition with a probability and a standard
+        error, so an imported list between two modelled editions does not break the chain;
+        ``None`` for the first edition or when there is none).
+
+    Raises
+    ------
+    NotFound
+        When the code is in no edition's geography.
+    """
+    cvegeo = str(cvegeo)
+    home = next((e.vintage for e in reversed(list(editions)) if cvegeo in e.rows), None)
+    if home is None:
+        raise NotFound(f"municipality {cvegeo!r} is in no published edition",
+                       errors=["cvegeo: a 5-digit INEGI code"])
+    out, reference = [], None
+    for ed in editions:
+        code, parent = _map_code(cvegeo, home, ed.vintage, ed.rows, crosswalk)
+        if code is None:
+            continue
+        row = ed.rows[code]
+        item = {"edition": ed.name, "year": ed.year, "vintage": ed.vintage, "kind": ed.kind,
+                "cvegeo": code, "derived_from": parent,
+                "larger": _split_off(code, ed.vintage, home, crosswalk) if parent is None else [],
+                **{k: row.get(k) for k in ("nom_mun", "level", "probability", "ci_low",
+                                           "ci_high", "se")}}
+        item["change"] = None if reference is None else change(reference, item)
+        item["compared_with"] = (reference["edition"] if item["change"] is not None else None)
+        out.append(item)
+        if testable(item):
+            reference = item
+    return out
+
+
+def _load(crosswalk, src: str, dst: str):
+    try:
+        table = crosswalk(src, dst)
+    except NotFound:
+        return None
+    return table if table is not None and len(table) else None
+
+
+def _map_code(code: str, home: str, vintage: str, rows: Mapping, crosswalk):
+    """Code of municipality ``code`` (of vintage ``home``) in ``vintage``: (code, parent)."""
+    if code in rows:
+        return code, None
+    for src, dst in ((vintage, home), (home, vintage)):
+        cw = _load(crosswalk, src, dst)
+        if cw is None:
+            continue
+        if src == vintage:
+            # The edition's geography is older: the parent is the municipality that made up
+            # most of this one's area (the rule of compare_editions).
+            parent = parents(cw[cw["cvegeo_to"].astype(str) == code],
+                             pd.Index(list(rows))).get(code)
+            if parent is not None:
+                return parent, parent
+            continue
+        # The edition's geography is newer: the piece that got most of this one's area.
+        part = cw[cw["cvegeo_from"].astype(str) == code].sort_values("share", ascending=False)
+        for other in part["cvegeo_to"].astype(str):
+            if other in rows:
+                return other, other
+    return None, None
+
+
+def _split_off(code: str, vintage: str, home: str, crosswalk) -> list[str]:
+    """Municipalities of ``home`` created after ``vintage`` out of ``code``'s territory there.
+
+    The same rule as :func:`parents`: a new municipality belongs to the old one that made up
+    most of its area.
+    """
+    if vintage == home:
+        return []
+    cw = _load(crosswalk, vintage, home)
+    if cw is None:
+        inverse = _load(crosswalk, home, vintage)
+        if inverse is None:
+            return []
+        cw = invert(inverse)
+    old = set(cw["cvegeo_from"].astype(str))
+    new = sorted(set(cw["cvegeo_to"].astype(str)) - old)
+    if not new:
+        return []
+    parent = parents(cw[cw["cvegeo_to"].astype(str).isin(new)], pd.Index(sorted(old)))
+    return sorted(str(k) for k, v in parent.items() if v == code)

@@ -223,11 +223,7 @@ def municipio(edicion: str, cvegeo: str):
 def comparar():
     """Compare two editions: level counts, transition matrix, significant changes."""
     atlas = get_atlas()
-    names = atlas.names()
-    default_b = names[-1] if names else None
-    default_a = names[-2] if len(names) > 1 else default_b
-    a = params.edition(request.args.get("a"), names, default_a)
-    b = params.edition(request.args.get("b"), names, default_b)
+    a, b = params.comparison_pair(request.args.get("a"), request.args.get("b"), atlas.names())
     formato = params.choice("formato", request.args.get("formato"), COMPARE_FORMATS, "json")
     if formato == "csv":
         changes = atlas.comparison(a, b).changes  # one row per municipality of b

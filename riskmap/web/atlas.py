@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..model.compare import parents
 from ..publish.edition import EXTRA_COLUMNS, LEVELS, ROW_COLUMNS, Edition
 from ..errors import NotFound
 from ..publish.store import DataStore
@@ -27,10 +26,7 @@ from . import params
 EXTENSION_KEY = "riskmap_atlas"
 #: Two polygons closer than this (degrees) are neighbours; absorbs coordinate round-off.
 NEIGHBOUR_TOLERANCE = 1e-6
-#: Significance threshold of a change between editions (METHOD.md section 6, as riskmap.model.compare).
-Z_CHANGE = 1.96
 WORKLIST_CACHE = 32
-_CHANGE_WORDS = {"increase": "aumento", "decrease": "disminucion", "none": "sin_cambio"}
 
 
 def fold(text) -> str:
@@ -308,76 +304,43 @@ class Atlas:
 
     # -- history through crosswalks ------------------------------------------------------------
     def history(self, cvegeo: str) -> list[dict]:
-        """A municipality across all editions, oldest first, mapped through crosswalks.
-
-        For each edition: ``edition, year, vintage, cvegeo`` (the code used in that edition),
-        ``derived_from`` (the parent's code when the municipality did not exist in that
-        vintage and takes its parent's value, else ``None``), ``level, probability, ci_low,
-        ci_high, se`` and ``change`` versus the previous listed edition (``None`` for the
-        first): ``{diff, sd, significant, direction, change}`` with ``direction`` one of
-        ``increase`` / ``decrease`` / ``none`` and ``change`` the same in the vocabulary of
-        :mod:`riskmap.model.compare` (``aumento`` / ``disminucion`` / ``sin_cambio``); METHOD.md
-        section 6: significant when |d| > 1.96 sd, Var = Var_A + Var_B.
+        """A municipality across all editions: :func:`riskmap.model.compare.history` over the
+        cached editions and crosswalks.
 
         Raises
         ------
         NotFound
             When the code is in no edition's geography.
         """
-        cvegeo = str(cvegeo)
-        names = self.names()
-        home = None  # newest vintage where the code exists
-        for name in reversed(names):
-            if self.has(name, cvegeo):
-                home = self.edition(name).vintage
-                break
-        if home is None:
-            raise NotFound(f"municipality {cvegeo!r} is in no published edition",
-                           errors=["cvegeo: a 5-digit INEGI code"])
-        out, previous = [], None
-        for name in names:
+        from ..model.compare import history
+
+        return history(str(cvegeo), [self._history_rows(n) for n in self.names()],
+                       self._crosswalk)
+
+    def _history_rows(self, name: str):
+        """:class:`riskmap.model.compare.EditionRows` of an edition (built once per file)."""
+        from ..model.compare import EditionRows
+
+        def build():
             edition, table = self.edition(name), self._entry(name)[2]
-            positions = self._positions(name)
-            code, parent = self._map_code(cvegeo, home, edition.vintage, positions)
-            if code is None:
-                continue
-            row = table.iloc[positions[code]]
-            item = {"edition": name, "year": edition.year, "vintage": edition.vintage,
-                    "cvegeo": code, "derived_from": parent,
-                    **{k: clean(row[k]) for k in ("nom_mun", "level", "probability", "ci_low",
-                                                  "ci_high", "se")}}
-            item["change"] = None if previous is None else change(previous, item)
-            out.append(item)
-            previous = item
-        return out
+            cols = [c for c in ("nom_mun", "level", "probability", "ci_low", "ci_high", "se")
+                    if c in table.columns]
+            rows = {code: {k: clean(v) for k, v in zip(cols, values)}
+                    for code, values in zip(table["cvegeo"],
+                                            table[cols].itertuples(index=False))}
+            return EditionRows(name=name, year=edition.year, vintage=str(edition.vintage),
+                               rows=rows, kind=self.card(name).get("kind", "modelled"))
 
-    def _map_code(self, code: str, home: str, vintage: str, positions: dict):
-        """Code of municipality ``code`` (of vintage ``home``) in ``vintage``: (code, parent)."""
-        if code in positions:
-            return code, None
-        for src, dst, pick in ((vintage, home, "cvegeo_from"), (home, vintage, "cvegeo_to")):
-            try:
-                cw = self._crosswalk(src, dst)
-            except NotFound:
-                continue
-            if pick == "cvegeo_from":
-                # The edition's geography is older: the parent is the municipality that made
-                # up most of this one's area (the same rule as riskmap.model.compare).
-                parent = parents(cw[cw["cvegeo_to"] == code], pd.Index(list(positions))).get(code)
-                if parent is not None:
-                    return parent, parent
-                continue
-            # The edition's geography is newer: the piece that got most of this one's area.
-            rows = cw[cw["cvegeo_from"] == code].sort_values("share", ascending=False)
-            for other in rows["cvegeo_to"]:
-                if other in positions:
-                    return other, other
-        return None, None
+        return self.derived(name, "history_rows", build)
 
-    def _crosswalk(self, src: str, dst: str) -> pd.DataFrame:
+    def _crosswalk(self, src: str, dst: str) -> pd.DataFrame | None:
+        """The stored crosswalk ``src -> dst`` (cached per file), ``None`` when not stored."""
         path = self.store.crosswalk_path(src, dst)
-        mtime = path.stat().st_mtime_ns if path.exists() else None
-        return self._cached(("crosswalk", src, dst, mtime), lambda: self.store.load_crosswalk(src, dst))
+        if not path.exists():
+            return None
+        mtime = path.stat().st_mtime_ns
+        return self._cached(("crosswalk", src, dst, mtime),
+                            lambda: self.store.load_crosswalk(src, dst))
 
     # -- geography --------------------------------------------------------------------------
     def _vintage_mtime(self, vintage: str) -> int:
@@ -580,23 +543,6 @@ class Atlas:
         with self._lock:
             self._cache[key] = value
         return value
-
-
-def change(a: dict, b: dict) -> dict | None:
-    """Change from ``a`` to ``b`` (dicts with probability and se).
-
-    ``None`` when either side lacks a probability or a standard error (imported editions
-    publish none): without both, no significance test is possible.
-    """
-    pa, pb, sa, sb = a.get("probability"), b.get("probability"), a.get("se"), b.get("se")
-    if pa is None or pb is None or sa is None or sb is None:
-        return None
-    diff = pb - pa
-    sd = math.sqrt(sa ** 2 + sb ** 2)
-    significant = bool(abs(diff) > Z_CHANGE * sd)
-    direction = ("increase" if diff > 0 else "decrease") if significant else "none"
-    return {"diff": diff, "sd": sd, "significant": significant, "direction": direction,
-            "change": _CHANGE_WORDS[direction]}
 
 
 def _plain_rows(edition: Edition) -> pd.DataFrame:

@@ -38,6 +38,10 @@ SEQUENTIAL = {
 CHANGE_COLOURS = {"aumento": "#b2182b", "sin_cambio": "#f7f7f7", "disminucion": "#2166ac",
                   "sin_informacion": NO_DATA_COLOUR}
 CHANGE_ORDER = ("aumento", "sin_cambio", "disminucion", "sin_informacion")
+#: Level transitions (riskmap.model.compare.LEVEL_CHANGES), mapped when no change can be tested.
+LEVEL_CHANGE_COLOURS = {"sube": "#d6604d", "igual": "#f7f7f7", "baja": "#4393c3",
+                        "sin_informacion": NO_DATA_COLOUR}
+LEVEL_CHANGE_ORDER = ("sube", "igual", "baja", "sin_informacion")
 
 #: Visits palette of the targeting map (Blues); municipalities without visits stay pale.
 VISIT_COLOURS = ["#f7fbff", "#c6dbef", "#6baed6", "#2171b5", "#08306b"]

@@ -127,8 +127,11 @@ def document(api_root: str = "/api/v1") -> dict:
             "summary": "Compare two editions through the crosswalk: level counts, transition "
                        "matrix, significant changes (|d| > 1.96 sd).",
             "parameters": [
-                _param("a", "query", _STR, "First (older) edition; default the second latest."),
-                _param("b", "query", _STR, "Second edition; default the latest."),
+                _param("a", "query", _STR, "First edition; default the edition before b "
+                       "(both absent: the second latest). a alone being the latest edition "
+                       "is a 400: there is nothing newer to compare it with."),
+                _param("b", "query", _STR, "Final edition, whose geography the comparison "
+                       "uses; default the latest."),
                 _param("formato", "query", {"type": "string", "enum": ["json", "csv"]},
                        "json (summary) or csv (one row per municipality)."),
             ],

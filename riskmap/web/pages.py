@@ -31,6 +31,9 @@ LAYER_LABELS = {"nivel": _l("Nivel de riesgo"), "probabilidad": _l("Probabilidad
                 "incertidumbre": _l("Incertidumbre (ancho del intervalo)")}
 CHANGE_LABELS = {"aumento": _l("Aumento significativo"), "disminucion": _l("Disminución significativa"),
                  "sin_cambio": _l("Sin cambio significativo"), "sin_informacion": _l("Sin información")}
+#: Level transitions: what the change map shows when no change can be tested.
+LEVEL_CHANGE_LABELS = {"sube": _l("Subió de nivel"), "baja": _l("Bajó de nivel"),
+                       "igual": _l("Mismo nivel"), "sin_informacion": _l("Sin información")}
 
 
 # -- formatting (es-MX: thousands "," and decimals "."; per cent with a space in Spanish) ------
@@ -84,6 +87,7 @@ def _labels() -> dict:
     """Translated words the glue script puts in tooltips and messages."""
     out = {k: str(v) for k, v in LEVEL_LABELS.items()}
     out.update({k: str(v) for k, v in CHANGE_LABELS.items()})
+    out.update({k: str(v) for k, v in LEVEL_CHANGE_LABELS.items()})
     out.update({"level": str(_l("Nivel")), "probability": str(_l("Probabilidad")),
                 "children": str(_l("Niñas, niños y adolescentes de 5 a 17 años")),
                 "expected": str(_l("Esperados en trabajo infantil")),
@@ -310,12 +314,15 @@ def _spec_for(card: dict):
         return None
 
 
+SOURCE_ROLES = {"boundaries": _l("límites municipales")}
+
+
 def _sources(card: dict) -> list[str]:
     out = []
     for s in card.get("sources") or []:
         if isinstance(s, dict):
             name = s.get("name") or s.get("title") or ""
-            role = s.get("role")
+            role = SOURCE_ROLES.get(s.get("role"), s.get("role"))
             out.append(f"{name} ({role})" if role else str(name))
         else:
             out.append(str(s))
@@ -471,34 +478,47 @@ def focalizacion_xlsx():
 # -- comparison -------------------------------------------------------------------------------
 @bp.get("/comparar")
 def comparar():
-    """Compare two editions: counts, transitions, change map, entries/exits of alto."""
+    """Compare two editions: counts, transitions, change map, entries/exits of alto.
+
+    Every table counts each municipality of the final edition's geography once; the level
+    counts also show each edition's own figures, with the difference explained. Where no
+    change can be tested (an imported list publishes no standard errors) the change counts
+    read "—" and the change map shows level transitions instead.
+    """
     atlas = get_atlas()
     names = atlas.names()
     if not names:
         raise NotFound("no edition is published in the data directory")
-    a = params.edition(request.args.get("a"), names, names[-2] if len(names) > 1 else names[-1])
-    b = params.edition(request.args.get("b"), names, names[-1])
+    a, b = params.comparison_pair(request.args.get("a"), request.args.get("b"), names)
     comp = atlas.comparison(a, b)
     ed_b = atlas.edition(b)
     states = atlas.states(ed_b.vintage)
-    # Change map on B's geography (A aligned through the crosswalk).
+    # Change map on B's geography (A aligned through the crosswalk); level transitions when
+    # no change can be tested.
     change_parts = maps.build_map("cambio", **_tile_kwargs())
-    change_values = _change_values(comp.changes, a, b)
+    colours, order, labels = ((maps.CHANGE_COLOURS, maps.CHANGE_ORDER, CHANGE_LABELS)
+                              if comp.testable else
+                              (maps.LEVEL_CHANGE_COLOURS, maps.LEVEL_CHANGE_ORDER,
+                               LEVEL_CHANGE_LABELS))
+    column = "change" if comp.testable else "level_change"
+    change_values = _change_values(comp.changes, a, b, column)
     change_spec = {"var": change_parts.name, "geometry": _geometry_url(ed_b.vintage),
-                   "values": change_values, "mode": "keyed", "keyColours": maps.CHANGE_COLOURS,
+                   "values": change_values, "mode": "keyed", "keyColours": colours,
                    "link": _municipio_link(b)}
     twin = []
     for key, name in (("a", a), ("b", b)):
         parts, spec, _ = _layer_map(f"edicion_{key}", atlas, name, layer="nivel",
                                     states=states)
         twin.append((name, parts, spec))
-    counts = comp.counts
-    ca, cb = counts.columns
-    count_rows = [{"level": lv, "a": int(counts.at[lv, ca]), "b": int(counts.at[lv, cb])}
-                  for lv in counts.index]
-    legend = [{"key": k, "colour": maps.CHANGE_COLOURS[k], "label": CHANGE_LABELS[k],
-               "count": int((comp.changes["change"] == k).sum())} for k in maps.CHANGE_ORDER]
-    created = comp.changes[comp.changes["alignment"].isin(["derived", "unmatched"])]
+    own, aligned = comp.counts, comp.aligned_counts
+    count_rows = [{"level": lv, "a": int(own.iat[i, 0]), "a_aligned": int(aligned.iat[i, 0]),
+                   "b": int(own.iat[i, 1]), "b_aligned": int(aligned.iat[i, 1])}
+                  for i, lv in enumerate(own.index)]
+    legend = [{"key": k, "colour": colours[k], "label": labels[k],
+               "count": int((comp.changes[column] == k).sum())} for k in order]
+    untested = [{"key": k, "label": CHANGE_LABELS[k]} for k in CHANGE_LABELS
+                if k != "sin_informacion"] if not comp.testable else []
+    created = comp.created.to_dict("records")
     # On the older geography, municipalities the newer one divides carry the pooled value of
     # their pieces (riskmap.model.compare); they are listed, never compared silently.
     divided = comp.changes[comp.changes["alignment"] == "aggregated"]
@@ -506,17 +526,67 @@ def comparar():
              for r in divided.itertuples()]
     context = _common(atlas, b, a)
     return render_template(
-        "comparar.html", **context, a=a, b=b, counts=count_rows,
-        transitions=comp.transitions, levels=list(comp.transitions.index),
-        change_map=change_parts, twin=twin, legend=legend,
+        "comparar.html", **context, a=a, b=b, counts=count_rows, comp=comp,
+        notes=[_note_text(n, a, b) for n in comp.notes],
+        transitions=comp.transitions, totals=comp.transition_totals(),
+        levels=list(comp.transitions.index), change_map=change_parts, twin=twin,
+        legend=legend, untested=untested, rule_warning=_rule_warning(comp, a, b),
         entered=comp.entered_alto.to_dict("records"), left=comp.left_alto.to_dict("records"),
-        by_state=comp.by_state.to_dict("records"), created=created.to_dict("records"),
-        split=split,
+        by_state=comp.by_state.to_dict("records"), state_totals=_state_totals(comp.by_state),
+        created=created, split=split,
         config=_map_config([change_spec] + [t[2] for t in twin], states=states, sync=True))
 
 
-def _change_values(changes: pd.DataFrame, a: str, b: str) -> dict:
-    """Change class and tooltip lines per municipality of B's geography."""
+RULE_LABELS = {"publicado": _l("niveles publicados (lista oficial importada)"),
+               "significance": _l("regla de significancia"), "mirti": _l("regla MIRTI")}
+
+
+def _rule_name(rule) -> str:
+    return str(RULE_LABELS.get(rule, rule or _l("regla desconocida")))
+
+
+def _rule_warning(comp, a: str, b: str) -> str | None:
+    """The page's warning when the editions classify with different rules, else None."""
+    if comp.same_rule:
+        return None
+    return str(_l("Las dos ediciones clasifican con reglas distintas: %(a)s usa %(ra)s y %(b)s "
+                  "usa %(rb)s. Parte de las entradas y salidas de cada nivel se debe al cambio "
+                  "de regla, no a un cambio del trabajo infantil.")) % {
+        "a": a, "b": b, "ra": _rule_name(comp.rules.get("a")),
+        "rb": _rule_name(comp.rules.get("b"))}
+
+
+def _note_text(note: dict, a: str, b: str) -> str:
+    """One sentence explaining why A's counts on B's geography differ from its own."""
+    n = note["count"]
+    if note["kind"] == "derived":
+        text = _l("%(n)s municipios creados después de %(a)s toman el nivel de su municipio de "
+                  "origen y se cuentan en la geografía de %(b)s.")
+    elif note["kind"] == "unmatched":
+        text = _l("%(n)s municipios de %(b)s no tienen municipio de origen en %(a)s y se "
+                  "cuentan como «sin información» en %(a)s.")
+    elif note["kind"] == "pooled":
+        text = _l("%(n)s municipios creados después de %(b)s se juntan con el municipio del que "
+                  "se separaron (%(groups)s municipios de %(b)s): su valor de %(a)s es el de "
+                  "las partes juntas.")
+    else:
+        text = _l("%(n)s municipios de %(a)s no tienen lugar en la geografía de %(b)s y no se "
+                  "cuentan.")
+    return str(text) % {"n": f"{n:,}", "a": a, "b": b, "groups": note.get("groups", "")}
+
+
+def _state_totals(by_state: pd.DataFrame) -> dict:
+    """Column sums of the state table (None for change counts that could not be tested)."""
+    out = {}
+    for col in ("municipios", "alto_a", "alto_b", "aumento", "disminucion"):
+        values = pd.to_numeric(by_state[col], errors="coerce")
+        out[col] = None if values.isna().all() else int(values.sum())
+    return out
+
+
+def _change_values(changes: pd.DataFrame, a: str, b: str, column: str = "change") -> dict:
+    """Change class (``column``: the tested change, or the level transition) and tooltip
+    lines per municipality of B's geography."""
     word_from = str(_l("valor tomado de %(code)s (municipio creado después de %(a)s)"))
     # Translations and the per-cent format resolved once, not per municipality (a
     # comparison has 2,469 rows; per-row gettext made this half a second).
@@ -533,10 +603,11 @@ def _change_values(changes: pd.DataFrame, a: str, b: str) -> dict:
     out = {}
     derived = changes["derived_from"] if "derived_from" in changes else [None] * len(changes)
     for code, change, la, pa, lb, pb, source in zip(
-            changes["cvegeo"].astype(str), changes["change"], changes["level_a"],
+            changes["cvegeo"].astype(str), changes[column], changes["level_a"],
             changes["probability_a"], changes["level_b"], changes["probability_b"], derived):
         line_a = f"{a}: {labels.get(str(la), la)} ({share(pa)})"
         line_b = f"{b}: {labels.get(str(lb), lb)} ({share(pb)})"
         extra = word_from % {"code": source, "a": a} if isinstance(source, str) and source else ""
-        out[code] = [change, line_a, line_b, extra]
+        key = change if isinstance(change, str) else "sin_informacion"
+        out[code] = [key, line_a, line_b, extra]
     return out

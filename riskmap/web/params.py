@@ -130,3 +130,41 @@ def number(name: str, value, *, minimum: float, maximum: float, default: float |
         raise BadParameter(name, value, message=f"invalid value {str(value)!r} for '{name}': "
                            f"expected a number in {bracket}{minimum}, {maximum}]")
     return x
+
+
+def comparison_pair(a, b, names: Sequence[str]) -> tuple[str, str]:
+    """The two editions of a comparison (``a`` first, ``b`` final), page and API alike.
+
+    Both absent: the second latest and the latest edition. ``b`` alone: ``a`` is the edition
+    before it. ``a`` alone: ``b`` is the latest edition; when ``a`` is itself the latest
+    there is nothing newer to compare it with, and rather than compare it silently with
+    itself the request is refused (400 naming the editions ``b`` can take).
+
+    Raises
+    ------
+    BadParameter
+        Unknown edition, or a missing partner as above (also when only one edition exists).
+    """
+    names = list(names)
+    a_given, b_given = not _blank(a), not _blank(b)
+    if a_given:
+        a = choice("a", a, names)
+    if b_given:
+        b = choice("b", b, names)
+    if not a_given and not b_given:
+        if len(names) < 2:
+            raise BadParameter("b", b, names, message="a comparison needs two published "
+                               "editions; published: " + (", ".join(names) or "none"))
+        return names[-2], names[-1]
+    others = [n for n in names if n != (a if a_given else b)]
+    if a_given and not b_given:
+        if a == names[-1]:
+            raise BadParameter("b", b, others, message=f"missing parameter 'b': {a} is the "
+                               "latest edition; give the edition to compare it with")
+        return a, names[-1]
+    if b_given and not a_given:
+        if b == names[0]:
+            raise BadParameter("a", a, others, message=f"missing parameter 'a': {b} is the "
+                               "oldest edition; give the edition to compare it with")
+        return names[names.index(b) - 1], b
+    return a, b
