@@ -348,7 +348,7 @@ class SurveyLogit:
         ll = _loglik(eta, y, w)
         sd = Xd.std(axis=0)
         sd[0] = 1.0
-        for it in range(1, self.max_iter + 1):
+        for it in range(1, self.max_iter + 1):  # noqa: B007 - the count is returned
             prob = expit(eta)
             grad = Xd.T @ (w * (y - prob))
             H = Xd.T @ ((w * prob * (1.0 - prob))[:, None] * Xd)
