@@ -24,9 +24,13 @@ ROOT = Path(__file__).resolve().parent.parent
 CHECKOUT_FOLDERS = ("models", "templates", "docs")
 
 
-def is_checkout(root: Path = ROOT) -> bool:
-    """Whether ``root`` is the riskmap source tree (its ``pyproject.toml`` names the project)."""
-    project = root / "pyproject.toml"
+def is_checkout(root: Path | None = None) -> bool:
+    """Whether ``root`` (default :data:`ROOT`) is the riskmap source tree.
+
+    The test is that its ``pyproject.toml`` names the project, so that a stray ``templates/``
+    folder in site-packages is never taken for the checkout's.
+    """
+    project = (ROOT if root is None else root) / "pyproject.toml"
     try:
         return project.is_file() and 'name = "riskmap"' in project.read_text(encoding="utf-8")
     except OSError:

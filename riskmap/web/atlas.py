@@ -27,7 +27,7 @@ from . import params
 EXTENSION_KEY = "riskmap_atlas"
 #: Two polygons closer than this (degrees) are neighbours; absorbs coordinate round-off.
 NEIGHBOUR_TOLERANCE = 1e-6
-#: Significance threshold of a change between editions (METHOD.md section 6, as riskmap.model.compare).
+#: Significance threshold of a change between editions (docs/METHOD.md §6, as riskmap.model.compare).
 Z_CHANGE = 1.96
 WORKLIST_CACHE = 32
 _CHANGE_WORDS = {"increase": "aumento", "decrease": "disminucion", "none": "sin_cambio"}
@@ -316,8 +316,8 @@ class Atlas:
         ci_high, se`` and ``change`` versus the previous listed edition (``None`` for the
         first): ``{diff, sd, significant, direction, change}`` with ``direction`` one of
         ``increase`` / ``decrease`` / ``none`` and ``change`` the same in the vocabulary of
-        :mod:`riskmap.model.compare` (``aumento`` / ``disminucion`` / ``sin_cambio``); METHOD.md
-        section 6: significant when |d| > 1.96 sd, Var = Var_A + Var_B.
+        :mod:`riskmap.model.compare` (``aumento`` / ``disminucion`` / ``sin_cambio``); docs/METHOD.md
+        §6: significant when |d| > 1.96 sd, Var = Var_A + Var_B.
 
         Raises
         ------

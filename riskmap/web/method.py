@@ -24,7 +24,7 @@ def _document(path: str, mtime_ns: int) -> tuple[str, str, str]:
     html = MarkdownIt("commonmark", {"html": False, "typographer": False}).enable("table") \
         .render(text)
     title = next((line.lstrip("# ").strip() for line in text.splitlines()
-                  if line.startswith("# ")), "METHOD.md")
+                  if line.startswith("# ")), "riskmap")
     return text, html, title
 
 
