@@ -20,7 +20,7 @@ setup(
     packages=find_packages(include=["riskmap", "riskmap.*"]) + list(DATA_PACKAGES),
     package_dir=DATA_PACKAGES,
     package_data={
-        "riskmap.templates": ["*.html"],
+        "riskmap.templates": ["**/*.html"],
         "riskmap.models": ["*.toml"],
         "riskmap.models.sources": ["*.toml"],
         "riskmap.docs": ["METHOD.md"],

@@ -106,7 +106,8 @@ def test_wheel_carries_every_resource(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = {"riskmap/__main__.py", "riskmap/docs/METHOD.md",
                 "riskmap/web/translations/en/LC_MESSAGES/messages.mo"}
-    expected |= {f"riskmap/templates/{p.name}" for p in (ROOT / "templates").glob("*.html")}
+    expected |= {f"riskmap/templates/{p.relative_to(ROOT / 'templates').as_posix()}"
+                 for p in (ROOT / "templates").rglob("*.html")}
     expected |= {f"riskmap/models/{p.relative_to(ROOT / 'models').as_posix()}"
                  for p in (ROOT / "models").rglob("*.toml")}
     expected |= {f"riskmap/web/static/{p.relative_to(ROOT / 'riskmap/web/static').as_posix()}"
