@@ -1,4 +1,7 @@
-"""WSGI entry point for production: ``gunicorn wsgi:app`` (settings from RISKMAP_* variables)."""
+"""WSGI entry point in a checkout: ``gunicorn wsgi:app`` (settings from RISKMAP_* variables).
+
+An installed riskmap (wheel) needs no file: ``gunicorn 'riskmap.web:create_app()'``.
+"""
 
 from riskmap.web import create_app
 

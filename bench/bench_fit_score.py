@@ -3,7 +3,7 @@
 Run with ``python bench/bench_fit_score.py [--survey 500000] [--census 4000000]``. Prints the
 fit times on the same simulated survey (and their ratio), then the scoring throughput and peak
 memory on simulated census records (tracemalloc traces numpy's allocations), against a naive
-per-municipality loop (pandas groupby, the textbook formulas of METHOD.md section 2) on the same
+per-municipality loop (pandas groupby, the textbook formulas of docs/METHOD.md §2) on the same
 records, with the largest difference between the two results; last, the time of the
 natural-breaks display scheme on one value per municipality.
 """
@@ -98,7 +98,7 @@ def bench_score(model, n, rng, n_mun=2469):
 
 
 def naive_scores(model, census):
-    """METHOD.md section 2 written per municipality with a groupby: the baseline."""
+    """docs/METHOD.md §2 written per municipality with a groupby: the baseline."""
     beta, V = np.asarray(model.coef_), np.asarray(model.cov_)
 
     def one(df):

@@ -317,7 +317,7 @@ def test_strong_but_finite_effect_is_not_separation():
 
 
 def test_design_meat_tiny_example_by_hand():
-    """Two strata, numbers small enough to check on paper (METHOD.md section 1).
+    """Two strata, numbers small enough to check on paper (docs/METHOD.md §1).
 
     Stratum a: PSU totals 1 (0.5 + 0.5) and 3 -> mean 2, squares 1 + 1 = 2, x 2/1 -> 4.
     Stratum b: PSU totals 2, 4, 6 -> mean 4, squares 4 + 0 + 4 = 8, x 3/2 -> 12.

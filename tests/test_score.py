@@ -43,7 +43,7 @@ def model():
 
 
 def loop_scores(model, census):
-    """Direct transcription of METHOD.md section 2, one municipality at a time."""
+    """Direct transcription of docs/METHOD.md §2, one municipality at a time."""
     out = {}
     for code, grp in census.groupby("cvegeo"):
         Xd = np.column_stack([np.ones(len(grp)), grp[COVS].to_numpy()])

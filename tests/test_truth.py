@@ -2,7 +2,7 @@
 
 The demo keeps its true coefficients and true municipal probabilities beside the data
 (``<data_dir>/demo/truth/``); these tests measure how well the published editions recover
-them (METHOD.md: statistical code is tested against known truth).
+them (docs/METHOD.md: statistical code is tested against known truth).
 """
 
 from __future__ import annotations

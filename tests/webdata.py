@@ -10,7 +10,7 @@
 * edition ``"2017"`` (vintage 2015, modelled, synthetic) and ``"2023"`` (vintage 2020,
   modelled, synthetic; or imported, without factors, when ``imported_2023=True``), each with
   every level present (including ``sin_informacion``), factor contributions and a model card
-  shaped as ARCHITECTURE.md describes.
+  shaped as docs/DESIGN.md describes.
 
 Names include accents ("Querétaro", "San José", "Peñón") and one hostile name, :data:`EVIL_NAME`,
 so that escaping can be tested. Values are deterministic; the constants below let tests

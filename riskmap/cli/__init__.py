@@ -2,7 +2,10 @@
 
 - :mod:`riskmap.cli.core`  demo, build, export, show
 - :mod:`riskmap.cli.web`   serve
-- :mod:`riskmap.cli.real`  crosswalk, simulate, import-edition, fetch
+- :mod:`riskmap.cli.real`  crosswalk, simulate, import-edition, fetch, harmonise
+
+Commands that read or write the data directory take ``--data-dir``; ``crosswalk`` and
+``harmonise`` only turn input files into an output file (``-o``).
 
 Errors the user can cause (:class:`~riskmap.errors.RiskmapError`, and Click's usage errors
 such as a missing option or a directory given for a file) print one line

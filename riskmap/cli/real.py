@@ -1,4 +1,4 @@
-"""Commands for real INEGI data: crosswalk, simulate, import-edition, fetch."""
+"""Commands for real INEGI data: crosswalk, simulate, import-edition, fetch, harmonise."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Source mappings: turn a real INEGI table (census microdata, ENTI, MTI) into harmonised
-child records (ARCHITECTURE.md "Harmonised survey records").
+child records (docs/DESIGN.md "Harmonised survey records").
 
 A mapping is an editable TOML file in ``models/sources/``. It names, for one source:
 
@@ -10,7 +10,7 @@ A mapping is an editable TOML file in ``models/sources/``. It names, for one sou
 * ``[outcome]`` for surveys (``child_labour``), and ``[[variables]]``: one per covariate.
 
 Each variable has ``name`` (the harmonised covariate), ``column`` (the INEGI name),
-``confidence`` (C1, C2, I or ? as in INEGI_MICRODATA.md), and how to read it:
+``confidence`` (C1 official, C2 third party, I inferred, ? not found), and how to read it:
 ``recode`` (code -> value; codes compare as numbers, so ``"01"`` matches ``1``),
 ``missing`` (codes that mean "not specified" -> NaN), ``other`` (value for codes not listed;
 without it an unlisted code is an error), ``prefix`` (1 when the code starts with one of these

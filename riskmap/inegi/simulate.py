@@ -58,7 +58,7 @@ class SimEdition:
     on_old_vintage: bool = False  # MIRTI 2017 rested on the Intercensal 2015 geography
 
 
-#: Published national rates (METHOD.md) and slopes in line with Mexico's 2018 MIRTI factors.
+#: Published national rates (docs/METHOD.md §0) and slopes in line with Mexico's 2018 MIRTI factors.
 EDITIONS = (
     SimEdition("2017", 2017, "MTI 2017", 0.110, {
         "age": 0.20, "male": 0.50, "attends_school": -1.20, "indigenous_language": 0.55,

@@ -1,6 +1,6 @@
 """Read municipal boundaries from any file GDAL reads and normalise them.
 
-Output contract (ARCHITECTURE.md "Boundaries"): a GeoDataFrame with columns
+Output contract (docs/DESIGN.md "Boundaries"): a GeoDataFrame with columns
 ``cvegeo, cve_ent, cve_mun, nom_ent, nom_mun, geometry`` in EPSG:4326, one row per
 municipality, polygonal geometries only, valid.
 

@@ -1,6 +1,6 @@
 """Read and validate harmonised survey and census child records (CSV or Parquet).
 
-The schema is ARCHITECTURE.md's "Harmonised survey/census records": ``cvegeo`` (5-digit
+The schema is docs/DESIGN.md's "Harmonised survey/census records": ``cvegeo`` (5-digit
 string), ``weight`` (> 0), for surveys ``strata``, ``psu`` and ``child_labour`` (0/1), then the
 covariates the model spec names. Every problem is one :class:`~riskmap.errors.InputError`
 naming the file, the column and the row.

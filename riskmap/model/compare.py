@@ -1,4 +1,4 @@
-"""Comparison of two editions through a geography crosswalk (METHOD.md section 6).
+"""Comparison of two editions through a geography crosswalk (docs/METHOD.md §6).
 
 Edition A is aligned onto edition B's municipalities: a code present in A keeps its own row;
 a municipality created after A takes its parent's A values (the from-municipality that makes
@@ -290,7 +290,7 @@ def pool_pieces(ta: pd.DataFrame, groups: dict, reference: float | None,
     independent across pieces, the model parts (one fitted model) are taken as perfectly
     correlated, ``[(sum N_i sd_model_i)^2 + sum N_i^2 var_census_i] / (sum N_i)^2``; without
     that split (imported editions) ``se`` is pooled as perfectly correlated. The level
-    follows METHOD.md section 4 against A's national rate when there is an interval, else it
+    follows docs/METHOD.md §4 against A's national rate when there is an interval, else it
     is the level of the piece that kept B's code.
 
     Returns

@@ -1,4 +1,4 @@
-"""Fit diagnostics stored with every model (METHOD.md section 7).
+"""Fit diagnostics stored with every model (docs/METHOD.md §7).
 
 Weighted AUC and Brier score, a calibration table by deciles of the predicted probability,
 and a cross-validated AUC whose folds are whole PSUs: records of one PSU are correlated, so

@@ -1,4 +1,4 @@
-"""Associated factors per municipality (METHOD.md section 5).
+"""Associated factors per municipality (docs/METHOD.md §5).
 
 The contribution of covariate k in municipality m, on the log-odds scale, is
 ``c_mk = beta_k (xbar_mk - xbar_k)``: how much the municipality's mean of k moves its

@@ -1,6 +1,6 @@
 """National reference rate, risk levels by the significance rule, display schemes, ranks.
 
-The default level is METHOD.md section 4: a municipality is ``alto`` when its whole 95 %
+The default level is docs/METHOD.md §4: a municipality is ``alto`` when its whole 95 %
 interval lies above the national rate, ``bajo`` when it lies below, ``medio`` otherwise, and
 ``sin_informacion`` without (enough) census records. Quantile or natural-break schemes are
 offered for display only, from a registry keyed by a normalised name.

@@ -2,7 +2,7 @@
 
 ``SurveyLogit`` maximises the weighted pseudo log-likelihood
 ``sum_i w_i [y_i log p_i + (1 - y_i) log(1 - p_i)]`` by Newton's method (IRLS) and estimates
-the covariance of the coefficients as Stata's ``svy: logit`` does (METHOD.md section 1):
+the covariance of the coefficients as Stata's ``svy: logit`` does (docs/METHOD.md §1):
 score contributions ``u_i = w_i (y_i - p_i) x_i`` are summed per PSU, centred within stratum,
 scaled by ``n_h / (n_h - 1)`` and sandwiched between inverse Hessians.
 
@@ -348,7 +348,7 @@ class SurveyLogit:
         ll = _loglik(eta, y, w)
         sd = Xd.std(axis=0)
         sd[0] = 1.0
-        for it in range(1, self.max_iter + 1):
+        for it in range(1, self.max_iter + 1):  # noqa: B007 - the count is returned
             prob = expit(eta)
             grad = Xd.T @ (w * (y - prob))
             H = Xd.T @ ((w * prob * (1.0 - prob))[:, None] * Xd)

@@ -1,4 +1,4 @@
-"""Apply a fitted model to census records: municipal probabilities with intervals (METHOD.md 2).
+"""Apply a fitted model to census records: municipal probabilities with intervals (docs/METHOD.md §2).
 
 For municipality m with census child records j (weights v_j, fitted probabilities p_j):
 

@@ -1,4 +1,4 @@
-"""Inspection targeting: allocate visits across municipalities (METHOD.md, targeting).
+"""Inspection targeting: allocate visits across municipalities (docs/METHOD.md §10).
 
 With v visits in municipality m, expected detections are ``E_m (1 - (1 - q)^v)``; the
 objective is separable and concave in each v, so giving each visit to the largest marginal

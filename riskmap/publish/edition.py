@@ -18,7 +18,7 @@ from ..model.levels import LEVELS
 __all__ = ["Edition", "ROW_COLUMNS", "EXTRA_COLUMNS", "FACTOR_COLUMNS", "LEVELS", "KINDS"]
 
 
-#: The edition output row of ARCHITECTURE.md, in order (exports and the API return these).
+#: The edition output row of docs/DESIGN.md, in order (exports and the API return these).
 ROW_COLUMNS = (
     "edition", "cvegeo", "cve_ent", "nom_ent", "nom_mun", "children", "probability",
     "ci_low", "ci_high", "level", "expected_child_labour", "rank_national", "rank_state",
@@ -53,7 +53,7 @@ class Edition:
     factors : pandas.DataFrame
         FACTOR_COLUMNS, one row per municipality and covariate (empty for imported editions).
     card : dict
-        The model card (ARCHITECTURE.md). Always has ``edition``, ``kind``, ``vintage``,
+        The model card (docs/DESIGN.md). Always has ``edition``, ``kind``, ``vintage``,
         ``synthetic``, ``sources``, ``rule``, ``created``, ``year``; modelled editions add
         ``coefficients``, ``covariance``, ``national_rate``, ``diagnostics``, ``spec``...
     """

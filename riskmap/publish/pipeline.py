@@ -31,7 +31,7 @@ from .store import DataStore, check_name
 
 BOUNDARY_COLUMNS = ("cvegeo", "cve_ent", "cve_mun", "nom_ent", "nom_mun")
 
-#: METHOD.md "Known limits of a purely synthetic estimator", for the card and the method page.
+#: docs/METHOD.md §12 (limits of a purely synthetic estimator), for the card and the method page.
 LIMITATIONS_ES = (
     "Estimador sintético sin efectos de área: subestima la variación entre municipios.",
     "Los intervalos reflejan la incertidumbre de los coeficientes del modelo y del muestreo "

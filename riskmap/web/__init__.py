@@ -21,7 +21,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound as HTTPNotFound
 from .. import paths, settings as settings_mod
 
 LANGUAGES = ("es", "en")
-TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
+TRANSLATIONS_DIR = paths.TRANSLATIONS_DIR
 
 #: Leaflet files the pages use; nothing else of the package is served.
 LEAFLET_FILES = ("leaflet.js", "leaflet.css", "images/layers.png", "images/layers-2x.png",
@@ -70,7 +70,8 @@ def create_app(config: dict | None = None) -> Flask:
     config = dict(config or {})
     testing = config.pop("TESTING", config.pop("testing", None))
     settings = settings_mod.resolve(config)
-    app = Flask(__name__, template_folder=str(paths.TEMPLATES_DIR), static_folder="static")
+    app = Flask(__name__, template_folder=str(paths.TEMPLATES_DIR),
+                static_folder=str(paths.STATIC_DIR))
     app.config["RISKMAP"] = settings
     if testing is not None:
         app.config["TESTING"] = bool(testing)
@@ -79,13 +80,14 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["SEND_FILE_MAX_AGE_DEFAULT"] = settings["cache_max_age"]
     Babel(app, locale_selector=select_locale)
 
-    from . import atlas, errors, pages, api, downloads
+    from . import atlas, errors, pages, api, downloads, method
 
     atlas.init_app(app)
     errors.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     app.register_blueprint(downloads.bp)
+    app.register_blueprint(method.bp)
 
     app.add_url_rule("/assets/leaflet/<path:filename>", "leaflet_asset", _leaflet_asset)
     app.jinja_env.globals.update(_=gettext, url_for=url_for, csp_nonce=_csp_nonce,
