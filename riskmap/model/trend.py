@@ -530,6 +530,14 @@ def _label(mun, st, nt, names):
     return mun, st, nt
 
 
+def columns(trend: Trend, by: str) -> list[str]:
+    """The published columns of a level's rows (``riskmap trend`` and the API's CSV)."""
+    cols = ["unit", "name", "probability_a", "probability_b", *PARTS, *trend.part_columns()]
+    if by != "municipality":
+        cols += [f"{p}_ci_{end}" for p in PARTS for end in ("low", "high")]
+    return cols
+
+
 def finite(value) -> float | None:
     """A float, or None when missing or not finite (for JSON and text)."""
     try:
@@ -537,3 +545,70 @@ def finite(value) -> float | None:
     except (TypeError, ValueError):
         return None
     return value if math.isfinite(value) else None
+
+
+# -- from a data directory ----------------------------------------------------------------------
+def load_trend(store, a: str, b: str, *, draws: int = N_DRAWS, seed: int = SEED,
+               names: pd.DataFrame | None = None) -> Trend:
+    """Decompose the change between two published editions of ``store``.
+
+    The municipal rows follow the older edition's geography (the earlier ``year``; ``a`` on a
+    tie), so swapping ``a`` and ``b`` negates every part unit by unit. Records of municipalities
+    the newer geography created are pooled into the older municipality they came from (the
+    crosswalk pieces of :func:`riskmap.model.compare.pieces`).
+
+    Parameters
+    ----------
+    store : riskmap.publish.store.DataStore
+        Anything with ``load_card``, ``load_census``, ``load_vintage`` and
+        ``load_crosswalk``.
+    a, b : str
+        Edition names.
+    draws, seed : int
+    names : DataFrame, optional
+        ``cvegeo, cve_ent, nom_ent, nom_mun`` of the older geography (default: read from its
+        stored vintage).
+
+    Returns
+    -------
+    Trend
+
+    Raises
+    ------
+    InputError
+        An edition has no fitted model or keeps no census records (e.g. an imported list):
+        no decomposition is possible.
+    NotFound
+        An edition is not published.
+    """
+    from .compare import invert, pieces
+
+    card_a, card_b = store.load_card(a), store.load_card(b)
+    for name, card in ((a, card_a), (b, card_b)):
+        if card.get("kind") == "imported" or not card.get("coefficients"):
+            raise InputError(f"edition {name} is an imported list of published levels, without "
+                             "a fitted model or census records: no trend decomposition is "
+                             "possible; compare its levels on /comparar instead")
+    side_a = TrendSide.from_card(card_a, store.load_census(a, card_a))
+    side_b = TrendSide.from_card(card_b, store.load_census(b, card_b))
+    year_a, year_b = int(card_a.get("year") or 0), int(card_b.get("year") or 0)
+    older, card_old, card_new = (a, card_a, card_b) if year_a <= year_b else (b, card_b, card_a)
+    v_old, v_new = str(card_old["vintage"]), str(card_new["vintage"])
+    if names is None:
+        names = pd.DataFrame(store.load_vintage(v_old).drop(columns="geometry"))
+    home = {}
+    if v_old != v_new:
+        try:
+            crosswalk = store.load_crosswalk(v_new, v_old)
+        except Exception:  # noqa: BLE001 - NotFound: try the other direction
+            try:
+                crosswalk = invert(store.load_crosswalk(v_old, v_new))
+            except Exception:  # noqa: BLE001 - no crosswalk: unmatched codes are left out
+                crosswalk = None
+        codes_old = pd.Index(names["cvegeo"].astype(str))
+        newer = side_b if older == a else side_a
+        codes_new = pd.Index(pd.unique(newer.census["cvegeo"]).astype(str))
+        for parent, members in pieces(crosswalk, codes_new, codes_old).items():
+            home.update({m: parent for m in members if m != parent})
+    return decompose(side_a, side_b, home=home, names=names, geography=older, draws=draws,
+                     seed=seed)
