@@ -228,6 +228,7 @@ def test_domain_parts_sum_covariates_of_a_domain(pair):
     row = t.nation.iloc[0]
     parts = t.domain_parts(row)
     assert parts["composition"]["educacion"] == pytest.approx(row["composition_school"])
+    assert row["composition_domain_trabajo"] == pytest.approx(row["composition_agri"])
     assert sum(parts["composition"].values()) == pytest.approx(row["composition"])
 
 

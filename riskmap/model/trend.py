@@ -127,6 +127,7 @@ class Trend:
         One row per unit: ``unit, name, cve_ent, children_a, children_b, probability_a,
         probability_b, change, composition, behaviour, composition_<cov>...,
         behaviour_<cov>..., behaviour_intercept[, behaviour_not_comparable],
+        composition_domain_<d>..., behaviour_domain_<d>..., mean_a_<cov>..., mean_b_<cov>...,
         composition_withheld, behaviour_withheld`` (reasons, "" when not withheld); states and
         nation add ``<part>_ci_low`` and ``<part>_ci_high`` for every part.
     draws : int
@@ -135,6 +136,8 @@ class Trend:
         Whether the draws were re-scored exactly.
     geography : str
         Name of the edition whose geography the municipal rows follow.
+    coefficients : dict
+        ``{"a": {name: estimate}, "b": {...}}`` on ``["intercept", *covariates]``.
     """
 
     a: str
@@ -149,6 +152,12 @@ class Trend:
     seed: int
     exact: bool
     geography: str
+    coefficients: dict = field(default_factory=dict)
+
+    @property
+    def domain_names(self) -> list[str]:
+        """Policy domains of the common covariates, in first-appearance order."""
+        return list(dict.fromkeys(self.domains[c] for c in self.covariates))
 
     def table(self, by: str = "municipality") -> pd.DataFrame:
         """The rows of one level: ``municipality``, ``state`` or ``nation``."""
@@ -166,21 +175,11 @@ class Trend:
             cols.append("behaviour_not_comparable")
         return cols
 
-    def domain_parts(self, row: pd.Series | dict) -> dict:
-        """``{"composition": {domain: value}, "behaviour": {domain: value}}`` of one row.
-
-        A withheld split gives an empty dict for that side.
-        """
-        out = {"composition": {}, "behaviour": {}}
-        for side in out:
-            for cov in self.covariates:
-                value = row[f"{side}_{cov}"]
-                if value is None or not np.isfinite(value):
-                    out[side] = {}
-                    break
-                d = self.domains.get(cov) or "otros"
-                out[side][d] = out[side].get(d, 0.0) + float(value)
-        return out
+    def domain_parts(self, row) -> dict:
+        """``{"composition": {domain: value}, "behaviour": {domain: value}}`` of one row
+        (values None where the split is withheld)."""
+        return {side: {d: finite(row[f"{side}_domain_{d}"]) for d in self.domain_names}
+                for side in ("composition", "behaviour")}
 
 
 def decompose(a: TrendSide, b: TrendSide, *, home=None, names: pd.DataFrame | None = None,
@@ -267,7 +266,9 @@ def decompose(a: TrendSide, b: TrendSide, *, home=None, names: pd.DataFrame | No
                              *((("G_a", acc_a["G"]), ("G_b", acc_b["G"])) if not exact else ()))}
 
     ident = sp.identity(U, format="csr")
-    spec = dict(beta_a=beta_a, beta_b=beta_b, common=common, extra=only_a + only_b)
+    domains = {c: (a.domains.get(c) or b.domains.get(c) or "otros") for c in union}
+    spec = dict(beta_a=beta_a, beta_b=beta_b, common=common, extra=only_a + only_b,
+                domains=domains)
     mun = _frame(level(ident), spec, None, exact)
     st = _frame(level(agg), spec, (da, db) if draws else None, exact)
     nt = _frame(level(nat), spec, (da, db) if draws else None, exact)
@@ -276,9 +277,10 @@ def decompose(a: TrendSide, b: TrendSide, *, home=None, names: pd.DataFrame | No
     st.insert(0, "unit", states.to_numpy())
     nt.insert(0, "unit", [NATION])
     mun, st, nt = _label(mun, st, nt, names)
-    domains = {c: (a.domains.get(c) or b.domains.get(c)) for c in union}
+    coef = {"a": dict(zip(["intercept", *union], beta_a.tolist())),
+            "b": dict(zip(["intercept", *union], beta_b.tolist()))}
     return Trend(a.name, b.name, common, only_a + only_b, domains, mun, st, nt,
-                 int(draws), int(seed), bool(exact), geography or a.name)
+                 int(draws), int(seed), bool(exact), geography or a.name, coef)
 
 
 # -- inputs -----------------------------------------------------------------------------------
@@ -443,12 +445,26 @@ def _frame(lv: dict, spec: dict, draws, exact: bool) -> pd.DataFrame:
     out["behaviour_intercept"] = bparts[:, 0]
     if spec["extra"]:
         out["behaviour_not_comparable"] = bparts[:, 1 + nc:].sum(axis=1)
+    out.update(_by_domain(out, spec))
+    for j, c in enumerate(spec["common"]):
+        out[f"mean_a_{c}"] = xa[:, 1 + j]
+        out[f"mean_b_{c}"] = xb[:, 1 + j]
     out["composition_withheld"] = np.where(cw & ~empty, _reason("composition"), "")
     out["behaviour_withheld"] = np.where(bw & ~empty, _reason("behaviour"), "")
     frame = pd.DataFrame(out)
     if draws is not None:
         _intervals(frame, lv, spec, draws, exact, xa, xb, Na, Nb)
     return frame
+
+
+def _by_domain(parts: dict, spec: dict) -> dict:
+    """Covariate parts summed by policy domain: ``composition_domain_<d>``, ``behaviour_..``."""
+    out = {}
+    for side in ("composition", "behaviour"):
+        for c in spec["common"]:
+            key = f"{side}_domain_{spec['domains'][c]}"
+            out[key] = out[key] + parts[f"{side}_{c}"] if key in out else parts[f"{side}_{c}"]
+    return out
 
 
 def _reason(side: str) -> str:
@@ -491,6 +507,7 @@ def _intervals(frame, lv, spec, draws, exact, xa, xb, Na, Nb) -> None:
     series["behaviour_intercept"] = bparts[..., 0]
     if spec["extra"]:
         series["behaviour_not_comparable"] = bparts[..., 1 + nc:].sum(axis=-1)
+    series.update(_by_domain(series, spec))
     for name, values in series.items():
         withheld = frame[name].isna().to_numpy() if name not in PARTS else np.zeros(len(frame),
                                                                                      bool)

@@ -1,0 +1,138 @@
+"""``riskmap trend`` on a small demo atlas: columns, filters, one-line errors (unknown or
+imported edition, tampered census records), and the census records kept by publishing."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cli_inputs import run
+from riskmap.fileio import sha256_file
+from riskmap.publish.store import DataStore
+
+COMMON = ["unit", "name", "probability_a", "probability_b", "change", "composition",
+          "behaviour"]
+CI = [f"{p}_ci_{e}" for p in ("change", "composition", "behaviour") for e in ("low", "high")]
+
+
+@pytest.fixture(scope="module")
+def small_demo(tmp_path_factory):
+    from riskmap.demo import DemoConfig, build_demo
+
+    path = tmp_path_factory.mktemp("trend-demo")
+    build_demo(path, config=DemoConfig.small())
+    return path
+
+
+def _covariates(store, name):
+    return [c["name"] for c in store.load_card(name)["coefficients"][1:]]
+
+
+def test_publishing_keeps_the_scored_census_records_with_their_digest(small_demo):
+    store = DataStore(small_demo)
+    for name in ("2017", "2023"):
+        card = store.load_card(name)
+        kept = card["census_records"]
+        path = store.census_path(name)
+        assert kept["file"] == path.name and kept["sha256"] == sha256_file(path)
+        census = store.load_census(name)
+        assert list(census.columns) == ["cvegeo", "weight", *_covariates(store, name)]
+        assert len(census) == kept["n_records"] == card["n_census"]
+        # The territorial covariate is kept as it was joined for scoring.
+        assert census["cropland_share"].notna().all()
+
+
+def test_municipality_rows_have_exactly_the_documented_columns(small_demo, tmp_path, capsys):
+    out = tmp_path / "t.csv"
+    code, _, err = run(["trend", "--a", "2017", "--b", "2023", "--data-dir", small_demo,
+                        "-o", out], capsys)
+    assert code == 0, err
+    table = pd.read_csv(out, dtype={"unit": str})
+    covs = _covariates(DataStore(small_demo), "2017")
+    expected = (COMMON + [f"composition_{c}" for c in covs] + [f"behaviour_{c}" for c in covs]
+                + ["behaviour_intercept"])
+    assert list(table.columns) == expected
+    codes = DataStore(small_demo).load_vintage("2015")["cvegeo"]
+    assert sorted(table["unit"]) == sorted(codes)  # the older geography, pieces pooled
+    ok = table["change"].notna()
+    assert np.allclose(table.loc[ok, "composition"] + table.loc[ok, "behaviour"],
+                       table.loc[ok, "change"], atol=1e-9)
+
+
+@pytest.mark.parametrize("by", ["state", "nation"])
+def test_state_and_nation_rows_add_intervals(small_demo, tmp_path, capsys, by):
+    out = tmp_path / "t.csv"
+    code, _, err = run(["trend", "--a", "2017", "--b", "2023", "--by", by, "--data-dir",
+                        small_demo, "-o", out], capsys)
+    assert code == 0, err
+    assert "census-sample uncertainty is ignored" in err
+    table = pd.read_csv(out, dtype={"unit": str})
+    assert list(table.columns[-6:]) == CI
+    assert (table["change_ci_low"] <= table["change"]).all()
+    assert (table["change"] <= table["change_ci_high"]).all()
+    if by == "nation":
+        assert list(table["unit"]) == ["nacional"]
+    else:
+        assert len(table) == 6 and table["unit"].str.len().eq(2).all()
+
+
+def test_state_filter(small_demo, tmp_path, capsys):
+    out = tmp_path / "t.csv"
+    code, _, err = run(["trend", "--a", "2017", "--b", "2023", "--state", "2", "--data-dir",
+                        small_demo, "-o", out], capsys)
+    assert code == 0, err
+    table = pd.read_csv(out, dtype={"unit": str})
+    assert len(table) > 0 and table["unit"].str.startswith("02").all()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--a", "1999", "--b", "2023"], "1999"),
+    (["--a", "2017", "--b", "2023", "--by", "county"], "county"),
+    (["--a", "2017", "--b", "2023", "--state", "99"], "99"),
+    (["--a", "2017", "--b", "2023", "--by", "nation", "--state", "01"], "--state"),
+])
+def test_bad_input_exits_2_with_one_line(small_demo, tmp_path, capsys, args, words):
+    out = tmp_path / "t.csv"
+    code, _, err = run(["trend", *args, "--data-dir", small_demo, "-o", out], capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("riskmap: error:") and words in lines[0]
+    assert not out.exists()
+
+
+def test_an_imported_edition_cannot_be_decomposed(small_demo, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(small_demo, data)
+    rows = DataStore(data).load_edition("2017").rows
+    levels = tmp_path / "levels.csv"
+    rows[["cvegeo", "level"]].to_csv(levels, index=False)
+    code, _, err = run(["import-edition", "--edition", "mirti2017", "--levels", levels,
+                        "--boundaries", data / "demo" / "boundaries_2015.gpkg", "--vintage",
+                        "2015", "--year", "2017", "--data-dir", data], capsys)
+    assert code == 0, err
+    out = tmp_path / "t.csv"
+    code, _, err = run(["trend", "--a", "mirti2017", "--b", "2023", "--data-dir", data,
+                        "-o", out], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "imported" in err and "no trend decomposition is possible" in err
+    assert not out.exists()
+
+
+def test_census_records_that_changed_after_publication_are_refused(small_demo, tmp_path,
+                                                                  capsys):
+    data = tmp_path / "data"
+    shutil.copytree(small_demo, data)
+    store = DataStore(data)
+    census = store.load_census("2023")
+    census.loc[0, "weight"] *= 2
+    census.to_parquet(store.census_path("2023"), index=False)
+    code, _, err = run(["trend", "--a", "2017", "--b", "2023", "--data-dir", data, "-o",
+                        tmp_path / "t.csv"], capsys)
+    assert code == 2 and "digest" in err and len(err.strip().splitlines()) == 1
+    store.census_path("2023").unlink()
+    code, _, err = run(["trend", "--a", "2017", "--b", "2023", "--data-dir", data, "-o",
+                        tmp_path / "t.csv"], capsys)
+    assert code == 2 and "keeps no census records" in err
