@@ -521,6 +521,20 @@ class Atlas:
 
         return self._cached(key, build)
 
+    def trend(self, a: str, b: str):
+        """The trend decomposition of editions ``a`` and ``b`` (riskmap.model.trend), computed
+        once per pair of edition files."""
+        self._check(a)
+        self._check(b)
+        key = ("trend", a, b, self._mtime(a), self._mtime(b))
+
+        def build():
+            from ..model.trend import load_trend
+
+            return load_trend(self.store, a, b)
+
+        return self._cached(key, build)
+
     def targeting(self, edition: str, visits: int, q: float, states=None, levels=None,
                   by: str = "conteo") -> pd.DataFrame:
         """Greedy allocation of ``visits`` inspections (riskmap.model.targeting.allocate).
