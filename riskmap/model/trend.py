@@ -44,7 +44,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.special import expit
 
 from ..errors import InputError
 
@@ -54,7 +53,7 @@ SEED = 20240817
 NEAR_ZERO = 0.1
 NATION = "nacional"
 PARTS = ("change", "composition", "behaviour")
-_CHUNK = 1 << 18
+_CHUNK = 1 << 14
 
 
 @dataclass
@@ -327,14 +326,16 @@ def _weights(census: pd.DataFrame) -> np.ndarray:
     return v
 
 
-def _column(census: pd.DataFrame, name: str, lo: int, hi: int) -> np.ndarray:
+def _column(census: pd.DataFrame, name: str) -> np.ndarray:
+    """A covariate column as float64 (a view when it already is), checked finite."""
     try:
-        col = census[name].iloc[lo:hi].to_numpy(dtype=np.float64, na_value=np.nan)
+        col = census[name].to_numpy(dtype=np.float64, na_value=np.nan)
     except (TypeError, ValueError):
         raise InputError("must be numeric", column=name) from None
-    if not np.isfinite(col).all():
+    bad = ~np.isfinite(col)
+    if bad.any():
         raise InputError("missing or infinite value", column=name,
-                         row=lo + int(np.flatnonzero(~np.isfinite(col))[0]))
+                         row=int(np.flatnonzero(bad)[0]))
     return col
 
 
@@ -343,7 +344,7 @@ def _unit_means(census: pd.DataFrame, covariates: list, g: np.ndarray, U: int) -
     if not covariates:
         return np.zeros((U, 0))
     v = _weights(census)
-    X = np.column_stack([_column(census, c, 0, len(census)) for c in covariates])
+    X = np.column_stack([_column(census, c) for c in covariates])
     W = sp.csc_matrix((v, g.astype(np.int32), np.arange(len(v) + 1)), shape=(U, len(v)))
     total = np.asarray(W.sum(axis=1)).ravel()
     sums = W @ X
@@ -359,30 +360,38 @@ def _accumulate(census, union, fill, g, U, Bmat, gradients) -> dict:
     and, with ``gradients``, ``G[u, t, :] = sum v p_t (1 - p_t) z``.
 
     ``fill`` gives, for covariates this side's spec lacks, the value per unit its records
-    take."""
+    take. Records go in chunks small enough to stay in cache; each unit sum is a product of
+    a sparse matrix (one column per record, its weight in its unit's row) with the chunk's
+    design matrix.
+    """
     v = _weights(census)
     n, m, T = len(v), Bmat.shape[0], Bmat.shape[1]
+    cols = [None if c in fill else _column(census, c) for c in union]
     X, S = np.zeros((U, m)), np.zeros((U, T))
-    G = np.zeros((U, 2, m)) if gradients else None
+    G = np.zeros((2, U, m)) if gradients else None
+    Bt = np.ascontiguousarray(Bmat.T)
     for lo in range(0, n, _CHUNK):
         hi = min(lo + _CHUNK, n)
         gc = g[lo:hi]
-        Z = np.empty((hi - lo, m))
-        Z[:, 0] = 1.0
+        Zt = np.empty((m, hi - lo))  # one row per column: filled contiguously
+        Zt[0] = 1.0
         for j, c in enumerate(union):
-            Z[:, j + 1] = fill[c][gc] if c in fill else _column(census, c, lo, hi)
-        P = expit(Z @ Bmat)
+            Zt[j + 1] = fill[c][gc] if cols[j] is None else cols[j][lo:hi]
+        with np.errstate(over="ignore"):
+            P = 1.0 / (1.0 + np.exp(-(Bt @ Zt)))       # (T, records)
+        Z = np.ascontiguousarray(Zt.T)
         vc = v[lo:hi]
         ptr = np.arange(hi - lo + 1)
         W = sp.csc_matrix((vc, gc, ptr), shape=(U, hi - lo))
         X += W @ Z
-        S += W @ P
+        S += W @ P.T
         if gradients:
             for t in range(2):
-                q = vc * P[:, t] * (1.0 - P[:, t])
-                G[:, t, :] += sp.csc_matrix((q, gc, ptr), shape=(U, hi - lo)) @ Z
+                q = vc * P[t] * (1.0 - P[t])
+                G[t] += sp.csc_matrix((q, gc, ptr), shape=(U, hi - lo)) @ Z
     N = X[:, 0].copy()
-    return {"N": N, "X": X, "S": S, "G": G}
+    return {"N": N, "X": X, "S": S,
+            "G": None if G is None else np.ascontiguousarray(G.transpose(1, 0, 2))}
 
 
 # -- the decomposition --------------------------------------------------------------------------
@@ -451,10 +460,9 @@ def _frame(lv: dict, spec: dict, draws, exact: bool) -> pd.DataFrame:
         out[f"mean_b_{c}"] = xb[:, 1 + j]
     out["composition_withheld"] = np.where(cw & ~empty, _reason("composition"), "")
     out["behaviour_withheld"] = np.where(bw & ~empty, _reason("behaviour"), "")
-    frame = pd.DataFrame(out)
     if draws is not None:
-        _intervals(frame, lv, spec, draws, exact, xa, xb, Na, Nb)
-    return frame
+        out.update(_intervals(out, lv, spec, draws, exact, xa, xb, Na, Nb))
+    return pd.DataFrame(out)
 
 
 def _by_domain(parts: dict, spec: dict) -> dict:
@@ -474,8 +482,10 @@ def _reason(side: str) -> str:
     return (f"{side} split withheld: {what}; Yun's shares would be unbounded")
 
 
-def _intervals(frame, lv, spec, draws, exact, xa, xb, Na, Nb) -> None:
-    """Percentile 95 % intervals of every part from the coefficient draws (in place)."""
+def _intervals(point, lv, spec, draws, exact, xa, xb, Na, Nb) -> dict:
+    """Percentile 95 % intervals of every part from the coefficient draws:
+    ``{<part>_ci_low: array, <part>_ci_high: array}`` (NaN where the point split is
+    withheld)."""
     da, db = draws
     D = da.shape[0]
     if exact:
@@ -508,15 +518,25 @@ def _intervals(frame, lv, spec, draws, exact, xa, xb, Na, Nb) -> None:
     if spec["extra"]:
         series["behaviour_not_comparable"] = bparts[..., 1 + nc:].sum(axis=-1)
     series.update(_by_domain(series, spec))
+    limits = {}
     for name, values in series.items():
-        withheld = frame[name].isna().to_numpy() if name not in PARTS else np.zeros(len(frame),
-                                                                                     bool)
-        with warnings.catch_warnings():  # all-NaN rows (no records) give NaN quietly
-            warnings.simplefilter("ignore", RuntimeWarning)
-            low, high = np.nanpercentile(values, [2.5, 97.5], axis=1)
-        low[withheld], high[withheld] = np.nan, np.nan
-        frame[f"{name}_ci_low"] = low
-        frame[f"{name}_ci_high"] = high
+        low, high = _percentiles(values)
+        if name not in PARTS:
+            withheld = ~np.isfinite(point[name])
+            low[withheld], high[withheld] = np.nan, np.nan
+        limits[f"{name}_ci_low"], limits[f"{name}_ci_high"] = low, high
+    return limits
+
+
+def _percentiles(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """2.5 and 97.5 percentiles along the draws (NaN draws left out; NaN when all are)."""
+    if np.isfinite(values).all():
+        low, high = np.percentile(values, [2.5, 97.5], axis=1)
+        return low, high
+    with warnings.catch_warnings():  # all-NaN rows (no records) give NaN quietly
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanpercentile(values, [2.5, 97.5], axis=1)
+    return low, high
 
 
 def _label(mun, st, nt, names):
