@@ -136,3 +136,19 @@ def test_census_records_that_changed_after_publication_are_refused(small_demo, t
     code, _, err = run(["trend", "--a", "2017", "--b", "2023", "--data-dir", data, "-o",
                         tmp_path / "t.csv"], capsys)
     assert code == 2 and "keeps no census records" in err
+
+
+def test_swapped_editions_negate_every_part_on_the_same_geography(small_demo, tmp_path, capsys):
+    tables = {}
+    for a, b in (("2017", "2023"), ("2023", "2017")):
+        out = tmp_path / f"{a}_{b}.csv"
+        code, _, err = run(["trend", "--a", a, "--b", b, "--data-dir", small_demo, "-o", out],
+                           capsys)
+        assert code == 0, err
+        assert "geography of edition 2017" in err
+        tables[a] = pd.read_csv(out, dtype={"unit": str}).set_index("unit")
+    fwd, back = tables["2017"], tables["2023"]
+    assert list(fwd.index) == list(back.index)
+    parts = [c for c in fwd.columns if c.startswith(("change", "composition", "behaviour"))]
+    assert np.allclose(fwd[parts], -back[parts], atol=1e-9, equal_nan=True)
+    assert np.allclose(fwd["probability_a"], back["probability_b"], atol=1e-12, equal_nan=True)
