@@ -158,3 +158,15 @@ def test_edition_without_census_records(data_dir, tmp_path):
     html = client.get("/tendencias?a=2017&b=2023").get_data(as_text=True)
     assert 'data-trend="impossible"' in html and "keeps no census records" in html
     assert np.isfinite(1.0)
+
+
+def test_a_single_edition_gets_a_notice_not_an_error(data_dir, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(data_dir, data)
+    for name in ("2019", "2023"):
+        for path in (data / "editions").glob(f"{name}.*"):
+            path.unlink()
+    r = web_app(data).test_client().get("/tendencias?lang=en")
+    assert r.status_code == 200
+    assert 'data-trend="impossible"' in r.get_data(as_text=True)
+    assert "a trend needs two" in r.get_data(as_text=True)

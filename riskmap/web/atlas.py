@@ -531,7 +531,10 @@ class Atlas:
         def build():
             from ..model.trend import load_trend
 
-            return load_trend(self.store, a, b)
+            # The municipal rows follow the older edition's geography; its names are here.
+            older = a if self.edition(a).year <= self.edition(b).year else b
+            names = self._entry(older)[2][["cvegeo", "cve_ent", "nom_ent", "nom_mun"]]
+            return load_trend(self.store, a, b, names=names)
 
         return self._cached(key, build)
 

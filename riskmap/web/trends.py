@@ -187,6 +187,13 @@ def tendencias():
     from .pages import _domain_labels, _geometry_url, _map_config, _municipio_link, _tile_kwargs
 
     atlas = get_atlas()
+    names = atlas.names()
+    if len(names) == 1 and not request.args.get("a") and not request.args.get("b"):
+        return render_template("tendencias.html", **notices.page_context(atlas, names[0]),
+                               editions=atlas.editions(), edition=names[0], a=names[0],
+                               b=names[0], usable=modelled(atlas), trend=None,
+                               impossible=gettext("Solo hay una edición publicada: una "
+                                                  "tendencia necesita dos."))
     a, b = pair(atlas)
     older = a if atlas.edition(a).year <= atlas.edition(b).year else b
     context = dict(notices.page_context(atlas, b, a), editions=atlas.editions(), edition=b,
