@@ -65,8 +65,7 @@ def test_sentences_follow_the_numbers(client, app):
         nat = get_atlas().trend("2017", "2023").nation.iloc[0]
     html = client.get("/tendencias?a=2017&b=2023&lang=es").get_data(as_text=True)
     verb = "redujeron" if nat["composition"] < 0 else "aumentaron"
-    assert f"(composición) {verb} la tasa nacional {abs(nat['composition']) * 100:.2f}" in html \
-        or f"(composición) {verb} la tasa nacional {abs(nat['composition']) * 100:.1f}" in html
+    assert f"(composición) {verb} la tasa nacional {abs(nat['composition']) * 100:.2f}" in html
 
 
 def test_state_view_and_links(client):

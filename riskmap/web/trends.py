@@ -71,10 +71,9 @@ def dominant(row) -> str:
 
 
 # -- sentences ----------------------------------------------------------------------------------
-def _points(value, other=None) -> str:
-    """Absolute value in percentage points; decimals chosen by the larger of the pair."""
-    top = max(abs(value), abs(other if other is not None else value)) * 100
-    return f"{abs(value) * 100:.2f}" if top < 1 else f"{abs(value) * 100:.1f}"
+def _points(value) -> str:
+    """Absolute value in percentage points, two decimals (changes are often tenths)."""
+    return f"{abs(value) * 100:.2f}"
 
 
 def _ci(row, part) -> str:
@@ -85,7 +84,7 @@ def _ci(row, part) -> str:
         return gettext("(IC 95 %%: %(low)s a %(high)s puntos; no se distingue de cero)",
                        low=f"{low * 100:+.2f}", high=f"{high * 100:+.2f}")
     a, b = sorted((abs(low), abs(high)))
-    return gettext("(IC 95 %%: %(low)s a %(high)s)", low=_points(a, b), high=_points(b, a))
+    return gettext("(IC 95 %%: %(low)s a %(high)s)", low=_points(a), high=_points(b))
 
 
 def sentences(trend, row, place: str, labels: dict) -> list[str]:
@@ -97,8 +96,8 @@ def sentences(trend, row, place: str, labels: dict) -> list[str]:
     if pa is None or pb is None:
         return out
     unit = " %" if lang == "es" else "%"
-    out.append(gettext("Entre %(a)s y %(b)s, %(place)s pasó de %(pa)s a %(pb)s: un cambio de "
-                       "%(sign)s%(d)s puntos %(ci)s.", a=trend.a, b=trend.b, place=place,
+    out.append(gettext("Entre %(a)s y %(b)s, %(place)s (modelada con los registros censales) "
+                       "pasó de %(pa)s a %(pb)s: un cambio de %(sign)s%(d)s puntos %(ci)s.", a=trend.a, b=trend.b, place=place,
                        pa=f"{pa * 100:.1f}{unit}", pb=f"{pb * 100:.1f}{unit}",
                        sign="+" if change >= 0 else "−", d=_points(change),
                        ci=_ci(row, "change")).replace(" .", "."))
