@@ -169,3 +169,17 @@ def test_a_single_edition_gets_a_notice_not_an_error(data_dir, tmp_path):
     assert r.status_code == 200
     assert 'data-trend="impossible"' in r.get_data(as_text=True)
     assert "a trend needs two" in r.get_data(as_text=True)
+
+
+def test_openapi_documents_the_trend_route(client):
+    from openapi_spec_validator import validate
+
+    from riskmap.web.trends import FORMATS, LEVELS
+
+    doc = client.get("/api/v1/openapi.json").get_json()
+    validate(doc)
+    op = doc["paths"]["/tendencias"]["get"]
+    declared = {p["name"]: p for p in op["parameters"]}
+    assert set(declared) == {"a", "b", "por", "estado", "formato"}
+    assert declared["por"]["schema"]["enum"] == list(LEVELS)
+    assert declared["formato"]["schema"]["enum"] == list(FORMATS)
