@@ -152,3 +152,41 @@ def test_swapped_editions_negate_every_part_on_the_same_geography(small_demo, tm
     parts = [c for c in fwd.columns if c.startswith(("change", "composition", "behaviour"))]
     assert np.allclose(fwd[parts], -back[parts], atol=1e-9, equal_nan=True)
     assert np.allclose(fwd["probability_a"], back["probability_b"], atol=1e-12, equal_nan=True)
+
+
+def test_an_imported_list_replacing_a_modelled_edition_drops_its_records(small_demo, tmp_path,
+                                                                        capsys):
+    data = tmp_path / "data"
+    shutil.copytree(small_demo, data)
+    store = DataStore(data)
+    levels = tmp_path / "levels.csv"
+    store.load_edition("2017").rows[["cvegeo", "level"]].to_csv(levels, index=False)
+    assert store.census_path("2017").exists()
+    code, _, err = run(["import-edition", "--edition", "2017", "--levels", levels,
+                        "--boundaries", data / "demo" / "boundaries_2015.gpkg", "--vintage",
+                        "2015", "--year", "2017", "--data-dir", data], capsys)
+    assert code == 0, err
+    assert not store.census_path("2017").exists()
+    assert store.census_path("2023").exists()
+
+
+def test_a_failed_publication_keeps_the_previous_census_records(small_demo, tmp_path,
+                                                               monkeypatch):
+    import pyogrio
+
+    data = tmp_path / "data"
+    shutil.copytree(small_demo, data)
+    store = DataStore(data)
+    before = sha256_file(store.census_path("2023"))
+    edition = store.load_edition("2023")
+    edition.census = store.load_census("2023").iloc[:100]
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pyogrio, "write_dataframe", fail)
+    with pytest.raises(OSError):
+        store.publish_edition(edition)
+    assert sha256_file(store.census_path("2023")) == before
+    assert store.load_census("2023").shape[0] > 100  # digest still matches the card
+    assert not [p for p in (data / "editions").iterdir() if p.name.startswith(".")]

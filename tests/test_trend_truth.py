@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from riskmap.model.trend import load_trend
@@ -61,3 +62,39 @@ def test_states_carry_intervals_and_add_up(trend):
     assert len(st) == 32
     assert np.allclose(st["composition"] + st["behaviour"], st["change"], atol=1e-14)
     assert (st["behaviour_ci_low"] < st["behaviour_ci_high"]).all()
+
+
+def _true_by_state(store, truth_coef):
+    """Composition and behaviour per state under the true coefficients, by plain numpy."""
+    names = ["intercept", *[c for c in truth_coef["2017"] if c != "intercept"]]
+    out = {}
+    P = {}
+    for side in ("2017", "2023"):
+        census = store.load_census(side)
+        X = np.column_stack([np.ones(len(census))] + [census[c].to_numpy(float)
+                                                      for c in names[1:]])
+        state = census["cvegeo"].str[:2].to_numpy()
+        v = census["weight"].to_numpy()
+        for coef in ("2017", "2023"):
+            p = 1 / (1 + np.exp(-(X @ np.array([truth_coef[coef][n] for n in names]))))
+            frame = pd.DataFrame({"s": state, "vp": v * p, "v": v}).groupby("s").sum()
+            P[(side, coef)] = frame["vp"] / frame["v"]
+    out["composition"] = 0.5 * (P[("2023", "2017")] - P[("2017", "2017")]
+                                + P[("2023", "2023")] - P[("2017", "2023")])
+    out["behaviour"] = 0.5 * (P[("2017", "2023")] - P[("2017", "2017")]
+                              + P[("2023", "2023")] - P[("2023", "2017")])
+    return pd.DataFrame(out)
+
+
+def test_state_intervals_cover_the_true_state_parts(demo_dir, trend):
+    coef = json.loads((demo_dir / "demo" / "truth" / "coefficients.json").read_text())
+    true = _true_by_state(DataStore(demo_dir), coef)
+    st = trend.states.set_index("unit")
+    for part in ("composition", "behaviour"):
+        inside = ((st[f"{part}_ci_low"] <= true[part]) & (true[part] <= st[f"{part}_ci_high"]))
+        same_sign = np.sign(st[part]) == np.sign(true[part])
+        print(part, f"covered {inside.mean():.2f}, same sign {same_sign.mean():.2f}")
+        # 95 % intervals; the states share the coefficient draws, so their misses come
+        # together: the bound leaves room for one unlucky direction of the estimates.
+        assert inside.mean() >= 0.75, part
+        assert same_sign.mean() >= 0.9, part

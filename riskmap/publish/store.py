@@ -127,6 +127,9 @@ class DataStore:
         with atomic_path(target.with_suffix(".model_card.json")) as tmp:
             tmp.write_text(json.dumps(edition.card, ensure_ascii=False, indent=2,
                                       default=_jsonable), encoding="utf-8")
+        if edition.census is None and not edition.card.get("census_records"):
+            # An edition without records (an imported list) replaced one that had them.
+            self.census_path(name).unlink(missing_ok=True)
         return target
 
     def load_edition(self, name: str) -> Edition:
