@@ -39,8 +39,8 @@ def client(app):
 
 
 @pytest.mark.parametrize("lang, words", [
-    ("es", ["Tendencias: qué cambió y por qué", "la tasa nacional", "Factor dominante por municipio",
-            "Por estado"]),
+    ("es", ["Tendencias: qué cambió y por qué", "la tasa nacional",
+            "Factor dominante por municipio", "Por estado"]),
     ("en", ["Trends: what changed and why", "the national rate", "Dominant driver by municipality",
             "By state"]),
 ])
@@ -145,7 +145,8 @@ def test_no_decomposition_is_said_plainly(tmp_path):
     html = r.get_data(as_text=True)
     assert 'data-trend="impossible"' in html and "imported" in html
     api = client.get("/api/v1/tendencias?a=2017&b=2023")
-    assert api.status_code == 400 and "no trend decomposition is possible" in api.get_json()["error"]
+    assert api.status_code == 400
+    assert "no trend decomposition is possible" in api.get_json()["error"]
     assert client.get("/municipio/22001").status_code == 200
 
 

@@ -120,7 +120,8 @@ def waterfall(steps: list[dict], width: int = 680) -> dict | None:
         spans.append((start, end))
     # The axis spans the running totals and the intervals, not zero: the steps (tenths of a
     # point) would vanish beside rates of ten points. Totals start at the left edge.
-    ends = [b for _, b in spans] + [a for (a, _), s in zip(spans, steps) if s.get("kind") != "total"]
+    ends = [b for _, b in spans]
+    ends += [a for (a, _), s in zip(spans, steps) if s.get("kind") != "total"]
     ends += [a + float(s[k]) for (a, _), s in zip(spans, steps) for k in ("low", "high")
              if s.get(k) is not None and s.get("kind") != "total"]
     lo, hi = min(ends), max(ends)

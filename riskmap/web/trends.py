@@ -92,12 +92,14 @@ def sentences(trend, row, place: str, labels: dict) -> list[str]:
     language: the overall change, its two halves and the largest detailed drivers."""
     lang = current_lang()
     out = []
-    pa, pb, change = finite(row["probability_a"]), finite(row["probability_b"]), finite(row["change"])
+    pa, pb = finite(row["probability_a"]), finite(row["probability_b"])
+    change = finite(row["change"])
     if pa is None or pb is None:
         return out
     unit = " %" if lang == "es" else "%"
     out.append(gettext("Entre %(a)s y %(b)s, %(place)s (modelada con los registros censales) "
-                       "pasó de %(pa)s a %(pb)s: un cambio de %(sign)s%(d)s puntos %(ci)s.", a=trend.a, b=trend.b, place=place,
+                       "pasó de %(pa)s a %(pb)s: un cambio de %(sign)s%(d)s puntos %(ci)s.",
+                       a=trend.a, b=trend.b, place=place,
                        pa=f"{pa * 100:.1f}{unit}", pb=f"{pb * 100:.1f}{unit}",
                        sign="+" if change >= 0 else "−", d=_points(change),
                        ci=_ci(row, "change")).replace(" .", "."))
