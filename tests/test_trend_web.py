@@ -72,6 +72,7 @@ def test_state_view_and_links(client):
     html = client.get("/tendencias?a=2017&b=2023&estado=02").get_data(as_text=True)
     assert "la tasa de" in html
     assert '"estado": "02"' in html
+    assert "Mayor parte: " in html  # the driver map's tooltips name the largest part
     index = client.get("/").get_data(as_text=True)
     assert "/tendencias" in index  # navigation
     comparar = client.get("/comparar?a=2017&b=2023").get_data(as_text=True)

@@ -168,17 +168,24 @@ def _waterfall(trend, row, domain_labels: dict) -> dict | None:
     return waterfall(steps)
 
 
-def _map_values(rows: pd.DataFrame) -> dict:
+def _map_values(rows: pd.DataFrame, trend, labels: dict) -> dict:
+    """Driver class and tooltip lines per municipality (words resolved once, not per row)."""
+    lang = current_lang()
+    words = {"change": str(_l("Cambio")), "composition": str(_l("Composición")),
+             "behaviour": str(_l("Comportamiento"))}
+    points, largest = gettext("puntos"), gettext("Mayor parte")
+    parts = [(f"{side}_{c}", words[side], labels.get(c, {}).get(lang, c))
+             for side in ("composition", "behaviour") for c in trend.covariates]
     out = {}
     for rec in rows.to_dict("records"):
-        key = dominant(rec)
-        lines = []
-        for part, word in (("change", _l("Cambio")), ("composition", _l("Composición")),
-                           ("behaviour", _l("Comportamiento"))):
-            v = finite(rec[part])
-            if v is not None:
-                lines.append(f"{word}: {v * 100:+.2f} {gettext('puntos')}")
-        out[str(rec["unit"])] = [key, *lines]
+        lines = [f"{words[p]}: {v * 100:+.2f} {points}" for p in words
+                 if (v := finite(rec[p])) is not None]
+        found = [(abs(v), v, side, label) for col, side, label in parts
+                 if (v := finite(rec[col])) is not None]
+        if found:
+            _, v, side, label = max(found)
+            lines.append(f"{largest}: {side} · {label} ({v * 100:+.2f})")
+        out[str(rec["unit"])] = [dominant(rec), *lines]
     return out
 
 
@@ -226,7 +233,7 @@ def tendencias():
     worsened = ranked[ranked["behaviour"] > 0].nlargest(TOP, "behaviour")
     bbox = next((s["bbox"] for s in states if s["cve_ent"] == estado), None)
     parts = maps.build_map("tendencias", bounds=bbox, **_tile_kwargs())
-    values = _map_values(mun)
+    values = _map_values(mun, trend, labels)
     spec = {"var": parts.name, "geometry": _geometry_url(vintage), "values": values,
             "mode": "keyed", "keyColours": DRIVER_COLOURS, "link": _municipio_link(older),
             "estado": estado, "fit": True}
