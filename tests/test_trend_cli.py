@@ -190,3 +190,34 @@ def test_a_failed_publication_keeps_the_previous_census_records(small_demo, tmp_
     assert sha256_file(store.census_path("2023")) == before
     assert store.load_census("2023").shape[0] > 100  # digest still matches the card
     assert not [p for p in (data / "editions").iterdir() if p.name.startswith(".")]
+
+
+def test_semi_synthetic_mexico_pools_the_municipalities_created_after_2015(mx_dir, tmp_path,
+                                                                          capsys):
+    from riskmap.model.trend import load_trend
+    from test_crosswalk import CREATED_2015_2020
+
+    data = tmp_path / "data"
+    code, _, err = run(["simulate", "--boundaries", mx_dir / "municipios_2020.geojson",
+                        "--census-table", mx_dir / "censo2020_municipal.csv",
+                        "--old-boundaries", mx_dir / "municipios_2015.geojson",
+                        "--census-records", 100_000, "--survey-records", 20_000,
+                        "--data-dir", data, "--seed", "7"], capsys)
+    assert code == 0, err
+    trend = load_trend(DataStore(data), "2017", "2023", draws=200)
+    mun = trend.municipalities
+    assert len(mun) == 2457 and not set(CREATED_2015_2020) & set(mun["unit"])
+    # The parents' 2023 values pool their pieces: children of the 2020 census records of
+    # parent and pieces together.
+    census = DataStore(data).load_census("2023")
+    pieces = {}
+    for child, parent in CREATED_2015_2020.items():
+        pieces.setdefault(parent, [parent]).append(child)
+    for parent, codes in pieces.items():
+        kids = census.loc[census["cvegeo"].isin(codes), "weight"].sum()
+        row = mun.set_index("unit").loc[parent]
+        assert row["children_b"] == pytest.approx(kids, rel=1e-9), (parent, codes)
+    ok = mun["change"].notna()
+    assert np.allclose(mun.loc[ok, "composition"] + mun.loc[ok, "behaviour"],
+                       mun.loc[ok, "change"], atol=1e-14)
+    assert len(trend.states) == 32
