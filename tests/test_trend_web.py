@@ -149,6 +149,9 @@ def test_no_decomposition_is_said_plainly(tmp_path):
     assert api.status_code == 400
     assert "no trend decomposition is possible" in api.get_json()["error"]
     assert client.get("/municipio/22001").status_code == 200
+    comparar = client.get("/comparar?a=2017&b=2023").get_data(as_text=True)
+    assert 'data-trend="impossible"' in comparar and "/tendencias?" not in comparar.split(
+        "<main")[1]
 
 
 def test_edition_without_census_records(data_dir, tmp_path):
