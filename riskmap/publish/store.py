@@ -174,7 +174,8 @@ class DataStore:
         path = self.census_path(name)
         if not kept.get("sha256") or not path.exists():
             what = ("an imported list of published levels" if card.get("kind") == "imported"
-                    else "published without them")
+                    else f"{path.name}, named in its model card, is missing"
+                    if kept.get("sha256") else "published without them")
             raise InputError(f"edition {name} keeps no census records ({what}): it cannot be "
                              "re-scored, so no trend decomposition is possible")
         if sha256_file(path) != kept["sha256"]:
