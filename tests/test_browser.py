@@ -210,7 +210,8 @@ def test_edition_choice_reloads_as_permalink(server, browser):
 
 
 @pytest.mark.parametrize("path,name", [("/", "demo_nacional"), ("/comparar", "demo_comparar"),
-                                       ("/focalizacion", "demo_focalizacion")])
+                                       ("/focalizacion", "demo_focalizacion"),
+                                       ("/tendencias", "demo_tendencias")])
 def test_full_demo_maps_draw_without_console_errors(demo_dir, demo_server, browser, path, name):
     from riskmap.web.atlas import Atlas
 
@@ -218,7 +219,9 @@ def test_full_demo_maps_draw_without_console_errors(demo_dir, demo_server, brows
     a, b = atlas.names()[-2:]
     n_b, n_a = len(atlas.rows(b)), len(atlas.rows(a))
     # The comparison draws the change map and the level map on b's geography, and a's map.
-    expected = {"/": n_b, "/comparar": 2 * n_b + n_a, "/focalizacion": n_b}[path]
+    # The trend map follows the oldest edition's geography (the default pair: oldest-latest).
+    expected = {"/": n_b, "/comparar": 2 * n_b + n_a, "/focalizacion": n_b,
+                "/tendencias": len(atlas.rows(atlas.names()[0]))}[path]
     browser.get_log("browser")
     drawn = _open(browser, demo_server + path, timeout=60)
     _shot(browser, name)

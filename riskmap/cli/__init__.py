@@ -3,6 +3,7 @@
 - :mod:`riskmap.cli.core`  demo, build, export, show
 - :mod:`riskmap.cli.web`   serve
 - :mod:`riskmap.cli.real`  crosswalk, simulate, import-edition, fetch, harmonise
+- :mod:`riskmap.cli.trend` trend
 
 Commands that read or write the data directory take ``--data-dir``; ``crosswalk`` and
 ``harmonise`` only turn input files into an output file (``-o``).
@@ -61,4 +62,4 @@ def main(argv=None):
 
 
 # Register the commands (imported for their side effect on ``cli``).
-from . import core, real, web  # noqa: E402, F401
+from . import core, real, trend, web  # noqa: E402, F401

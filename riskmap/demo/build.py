@@ -119,7 +119,7 @@ def build_demo_inputs(data_dir, seed: int = DEFAULT_SEED,
     dict
         Paths: ``boundaries`` {vintage: gpkg}, ``raster`` (tif), ``census`` {census: parquet},
         ``survey`` {edition: parquet}, ``truth`` {"coefficients": json, "editions": json,
-        "municipal": {edition: csv}}, ``readme`` (LEEME.txt, the synthetic-data notice);
+        "municipal": {edition: csv}, "trend": json}, ``readme`` (LEEME.txt, the synthetic-data notice);
         also ``editions`` {edition: {"vintage", "census", "year", "rate"}} and ``timings``
         {step: seconds}.
     """
@@ -243,6 +243,10 @@ def _generate(data_dir: Path, seed: int, progress, config: DemoConfig) -> dict:
         paths["survey"][model.edition] = path
         paths["editions"][model.edition] = {"vintage": v, "census": model.census,
                                             "year": model.year, "rate": model.rate}
+    from .trend_truth import write_true_trend
+
+    paths["truth"]["trend"] = write_true_trend(out / "truth", "2017", "2023", census, cropland,
+                                               truth_coef, TRUE_MODELS)
     coef_path = out / "truth" / "coefficients.json"
     coef_path.write_text(json.dumps(truth_coef, indent=2, sort_keys=False) + "\n",
                          encoding="utf-8")

@@ -56,12 +56,17 @@ class Edition:
         The model card (docs/DESIGN.md). Always has ``edition``, ``kind``, ``vintage``,
         ``synthetic``, ``sources``, ``rule``, ``created``, ``year``; modelled editions add
         ``coefficients``, ``covariance``, ``national_rate``, ``diagnostics``, ``spec``...
+    census : pandas.DataFrame, optional
+        The census records the edition was scored on (``cvegeo``, ``weight``, covariates),
+        kept when it is published so that the trend decomposition can re-score them; None
+        for imported editions and for editions loaded from the store.
     """
 
     name: str
     rows: gpd.GeoDataFrame
     factors: pd.DataFrame
     card: dict
+    census: pd.DataFrame | None = None
 
     @property
     def vintage(self) -> str:

@@ -152,7 +152,8 @@ def build_edition(name, survey: pd.DataFrame, census: pd.DataFrame,
     card = _card(name, vintage, year, sources, synthetic, spec, model, diagnostics, rate,
                  levels.describe_rule(rate["estimate"], min_records), survey, census, rows)
     card["census_sample"] = bool(census_sample)
-    return Edition(name=name, rows=rows, factors=long, card=card)
+    return Edition(name=name, rows=rows, factors=long, card=card,
+                   census=census[["cvegeo", "weight", *covariates]])
 
 
 def _nested_psu(survey: pd.DataFrame) -> np.ndarray:

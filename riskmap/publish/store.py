@@ -4,6 +4,8 @@ Layout::
 
     <data_dir>/editions/<name>.gpkg             layers municipios (geometry), factores, model_card
     <data_dir>/editions/<name>.model_card.json  convenience copy of the card (read-only use)
+    <data_dir>/editions/<name>.census.parquet   census records the edition was scored on
+                                                (SHA-256 in the card's ``census_records``)
     <data_dir>/geography/<vintage>.gpkg          layers municipios, estados
     <data_dir>/crosswalks/<from>__<to>.csv       cvegeo_from, cvegeo_to, share[, share_to]
 
@@ -18,7 +20,7 @@ import json
 import os
 import re
 import tempfile
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import geopandas as gpd
@@ -27,6 +29,7 @@ import pyogrio
 
 from .edition import Edition, EXTRA_COLUMNS, FACTOR_COLUMNS, ROW_COLUMNS
 from ..errors import InputError, NotFound
+from ..fileio import sha256_file
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _CODE_COLUMNS = {"cvegeo": str, "cve_ent": str, "cve_mun": str}
@@ -103,15 +106,30 @@ class DataStore:
         if factors is None or len(factors) == 0:
             factors = pd.DataFrame({c: pd.Series(dtype="float64" if c.endswith(("mean", "tion"))
                                                  else "str") for c in FACTOR_COLUMNS})
-        card_json = json.dumps(edition.card, ensure_ascii=False, allow_nan=False, default=_jsonable)
-        with atomic_path(target) as tmp:
-            pyogrio.write_dataframe(rows, tmp, layer="municipios", driver="GPKG")
-            pyogrio.write_dataframe(pd.DataFrame(factors), tmp, layer="factores", driver="GPKG")
-            pyogrio.write_dataframe(pd.DataFrame({"key": ["model_card"], "json": [card_json]}),
-                                    tmp, layer="model_card", driver="GPKG")
+        with ExitStack() as stack:
+            if edition.census is not None:
+                # Written first, renamed last: its digest goes into the card, and a failure
+                # anywhere leaves the previous records (and edition) in place.
+                census_tmp = stack.enter_context(atomic_path(self.census_path(name)))
+                edition.census.to_parquet(census_tmp, index=False)
+                edition.card["census_records"] = {
+                    "file": self.census_path(name).name, "sha256": sha256_file(census_tmp),
+                    "n_records": int(len(edition.census))}
+            card_json = json.dumps(edition.card, ensure_ascii=False, allow_nan=False,
+                                   default=_jsonable)
+            with atomic_path(target) as tmp:
+                pyogrio.write_dataframe(rows, tmp, layer="municipios", driver="GPKG")
+                pyogrio.write_dataframe(pd.DataFrame(factors), tmp, layer="factores",
+                                        driver="GPKG")
+                pyogrio.write_dataframe(pd.DataFrame({"key": ["model_card"],
+                                                      "json": [card_json]}),
+                                        tmp, layer="model_card", driver="GPKG")
         with atomic_path(target.with_suffix(".model_card.json")) as tmp:
             tmp.write_text(json.dumps(edition.card, ensure_ascii=False, indent=2,
                                       default=_jsonable), encoding="utf-8")
+        if edition.census is None and not edition.card.get("census_records"):
+            # An edition without records (an imported list) replaced one that had them.
+            self.census_path(name).unlink(missing_ok=True)
         return target
 
     def load_edition(self, name: str) -> Edition:
@@ -138,6 +156,35 @@ class DataStore:
             raise NotFound(f"edition {name!r} is not published; published: "
                            + (", ".join(self.edition_names()) or "none"))
         return json.loads(path.with_suffix(".model_card.json").read_text(encoding="utf-8"))
+
+    def census_path(self, name: str) -> Path:
+        return self.root / "editions" / f"{check_name(name)}.census.parquet"
+
+    def load_census(self, name: str, card: dict | None = None) -> pd.DataFrame:
+        """The census records edition ``name`` was scored on, checked against the card's digest.
+
+        Raises
+        ------
+        InputError
+            The edition keeps no census records (imported, or published before they were
+            kept) or the file does not match the digest in its model card.
+        """
+        card = self.load_card(name) if card is None else card
+        kept = card.get("census_records") or {}
+        path = self.census_path(name)
+        if not kept.get("sha256") or not path.exists():
+            what = ("an imported list of published levels" if card.get("kind") == "imported"
+                    else f"{path.name}, named in its model card, is missing"
+                    if kept.get("sha256") else "published without them")
+            raise InputError(f"edition {name} keeps no census records ({what}): it cannot be "
+                             "re-scored, so no trend decomposition is possible")
+        if sha256_file(path) != kept["sha256"]:
+            raise InputError(f"the census records of edition {name} do not match the digest in "
+                             "its model card (the file changed after publication); publish "
+                             "the edition again", file=path.name)
+        census = pd.read_parquet(path)
+        census["cvegeo"] = census["cvegeo"].astype(str)
+        return census
 
     # -- geography --------------------------------------------------------------------------
     def vintage_path(self, vintage: str) -> Path:

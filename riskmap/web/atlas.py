@@ -484,6 +484,23 @@ class Atlas:
 
         return self._cached(key, build)
 
+    def trend(self, a: str, b: str):
+        """The trend decomposition of editions ``a`` and ``b`` (riskmap.model.trend), computed
+        once per pair of edition files."""
+        self._check(a)
+        self._check(b)
+        key = ("trend", a, b, self._mtime(a), self._mtime(b))
+
+        def build():
+            from ..model.trend import load_trend
+
+            # The municipal rows follow the older edition's geography; its names are here.
+            older = a if self.edition(a).year <= self.edition(b).year else b
+            names = self._entry(older)[2][["cvegeo", "cve_ent", "nom_ent", "nom_mun"]]
+            return load_trend(self.store, a, b, names=names)
+
+        return self._cached(key, build)
+
     def targeting(self, edition: str, visits: int, q: float, states=None, levels=None,
                   by: str = "conteo") -> pd.DataFrame:
         """Greedy allocation of ``visits`` inspections (riskmap.model.targeting.allocate).

@@ -84,3 +84,67 @@ def calibration_plot(table: list[dict], size: int = 300) -> dict | None:
             "points": [{"x": sx(p), "y": sy(o), "predicted": p, "observed": o, "n": n}
                        for p, o, n in pts],
             "diag": {"x0": sx(0), "y0": sy(0), "x1": sx(top), "y1": sy(top)}}
+
+
+def waterfall(steps: list[dict], width: int = 680) -> dict | None:
+    """Geometry of a waterfall chart: a starting level, signed steps with intervals, an end.
+
+    Parameters
+    ----------
+    steps : list of dict
+        In order: ``label``, ``value`` and ``kind`` (``"total"``: a bar from zero, e.g. a
+        rate; ``"step"``: a change from the running total), optionally ``low`` and ``high``
+        (the step's 95 % interval, same units as ``value``).
+    width : int
+        Chart width in pixels.
+
+    Returns
+    -------
+    dict or None
+        ``width``, ``height``, ``label_w``, ``low`` and ``high`` (axis range; it does not
+        start at zero) and ``bars`` (x, y, w, h, label, value, kind, positive, and ``ci``
+        {x1, x2, low, high} when an interval is given); None without steps.
+    """
+    if not steps:
+        return None
+    label_w, bar_h, gap, top, value_w = 260, 20, 10, 10, 64
+    running, spans = 0.0, []
+    for s in steps:
+        v = float(s["value"])
+        if s.get("kind") == "total":
+            start, end = 0.0, v
+            running = v
+        else:
+            start, end = running, running + v
+            running = end
+        spans.append((start, end))
+    # The axis spans the running totals and the intervals, not zero: the steps (tenths of a
+    # point) would vanish beside rates of ten points. Totals start at the left edge.
+    ends = [b for _, b in spans]
+    ends += [a for (a, _), s in zip(spans, steps) if s.get("kind") != "total"]
+    ends += [a + float(s[k]) for (a, _), s in zip(spans, steps) for k in ("low", "high")
+             if s.get(k) is not None and s.get("kind") != "total"]
+    lo, hi = min(ends), max(ends)
+    pad = 0.25 * ((hi - lo) or abs(hi) or 1.0)
+    lo, hi = lo - pad, hi + pad * 0.2
+    plot_w = width - label_w - value_w
+    span = (hi - lo) or 1.0
+
+    def sx(v):
+        return round(label_w + plot_w * (v - lo) / span, 1)
+
+    bars = []
+    for i, (s, (start, end)) in enumerate(zip(steps, spans)):
+        if s.get("kind") == "total":
+            start = lo
+        x1, x2 = sorted((sx(start), sx(end)))
+        bar = {"x": x1, "y": top + i * (bar_h + gap), "w": max(x2 - x1, 1.0), "h": bar_h,
+               "label": s["label"], "value": float(s["value"]), "kind": s.get("kind", "step"),
+               "positive": float(s["value"]) > 0, "ci": None}
+        if s.get("low") is not None and s.get("high") is not None and bar["kind"] != "total":
+            bar["ci"] = {"x1": sx(start + float(s["low"])), "x2": sx(start + float(s["high"])),
+                         "low": float(s["low"]), "high": float(s["high"])}
+        bars.append(bar)
+    height = top * 2 + len(steps) * (bar_h + gap)
+    return {"width": width, "height": height, "label_w": label_w, "bars": bars,
+            "low": lo, "high": hi}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..publish.edition import LEVELS
 from . import params
 from .api import LIST_COLUMNS
+from .trends import FORMATS as TREND_FORMATS, LEVELS as TREND_LEVELS
 
 VERSION = "1.0.0"
 
@@ -136,6 +137,34 @@ def document(api_root: str = "/api/v1") -> dict:
                        "json (summary) or csv (one row per municipality)."),
             ],
             "responses": {**_ok({"type": "object"}, "Comparison."), **_errors(400, 404, 405)}}},
+        "/tendencias": {"get": {
+            "operationId": "decomposeTrend",
+            "summary": "What changed between two editions, and why: change = composition + "
+                       "behaviour (exact Shapley split), parts per common covariate (Yun's "
+                       "weights) and per policy domain; 95 % intervals for states and the "
+                       "nation from 1,000 coefficient draws (census-sample uncertainty "
+                       "ignored). Editions without a fitted model or census records (imported "
+                       "lists) answer 400.",
+            "parameters": [
+                _param("a", "query", _STR, "Older edition; default the oldest modelled one."),
+                _param("b", "query", _STR, "Newer edition; default the latest modelled one."),
+                _param("por", "query", {"type": "string", "enum": list(TREND_LEVELS)},
+                       "One row per municipality (older geography), state or the nation "
+                       "(default nacional)."),
+                ESTADO,
+                _param("formato", "query", {"type": "string", "enum": list(TREND_FORMATS)},
+                       "json (rows with every part and interval) or csv (the columns of "
+                       "`riskmap trend`)."),
+            ],
+            "responses": {
+                "200": {"description": "Decomposition rows.", "content": {
+                    "application/json": {"schema": {"type": "object", "properties": {
+                        "ok": {"const": True},
+                        "data": {"type": "object", "required": ["a", "b", "rows"]},
+                        "meta": {"$ref": "#/components/schemas/Meta"},
+                        "links": {"type": "object"}}}},
+                    "text/csv": {"schema": {"type": "string"}}}},
+                **_errors(400, 404, 405)}}},
         "/focalizacion": {"get": {
             "operationId": "targetVisits",
             "summary": "Greedy allocation of inspection visits maximising expected detections "

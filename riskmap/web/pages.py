@@ -249,11 +249,13 @@ def municipio(cvegeo):
     except NotFound:
         neighbours = []
     lang = current_lang()
+    from .trends import municipal
+
     return render_template(
         "municipio.html", **_common(atlas, edition), m=info, map=parts, legends=legends,
         config=_map_config([spec], states=states), history=history, neighbours=neighbours,
         bars=factor_bars(info.get("factors", []), lang, _domain_labels(lang)),
-        change_labels=CHANGE_LABELS)
+        change_labels=CHANGE_LABELS, trend=municipal(atlas, cvegeo))
 
 
 @functools.lru_cache(maxsize=1)
