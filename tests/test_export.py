@@ -253,12 +253,15 @@ def test_ranks_are_integers_with_blanks(edition, tmp_path, fmt):
     path = export_edition(edition, fmt, tmp_path / f"o.{FORMATS[fmt].extension}")
     if fmt == "csv":
         text = path.read_text(encoding="utf-8-sig").splitlines()
-        assert text[1].split(",")[11:13] == ["2", "1"]
-        assert text[5].split(",")[11:13] == ["", ""]
+        at = ROW_COLUMNS.index("rank_national")
+        assert text[1].split(",")[at:at + 2] == ["2", "1"]
+        assert text[5].split(",")[at:at + 2] == ["", ""]
         return
     if fmt == "xlsx":
         ws = openpyxl.load_workbook(path)["municipios"]
-        assert (ws["L2"].value, ws["M2"].value, ws["L6"].value) == (2, 1, None)
+        col = openpyxl.utils.get_column_letter(ROW_COLUMNS.index("rank_national") + 1)
+        nxt = openpyxl.utils.get_column_letter(ROW_COLUMNS.index("rank_national") + 2)
+        assert (ws[f"{col}2"].value, ws[f"{nxt}2"].value, ws[f"{col}6"].value) == (2, 1, None)
         return
     if fmt == "geojson":
         props = [f["properties"] for f in json.loads(path.read_text())["features"]]

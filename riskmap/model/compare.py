@@ -22,7 +22,8 @@ import pandas as pd
 
 from .levels import LEVELS
 from ..errors import InputError, NotFound
-from .score import Z95, logit_interval
+from .rules import level_of
+from .score import Z95
 
 NO_INFO = "sin_informacion"
 CHANGES = ("aumento", "disminucion", "sin_cambio", NO_INFO)
@@ -182,15 +183,15 @@ def pieces(crosswalk, codes_a: pd.Index, codes_b: pd.Index) -> dict:
 
 
 def pool_pieces(ta: pd.DataFrame, groups: dict, reference: float | None,
-                z: float = Z95) -> pd.DataFrame:
+                z: float = Z95, rule: dict | None = None) -> pd.DataFrame:
     """A's value on B's geography for divided municipalities: children-weighted pieces.
 
     P = sum N_i P_i / sum N_i. Variance, conservatively: the census-sample parts are
     independent across pieces, the model parts (one fitted model) are taken as perfectly
     correlated, ``[(sum N_i sd_model_i)^2 + sum N_i^2 var_census_i] / (sum N_i)^2``; without
     that split (imported editions) ``se`` is pooled as perfectly correlated. The level
-    follows METHOD.md section 4 against A's national rate when there is an interval, else it
-    is the level of the piece that kept B's code.
+    follows A's level rule (``rule``, its card entry; :func:`riskmap.model.rules.level_of`)
+    when there is an interval, else it is the level of the piece that kept B's code.
 
     Returns
     -------
@@ -220,8 +221,7 @@ def pool_pieces(ta: pd.DataFrame, groups: dict, reference: float | None,
             var = (np.sum(w * se_i) / np.sum(w)) ** 2
         se = float(np.sqrt(var)) if np.isfinite(var) else np.nan
         if np.isfinite(se) and se > 0 and reference is not None and 0 < prob < 1:
-            low, high = logit_interval(prob, se, z)
-            level = "alto" if low > reference else "bajo" if high < reference else "medio"
+            level = level_of(prob, se, rule, reference, z)
         rows.append((code, prob, se, level, "+".join(members)))
     return pd.DataFrame(rows, columns=["cvegeo", "probability", "se", "level", "pieces"]
                         ).set_index("cvegeo")
@@ -262,7 +262,8 @@ def compare_editions(a, b, crosswalk=None) -> Comparison:
     level_a = aligned["level"].fillna(NO_INFO).to_numpy(dtype=object, copy=True)
     pa = aligned["probability"].to_numpy(dtype=np.float64, copy=True)
     sa = aligned["se"].to_numpy(dtype=np.float64, copy=True)
-    pooled = pool_pieces(ta, pieces(crosswalk, ta.index, codes_b), a.national_rate)
+    pooled = pool_pieces(ta, pieces(crosswalk, ta.index, codes_b), a.national_rate,
+                         rule=a.card.get("rule"))
     aggregated_from = np.full(len(codes_b), None, dtype=object)
     if len(pooled):
         at = codes_b.get_indexer(pooled.index)

@@ -28,6 +28,7 @@ from scipy.special import ndtr
 
 from ..errors import BadParameter, InputError
 from .levels import NO_INFO, normalise_key
+from .score import Z95, logit_interval
 
 #: The rule of every new edition unless another is asked for.
 DEFAULT_RULE = "mirti"
@@ -400,6 +401,23 @@ def uncertain(certainty) -> pd.Series:
     return (c < UNCERTAIN_BELOW).fillna(False).astype(bool)
 
 
+def level_of(probability: float, se: float, rule: dict | None, reference: float,
+             z: float = Z95) -> str:
+    """The level of one pooled estimate under an edition's stored rule (its card's ``rule``).
+
+    Cut-off rules (``mirti``, ``cortes``) compare P with the edition's stored cut-offs; the
+    significance rule (and a card without cut-offs) tests the logit-scale interval against
+    ``reference``. Used for municipalities whose pieces are pooled in a comparison.
+    """
+    cutoffs = (rule or {}).get("cutoffs") or {}
+    if (rule or {}).get("id") != "significance" and cutoffs.get("low") is not None \
+            and cutoffs.get("high") is not None:
+        return ("bajo" if probability <= cutoffs["low"] else
+                "alto" if probability > cutoffs["high"] else "medio")
+    low, high = logit_interval(probability, se, z)
+    return "alto" if low > reference else "bajo" if high < reference else "medio"
+
+
 def relevel(rows: pd.DataFrame, card: dict, spec=None,
             name: str = "levels") -> tuple[pd.Series, pd.Series, dict]:
     """Re-classify a published modelled edition under another rule, without refitting.
@@ -453,4 +471,4 @@ def relevel(rows: pd.DataFrame, card: dict, spec=None,
 
 __all__ = ["DEFAULT_RULE", "PUBLISHED", "RULES", "RULE_NAMES", "UNCERTAIN_BELOW",
            "CortesRule", "LevelRule", "MirtiRule", "SignificanceRule", "get_rule",
-           "level_certainty", "relevel", "uncertain"]
+           "level_certainty", "level_of", "relevel", "uncertain"]

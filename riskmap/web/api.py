@@ -228,14 +228,18 @@ def comparar():
     default_a = names[-2] if len(names) > 1 else default_b
     a = params.edition(request.args.get("a"), names, default_a)
     b = params.edition(request.args.get("b"), names, default_b)
+    regla = params.rule(request.args.get("regla"))
     formato = params.choice("formato", request.args.get("formato"), COMPARE_FORMATS, "json")
     if formato == "csv":
-        changes = atlas.comparison(a, b).changes  # one row per municipality of b
+        changes = atlas.comparison(a, b, regla).changes  # one row per municipality of b
+        uses = {u["edition"]: u["used"] for u in (atlas.rule_use(a, regla),
+                                                 atlas.rule_use(b, regla))}
+        changes = changes.assign(level_rule_a=uses[a], level_rule_b=uses[b])
         return _plain_csv(changes, f"riskmap_comparacion_{a}_{b}.csv", [a, b])
-    payload = jsonable(atlas.comparison_summary(a, b))
-    links = {"self": url_for(".comparar", a=a, b=b),
-             "csv": url_for(".comparar", a=a, b=b, formato="csv")}
-    return ok(payload, meta_for(a, b), links, editions={"a": a, "b": b})
+    payload = jsonable(atlas.comparison_summary(a, b, regla))
+    links = {"self": url_for(".comparar", a=a, b=b, regla=regla),
+             "csv": url_for(".comparar", a=a, b=b, regla=regla, formato="csv")}
+    return ok(payload, meta_for(a, b), links, editions={"a": a, "b": b}, rule=regla)
 
 
 def _plain_csv(table: pd.DataFrame, filename: str, editions: list[str]):
