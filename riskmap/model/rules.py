@@ -272,6 +272,15 @@ class CortesRule(LevelRule):
     def _cutoffs(self, p, reference):
         return {"low": self.parameters["low_pct"] / 100, "high": self.parameters["high_pct"] / 100}
 
+    def _classify(self, scores, p, cutoffs):
+        # In percent, as the legend is written (100 P <= A), rounded far below any published
+        # precision so that 0.122 is 12.2 and not 12.200000000000001.
+        pct = np.round(100 * p, 9)
+        level = np.full(len(p), "medio", dtype=object)
+        level[pct <= self.parameters["low_pct"]] = "bajo"
+        level[pct > self.parameters["high_pct"]] = "alto"
+        return level
+
     def _texts(self, cutoffs, reference):
         a, b = cutoffs["low"], cutoffs["high"]
         return {
