@@ -27,7 +27,7 @@ def test_build_prints_steps_and_summary(tmp_path, capsys):
     paths = write_inputs(tmp_path / "in", seed=3)
     code, out, err = run(build_args(paths, tmp_path / "data", "2019"), capsys)
     assert code == 0, err
-    assert out.startswith("published edition 2019 (16 municipalities): alto ")
+    assert out.startswith("published edition 2019 (16 municipalities, level rule mirti): alto ")
     steps = err.strip().splitlines()
     assert len(steps) >= 5 and all(s.startswith("[") for s in steps)
     assert "fitting the model" in err and "Traceback" not in err
