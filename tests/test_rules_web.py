@@ -204,3 +204,30 @@ def test_certainty_of_stored_demo_rows_matches_the_rule(demo_store):
     np.testing.assert_allclose(ed.rows["level_certainty"], again, rtol=1e-9)
     level, _ = get_rule("mirti").apply(ed.rows, ed.card["national_rate"]["estimate"])
     assert level.tolist() == ed.rows["level"].tolist()
+
+
+def test_history_names_the_rule_of_each_edition(client):
+    body = client.get("/api/v1/ediciones/2023/municipios.json?per_page=1").get_json()
+    code = body["data"][0]["cvegeo"]
+    history = client.get(f"/api/v1/ediciones/2023/municipios/{code}").get_json()["data"]
+    assert [h["level_rule"] for h in history["history"]] == ["significance"] * len(
+        history["history"])
+
+
+def test_relevel_refuses_an_imported_edition(tmp_path, capsys):
+    from cli_inputs import run
+    from test_bad_input import error_line
+    from test_pipeline import tree_hashes
+
+    root = build_fake_atlas(tmp_path, imported_2023=True)
+    hashes = tree_hashes(root)
+    code, _, err = run(["relevel", "--edition", "2023", "--levels", "mirti",
+                        "--data-dir", root], capsys)
+    assert code == 2
+    assert "edition 2023 is imported: its levels are kept as published" in error_line(err)
+    assert tree_hashes(root) == hashes
+    # a modelled edition of the same directory re-levels
+    code, out, _ = run(["relevel", "--edition", "2017", "--levels", "mirti",
+                        "--data-dir", root], capsys)
+    assert code == 0 and "significance" not in out
+    assert DataStore(root).load_card("2017")["relevelled_from"] == "significance"

@@ -313,9 +313,10 @@ class Atlas:
         For each edition: ``edition, year, vintage, cvegeo`` (the code used in that edition),
         ``derived_from`` (the parent's code when the municipality did not exist in that
         vintage and takes its parent's value, else ``None``), ``level, probability, ci_low,
-        ci_high, se`` and ``change`` versus the previous listed edition (``None`` for the
-        first): ``{diff, sd, significant, direction, change}`` with ``direction`` one of
-        ``increase`` / ``decrease`` / ``none`` and ``change`` the same in the vocabulary of
+        ci_high, se, level_rule`` (the rule its level follows) and ``change`` versus the
+        previous listed edition (``None`` for the first): ``{diff, sd, significant,
+        direction, change}`` with ``direction`` one of ``increase`` / ``decrease`` /
+        ``none`` and ``change`` the same in the vocabulary of
         :mod:`riskmap.model.compare` (``aumento`` / ``disminucion`` / ``sin_cambio``); METHOD.md
         section 6: significant when |d| > 1.96 sd, Var = Var_A + Var_B.
 
@@ -345,7 +346,7 @@ class Atlas:
             item = {"edition": name, "year": edition.year, "vintage": edition.vintage,
                     "cvegeo": code, "derived_from": parent,
                     **{k: clean(row[k]) for k in ("nom_mun", "level", "probability", "ci_low",
-                                                  "ci_high", "se")}}
+                                                  "ci_high", "se", "level_rule")}}
             item["change"] = None if previous is None else change(previous, item)
             out.append(item)
             previous = item
