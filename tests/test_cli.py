@@ -113,6 +113,7 @@ def test_demo_command_calls_builder_and_summarises(atlas, tmp_path, capsys, monk
     assert calls == [(str(data), 7)]
     counts = DataStore(atlas).load_card("2023")["level_counts"]
     assert f"alto {counts['alto']:>5}" in out and out.splitlines()[1].strip().startswith("2023")
+    assert out.splitlines()[1].rstrip().endswith("(rule mirti)")  # the stored rule, named
     assert "building" in err
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from ..publish.edition import LEVELS
+from ..publish.edition import LEVELS, rule_of
 from ..errors import InputError
 from . import cli, data_dir_option, resolve_data_dir
 
@@ -102,7 +102,9 @@ def _summary(store) -> list[str]:
     lines = []
     for name in store.edition_names():
         counts = _level_counts(store, name)
-        lines.append(f"{name:<12} " + "  ".join(f"{lev} {counts[lev]:>5}" for lev in LEVELS))
+        rule = rule_of(store.load_card(name))
+        lines.append(f"{name:<12} " + "  ".join(f"{lev} {counts[lev]:>5}" for lev in LEVELS)
+                     + f"  (rule {rule})")
     return lines
 
 
