@@ -284,7 +284,8 @@ def test_imported_edition_missing_layers(imported_server, browser):
     assert note.is_displayed()
     select = Select(browser.find_element("id", "capa"))
     disabled = {o.get_attribute("value") for o in select.options if not o.is_enabled()}
-    assert disabled == {"incertidumbre"}  # the current (empty) layer stays selectable
+    # the current (empty) layer stays selectable; an imported list has no level certainty
+    assert disabled == {"incertidumbre", "certeza"}
     select.select_by_value("nivel")
     assert not note.is_displayed()
     assert _severe(browser) == []
