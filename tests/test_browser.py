@@ -287,7 +287,35 @@ def test_imported_edition_missing_layers(imported_server, browser):
     assert note.is_displayed()
     select = Select(browser.find_element("id", "capa"))
     disabled = {o.get_attribute("value") for o in select.options if not o.is_enabled()}
-    assert disabled == {"incertidumbre"}  # the current (empty) layer stays selectable
+    # the current (empty) layer stays selectable; an imported list has no level certainty
+    assert disabled == {"incertidumbre", "certeza"}
     select.select_by_value("nivel")
     assert not note.is_displayed()
     assert _severe(browser) == []
+
+
+def test_certainty_layer_colours_and_tooltip(server, browser):
+    """The certeza layer colours each municipality by its fixed certainty class and the
+    tooltip gives the certainty, flagged below 80 %."""
+    _open(browser, server + "/?capa=certeza&lang=es")
+    got = browser.execute_script("""
+        const cfg = JSON.parse(document.getElementById('riskmap-config').textContent);
+        const spec = cfg.maps[0];
+        const out = [];
+        window[spec.var].eachLayer(l => {
+          if (!l.feature) return;
+          const v = spec.values[l.feature.properties.cvegeo];
+          if (!v || v[9] < 0) return;
+          if (out.some(o => (o[3] < 0.8) === (v[10] < 0.8))) return;  // one of each kind
+          l.openTooltip(l.getBounds().getCenter());
+          const tip = l.getTooltip().getElement().textContent;
+          out.push([l.options.fillColor, spec.classColours.certeza[v[9]], tip, v[10]]);
+          l.closeTooltip();
+        });
+        return out;""")
+    assert len(got) == 2  # one certain and one uncertain municipality
+    for fill, colour, tip, certainty in got:
+        assert fill == colour
+        assert "Certeza del nivel:" in tip
+        assert ("(incierto)" in tip) == (certainty < 0.8)
+    _shot(browser, "capa_certeza")

@@ -27,7 +27,7 @@ def test_build_prints_steps_and_summary(tmp_path, capsys):
     paths = write_inputs(tmp_path / "in", seed=3)
     code, out, err = run(build_args(paths, tmp_path / "data", "2019"), capsys)
     assert code == 0, err
-    assert out.startswith("published edition 2019 (16 municipalities): alto ")
+    assert out.startswith("published edition 2019 (16 municipalities, level rule mirti): alto ")
     steps = err.strip().splitlines()
     assert len(steps) >= 5 and all(s.startswith("[") for s in steps)
     assert "fitting the model" in err and "Traceback" not in err
@@ -113,6 +113,7 @@ def test_demo_command_calls_builder_and_summarises(atlas, tmp_path, capsys, monk
     assert calls == [(str(data), 7)]
     counts = DataStore(atlas).load_card("2023")["level_counts"]
     assert f"alto {counts['alto']:>5}" in out and out.splitlines()[1].strip().startswith("2023")
+    assert out.splitlines()[1].rstrip().endswith("(rule mirti)")  # the stored rule, named
     assert "building" in err
 
 

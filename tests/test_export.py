@@ -253,12 +253,15 @@ def test_ranks_are_integers_with_blanks(edition, tmp_path, fmt):
     path = export_edition(edition, fmt, tmp_path / f"o.{FORMATS[fmt].extension}")
     if fmt == "csv":
         text = path.read_text(encoding="utf-8-sig").splitlines()
-        assert text[1].split(",")[11:13] == ["2", "1"]
-        assert text[5].split(",")[11:13] == ["", ""]
+        at = ROW_COLUMNS.index("rank_national")
+        assert text[1].split(",")[at:at + 2] == ["2", "1"]
+        assert text[5].split(",")[at:at + 2] == ["", ""]
         return
     if fmt == "xlsx":
         ws = openpyxl.load_workbook(path)["municipios"]
-        assert (ws["L2"].value, ws["M2"].value, ws["L6"].value) == (2, 1, None)
+        col = openpyxl.utils.get_column_letter(ROW_COLUMNS.index("rank_national") + 1)
+        nxt = openpyxl.utils.get_column_letter(ROW_COLUMNS.index("rank_national") + 2)
+        assert (ws[f"{col}2"].value, ws[f"{nxt}2"].value, ws[f"{col}6"].value) == (2, 1, None)
         return
     if fmt == "geojson":
         props = [f["properties"] for f in json.loads(path.read_text())["features"]]
@@ -336,3 +339,35 @@ def test_counts_and_probabilities_lose_float_noise():
     text = export_bytes(ed, "csv")[0].decode("utf-8-sig")
     assert "1000.0," in text and "1000.00000000" not in text
     assert ",0.2," in text
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_every_format_carries_level_rule_and_certainty(demo_store, tmp_path, fmt):
+    """level_rule and level_certainty (empty for sin información) in all five formats, and
+    the rule described in the provenance."""
+    ed = demo_store.load_edition("2023")
+    path = export_edition(ed, fmt, tmp_path / f"o.{FORMATS[fmt].extension}", state="07")
+    expected = ed.rows[ed.rows["cve_ent"] == "07"].set_index("cvegeo")
+    if fmt in ("csv", "xlsx"):
+        df = (pd.read_csv(path, encoding="utf-8-sig", dtype={"cvegeo": str}) if fmt == "csv"
+              else pd.read_excel(path, sheet_name="municipios", dtype={"cvegeo": str}))
+        assert df["rule"].str.startswith("Regla MIRTI (inferida").all()
+    elif fmt == "shp":
+        with zipfile.ZipFile(path) as zf:
+            readme = zf.read("LEEME.txt").decode("utf-8")
+            zf.extractall(tmp_path / "shp")
+        assert "level_cert = level_certainty" in readme and "Regla MIRTI" in readme
+        df = pyogrio.read_dataframe(tmp_path / "shp" / "municipios.shp").rename(
+            columns={"level_cert": "level_certainty"})
+    else:
+        df = pyogrio.read_dataframe(path, **({"layer": "municipios"} if fmt == "gpkg" else {}))
+        meta = (json.loads(path.read_text())["metadata"] if fmt == "geojson" else
+                pyogrio.read_dataframe(path, layer="metadatos").set_index("clave")["valor"])
+        assert "Regla MIRTI" in (meta["rule_text"]["es"] if fmt == "geojson"
+                                 else meta["rule_text"])
+    df = df.set_index(df["cvegeo"].astype(str))
+    assert (df["level_rule"] == "mirti").all()
+    got = pd.to_numeric(df["level_certainty"]).reindex(expected.index)
+    np.testing.assert_allclose(got, expected["level_certainty"].round(4), atol=1e-9)
+    none = expected["level"] == "sin_informacion"
+    assert got[none].isna().all() and got[~none].between(0, 1).all()

@@ -633,8 +633,12 @@ def test_layers_map_too_few_records_as_no_information():
     rows = pd.DataFrame({
         "cvegeo": ["01001", "01002", "01003"], "level": ["alto", "bajo", "sin_informacion"],
         "probability": [0.3, 0.05, 0.4], "ci_low": [0.2, 0.03, 0.1], "ci_high": [0.35, 0.07, 0.8],
-        "children": [100, 100, 10], "expected_child_labour": [30, 5, 4]})
+        "children": [100, 100, 10], "expected_child_labour": [30, 5, 4],
+        "level_certainty": [0.9, 0.6, 0.99]})
     values, legends = maps.layer_table(rows)
-    assert values["01003"][6:] == [-1, -1, -1]
-    for layer in ("probabilidad", "esperados", "incertidumbre"):
+    assert values["01003"][6:] == [-1, -1, -1, -1, None]
+    for layer in ("probabilidad", "esperados", "incertidumbre", "certeza"):
         assert legends[layer][-1]["count"] == 1
+    # certainty classes have fixed edges at 0.5, 0.8, 0.95: 0.9 -> class 2, 0.6 -> class 1
+    assert values["01001"][9:] == [2, 0.9] and values["01002"][9:] == [1, 0.6]
+    assert [i["high"] for i in legends["certeza"][:-1]] == [0.5, 0.8, 0.95, 1.0]

@@ -216,8 +216,9 @@ def test_card_contents(built):
     assert (card["n_survey"], card["n_census"]) == (len(survey), len(census))
     np.testing.assert_allclose(card["national_rate"]["estimate"],
                                np.average(survey["child_labour"], weights=survey["weight"]))
-    assert card["rule"]["id"] == "significance"
+    assert card["rule"]["id"] == "mirti" and card["rule"]["inferred"] is True
     assert card["rule"]["parameters"]["min_records"] == 30
+    assert set(card["rule"]["text"]) == {"es", "en"}
     assert card["level_counts"] == edition.level_counts()
     assert sum(card["level_counts"].values()) == 16
     assert card["design"]["n_strata"] == 4 and card["design"]["n_psu"] == 40
@@ -231,14 +232,38 @@ def test_card_contents(built):
     np.testing.assert_allclose(ok["se"], np.sqrt(ok["var_model"] + ok["var_census"]))
 
 
-def test_levels_follow_the_significance_rule(built):
+def test_levels_follow_the_default_mirti_rule(built):
     edition = built[0]
+    rate = edition.card["national_rate"]["estimate"]
+    rows = edition.rows[edition.rows["level"] != "sin_informacion"]
+    p = rows["probability"].to_numpy()
+    high = p.mean() + p.std(ddof=1)
+    expect = np.where(p <= rate, "bajo", np.where(p > high, "alto", "medio"))
+    assert rows["level"].tolist() == expect.tolist()
+    assert {"alto", "bajo"} <= set(rows["level"])  # agriculture share varies 0.05..0.8
+    cutoffs = edition.card["rule"]["cutoffs"]
+    np.testing.assert_allclose([cutoffs["low"], cutoffs["high"]], [rate, max(high, rate)])
+    assert (edition.rows["level_rule"] == "mirti").all()
+    certain = rows["level_certainty"]
+    assert certain.between(0, 1).all()
+    none = edition.rows[edition.rows["level"] == "sin_informacion"]
+    assert none["level_certainty"].isna().all()
+
+
+def test_build_with_the_significance_rule(built, spec):
+    from riskmap.publish.pipeline import build_edition
+
+    _, survey, census, _ = built
+    edition = build_edition("2023", survey, census, grid_boundaries(), spec, vintage="grid",
+                            year=2023, sources=["test"], synthetic=True,
+                            level_rule="significance")
     rate = edition.card["national_rate"]["estimate"]
     rows = edition.rows[edition.rows["level"] != "sin_informacion"]
     expect = np.where(rows["ci_low"] > rate, "alto",
                       np.where(rows["ci_high"] < rate, "bajo", "medio"))
     assert rows["level"].tolist() == expect.tolist()
-    assert {"alto", "bajo"} <= set(rows["level"])  # agriculture share varies 0.05..0.8
+    assert edition.card["rule"]["id"] == "significance"
+    assert (edition.rows["level_rule"] == "significance").all()
 
 
 def test_ranks_and_top_factors(built):

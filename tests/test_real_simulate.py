@@ -151,6 +151,12 @@ def test_real_mexico_semisynthetic_is_plausible(mx_dir, tmp_path):
               f"levels {ed.level_counts()}")
         assert rho > 0.7
         assert 0.09 < ed.national_rate < 0.16
+        # the default level rule (mirti) gives MIRTI-like shares: alto 8-20 % of the
+        # municipalities with information (MIRTI 2017: 16.1 %)
+        counts = ed.level_counts()
+        informed = counts["alto"] + counts["medio"] + counts["bajo"]
+        assert ed.card["rule"]["id"] == "mirti"
+        assert 0.08 <= counts["alto"] / informed <= 0.20, counts
     # editions compare through the stored crosswalk: the 12 municipalities created between
     # the 2015 and 2020 cartographies take their parent's 2017 value
     from riskmap.model.compare import compare

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from shapely.geometry import box
 
+from riskmap.model.rules import level_certainty
 from riskmap.publish.edition import Edition, EXTRA_COLUMNS, FACTOR_COLUMNS, ROW_COLUMNS
 from riskmap.publish.store import DataStore
 
@@ -148,6 +149,7 @@ def _rows(name: str, geo: gpd.GeoDataFrame, seed: int) -> gpd.GeoDataFrame:
     df["expected_child_labour"] = df["probability"] * df["children"]
     level = np.where(df["ci_low"] > r, "alto", np.where(df["ci_high"] < r, "bajo", "medio"))
     df["level"] = np.where(no_info, "sin_informacion", level)
+    df["level_rule"] = "significance"
     # The hostile name must show up in lists of alto municipalities.
     evil = df["nom_mun"] == EVIL_NAME
     if name == "2017":
@@ -160,6 +162,8 @@ def _rows(name: str, geo: gpd.GeoDataFrame, seed: int) -> gpd.GeoDataFrame:
     df["rank_state"] = df.groupby("cve_ent")["probability"].rank(
         ascending=False, method="first").astype("Int64")
     df["top_factors"] = ""
+    df["level_certainty"] = level_certainty(df["probability"], df["se"], df["level"],
+                                            {"low": r, "high": r}).to_numpy()
     return df
 
 
@@ -277,7 +281,8 @@ def build_fake_atlas(path, *, imported_2023: bool = False, seed: int = 7) -> Pat
         else:
             # Published results come without standard errors or factors.
             factors = factors.iloc[0:0]
-            rows[["se", "var_model", "var_census"]] = np.nan
+            rows[["se", "var_model", "var_census", "level_certainty"]] = np.nan
+            rows["level_rule"] = "publicado"
         rows = gpd.GeoDataFrame(rows[list(ROW_COLUMNS) + list(EXTRA_COLUMNS) + ["geometry"]],
                                 geometry="geometry", crs=4326)
         card = _card(name, vintage, kind, seed)

@@ -1,4 +1,4 @@
-"""Core commands: ``demo``, ``build``, ``export`` and ``show``.
+"""Core commands: ``demo``, ``build``, ``relevel``, ``export`` and ``show``.
 
 Progress goes to stderr as one line per step (``[  3.2s] fitting the model...``), so stdout
 stays clean for ``show``'s JSON. Warnings (poor input with a documented fallback, e.g. a
@@ -16,9 +16,14 @@ from pathlib import Path
 
 import click
 
-from ..publish.edition import LEVELS
+from ..publish.edition import LEVELS, rule_of
 from ..errors import InputError
 from . import cli, data_dir_option, resolve_data_dir
+
+
+LEVELS_HELP = ("Level rule: mirti (bajo <= national rate < medio <= mean + 1 SD < alto), "
+               "significance (95 % interval vs the national rate) or cortes:A,B (cut-offs "
+               "in percent, e.g. cortes:7.5,12.2).")
 
 
 def _progress():
@@ -97,7 +102,9 @@ def _summary(store) -> list[str]:
     lines = []
     for name in store.edition_names():
         counts = _level_counts(store, name)
-        lines.append(f"{name:<12} " + "  ".join(f"{lev} {counts[lev]:>5}" for lev in LEVELS))
+        rule = rule_of(store.load_card(name))
+        lines.append(f"{name:<12} " + "  ".join(f"{lev} {counts[lev]:>5}" for lev in LEVELS)
+                     + f"  (rule {rule})")
     return lines
 
 
@@ -156,13 +163,17 @@ def _parse_rasters(values) -> dict:
 @click.option("--min-records", type=click.IntRange(min=1), default=None,
               help="Minimum census child records to classify a municipality "
                    "(default: the min_records setting).")
+@click.option("--levels", "level_rule", default="mirti", show_default=True, metavar="RULE",
+              help=LEVELS_HELP)
 @data_dir_option
 def build(name, survey, census, boundaries, spec, rasters, vintage, year, sources, synthetic,
-          full_count, min_records, data_dir):
+          full_count, min_records, level_rule, data_dir):
     """Fit, score, classify and publish one edition."""
+    from ..model.rules import get_rule
     from ..publish.pipeline import build_and_publish
     from ..settings import resolve
 
+    rule = get_rule(level_rule)  # a bad rule fails before any file is read
     data_dir = resolve_data_dir(data_dir)
     min_records = resolve()["min_records"] if min_records is None else min_records
     with _warnings_as_lines(), _os_errors_as_input():
@@ -170,10 +181,31 @@ def build(name, survey, census, boundaries, spec, rasters, vintage, year, source
                                     spec_path=spec, rasters=_parse_rasters(rasters),
                                     vintage=vintage, year=year, progress=_progress(),
                                     sources=list(sources) or None, synthetic=synthetic,
-                                    min_records=min_records, census_sample=not full_count)
+                                    min_records=min_records, census_sample=not full_count,
+                                    level_rule=rule)
     counts = edition.level_counts()
-    click.echo(f"published edition {edition.name} ({len(edition.rows)} municipalities): "
+    click.echo(f"published edition {edition.name} ({len(edition.rows)} municipalities, "
+               f"level rule {rule.spec}): "
                + ", ".join(f"{lev} {counts[lev]}" for lev in LEVELS))
+
+
+@cli.command()
+@click.option("--edition", "name", required=True, help="Edition name.")
+@click.option("--levels", "level_rule", required=True, metavar="RULE", help=LEVELS_HELP)
+@data_dir_option
+def relevel(name, level_rule, data_dir):
+    """Re-classify a published edition under another level rule, without refitting."""
+    from ..model.rules import get_rule
+    from ..publish.relevel import relevel_published
+
+    rule = get_rule(level_rule)
+    store = _published_store(data_dir)
+    before = _level_counts(store, name)
+    with _os_errors_as_input():
+        edition = relevel_published(store, name, rule)
+    counts = edition.level_counts()
+    click.echo(f"edition {edition.name} re-classified under level rule {rule.spec}: "
+               + ", ".join(f"{lev} {before[lev]} -> {counts[lev]}" for lev in LEVELS))
 
 
 @cli.command()

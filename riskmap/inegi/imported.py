@@ -35,6 +35,8 @@ import pandas as pd
 
 from ..publish.edition import EXTRA_COLUMNS, LEVELS, ROW_COLUMNS, Edition
 from ..errors import InputError
+from ..model.rules import PUBLISHED
+from ..fileio import pad_code, read_csv_text
 from ..publish.store import check_name
 
 #: Normalised spelling -> level. Keys are lower case, without accents, single spaces.
@@ -449,6 +451,8 @@ def import_edition(name: str, levels: pd.DataFrame, boundaries: gpd.GeoDataFrame
         "ci_low": published("ci_low"),
         "ci_high": published("ci_high"),
         "level": level.to_numpy(),
+        "level_rule": PUBLISHED,  # kept as published, never re-classified
+        "level_certainty": np.nan,
         "expected_child_labour": np.nan,
         "top_factors": "",
         "cve_mun": boundaries["cve_mun"].astype(str).to_numpy(),
@@ -478,7 +482,7 @@ def import_edition(name: str, levels: pd.DataFrame, boundaries: gpd.GeoDataFrame
         "national_rate": rate,
         "coefficients": [],
         "covariance": [],
-        "rule": {"id": "publicado", "name": "imported",
+        "rule": {"id": PUBLISHED, "spec": PUBLISHED, "name": "imported",
                  "text": {"es": "Niveles tal como fueron publicados (edición importada); "
                                 "riskmap no los recalcula.",
                           "en": "Levels as published (imported edition); riskmap does not "

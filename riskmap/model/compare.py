@@ -30,7 +30,8 @@ import pandas as pd
 
 from .levels import LEVELS
 from ..errors import InputError, NotFound
-from .score import Z95, logit_interval
+from .rules import level_of
+from .score import Z95
 
 NO_INFO = "sin_informacion"
 CHANGES = ("aumento", "disminucion", "sin_cambio", NO_INFO)
@@ -283,15 +284,15 @@ def pieces(crosswalk, codes_a: pd.Index, codes_b: pd.Index) -> dict:
 
 
 def pool_pieces(ta: pd.DataFrame, groups: dict, reference: float | None,
-                z: float = Z95) -> pd.DataFrame:
+                z: float = Z95, rule: dict | None = None) -> pd.DataFrame:
     """A's value on B's geography for divided municipalities: children-weighted pieces.
 
     P = sum N_i P_i / sum N_i. Variance, conservatively: the census-sample parts are
     independent across pieces, the model parts (one fitted model) are taken as perfectly
     correlated, ``[(sum N_i sd_model_i)^2 + sum N_i^2 var_census_i] / (sum N_i)^2``; without
     that split (imported editions) ``se`` is pooled as perfectly correlated. The level
-    follows docs/METHOD.md §4 against A's national rate when there is an interval, else it
-    is the level of the piece that kept B's code.
+    follows A's level rule (``rule``, its card entry; :func:`riskmap.model.rules.level_of`)
+    when there is an interval, else it is the level of the piece that kept B's code.
 
     Returns
     -------
@@ -321,8 +322,7 @@ def pool_pieces(ta: pd.DataFrame, groups: dict, reference: float | None,
             var = (np.sum(w * se_i) / np.sum(w)) ** 2
         se = float(np.sqrt(var)) if np.isfinite(var) else np.nan
         if np.isfinite(se) and se > 0 and reference is not None and 0 < prob < 1:
-            low, high = logit_interval(prob, se, z)
-            level = "alto" if low > reference else "bajo" if high < reference else "medio"
+            level = level_of(prob, se, rule, reference, z)
         rows.append((code, prob, se, level, "+".join(members)))
     return pd.DataFrame(rows, columns=["cvegeo", "probability", "se", "level", "pieces"]
                         ).set_index("cvegeo")
@@ -401,7 +401,7 @@ def compare_editions(a, b, crosswalk=None) -> Comparison:
     pa = aligned["probability"].to_numpy(dtype=np.float64, copy=True)
     sa = aligned["se"].to_numpy(dtype=np.float64, copy=True)
     groups = pieces(crosswalk, ta.index, codes_b)
-    pooled = pool_pieces(ta, groups, a.national_rate)
+    pooled = pool_pieces(ta, groups, a.national_rate, rule=a.card.get("rule"))
     aggregated_from = np.full(len(codes_b), None, dtype=object)
     alignment = alignment.astype(object)
     if len(pooled):
@@ -674,7 +674,7 @@ def history(cvegeo: str, editions, crosswalk) -> list[dict]:
                 "cvegeo": code, "derived_from": parent,
                 "larger": _split_off(code, ed.vintage, home, crosswalk) if parent is None else [],
                 **{k: row.get(k) for k in ("nom_mun", "level", "probability", "ci_low",
-                                           "ci_high", "se")}}
+                                           "ci_high", "se", "level_rule")}}
         item["change"] = None if reference is None else change(reference, item)
         item["compared_with"] = (reference["edition"] if item["change"] is not None else None)
         out.append(item)

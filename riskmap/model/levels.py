@@ -1,9 +1,10 @@
-"""National reference rate, risk levels by the significance rule, display schemes, ranks.
+"""National reference rate, risk levels, display schemes, ranks.
 
-The default level is docs/METHOD.md §4: a municipality is ``alto`` when its whole 95 %
-interval lies above the national rate, ``bajo`` when it lies below, ``medio`` otherwise, and
-``sin_informacion`` without (enough) census records. Quantile or natural-break schemes are
-offered for display only, from a registry keyed by a normalised name.
+Levels follow docs/METHOD.md section 4 through a registry of named level rules (``mirti``, the
+default; ``significance``; ``cortes:A,B``) with level certainty, kept in
+:mod:`riskmap.model.rules` and reachable from here (``levels.get_rule``, ``levels.RULE_NAMES``,
+``levels.level_certainty``, ``levels.relevel``...). Quantile or natural-break schemes are
+offered for map colours only, from a registry keyed by a normalised name.
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ from .score import Z95, logit_interval
 LEVELS = ("alto", "medio", "bajo", "sin_informacion")
 NO_INFO = "sin_informacion"
 
-#: The classification rule, as stored in every model card.
+
+def normalise_key(key) -> str:
+    """Registry key: lower case, spaces and hyphens as underscores."""
+    return str(key).strip().lower().replace("-", "_").replace(" ", "_")
+
+
+# -- the significance rule's former helpers (kept for callers of the old API) -------------------
+#: The significance rule's static description (ids, texts and parameters without values).
 RULE = {
     "id": "significance",
     "text": {
@@ -39,13 +47,13 @@ RULE = {
 }
 
 
-def describe_rule(reference=None, min_records=30) -> dict:
-    """The rule dict with the values used by one edition filled in."""
-    rule = {**RULE, "text": dict(RULE["text"]), "parameters": dict(RULE["parameters"])}
-    rule["parameters"]["min_records"] = int(min_records)
-    if reference is not None:
-        rule["parameters"]["reference_value"] = float(reference)
-    return rule
+def describe_rule(reference=None, min_records=30, rule=None) -> dict:
+    """The card's ``rule`` entry of ``rule`` (default: significance) at ``reference``."""
+    from .rules import get_rule
+
+    chosen = get_rule(rule or "significance")
+    r = 0.5 if reference is None else float(reference)
+    return chosen.describe(chosen._cutoffs(np.array([r]), r), reference, min_records)
 
 
 def national_rate(survey: pd.DataFrame, outcome="child_labour", z=Z95,
@@ -96,33 +104,16 @@ def national_rate(survey: pd.DataFrame, outcome="child_labour", z=Z95,
     return {"estimate": r, "se": se, "ci_low": float(lo[0]), "ci_high": float(hi[0])}
 
 
-def classify_levels(scores: pd.DataFrame, reference: float, min_records=30) -> pd.Series:
-    """Risk level per municipality by the significance rule.
+def classify_levels(scores: pd.DataFrame, reference: float, min_records=30,
+                    rule=None) -> pd.Series:
+    """Risk level per municipality under ``rule`` (default: significance, the former default).
 
-    Parameters
-    ----------
-    scores : DataFrame
-        With ``ci_low``, ``ci_high`` and ``n_records`` (as from ``score_municipalities``).
-    reference : float
-        National rate r.
-    min_records : int, default 30
-        Fewer census records than this gives ``sin_informacion``.
-
-    Returns
-    -------
-    Series
-        Named ``level``, same index as ``scores``, values in ``LEVELS``.
+    A shortcut for ``get_rule(rule or "significance").apply(scores, reference,
+    min_records)[0]``; see :meth:`LevelRule.apply`.
     """
-    if not np.isfinite(reference) or not 0 < reference < 1:
-        raise InputError(f"the national reference rate must be in (0, 1), got {reference!r}")
-    lo = scores["ci_low"].to_numpy(dtype=np.float64, na_value=np.nan)
-    hi = scores["ci_high"].to_numpy(dtype=np.float64, na_value=np.nan)
-    n = scores["n_records"].to_numpy(dtype=np.float64, na_value=0.0)
-    level = np.full(len(scores), "medio", dtype=object)
-    level[lo > reference] = "alto"
-    level[hi < reference] = "bajo"
-    level[(n < min_records) | np.isnan(lo) | np.isnan(hi)] = NO_INFO
-    return pd.Series(level, index=scores.index, name="level", dtype=object)
+    from .rules import get_rule
+
+    return get_rule(rule or "significance").apply(scores, reference, min_records)[0]
 
 
 # ---------------------------------------------------------------------- display schemes
@@ -186,11 +177,6 @@ SCHEMES = {
     "natural_breaks": _natural_breaks,
     "equal_interval": _mapclassify("EqualInterval"),
 }
-
-
-def normalise_key(key) -> str:
-    """Registry key: lower case, spaces and hyphens as underscores."""
-    return str(key).strip().lower().replace("-", "_").replace(" ", "_")
 
 
 @dataclass
@@ -282,6 +268,22 @@ def rank_state(scores: pd.DataFrame, state="cve_ent") -> pd.Series:
     return rank_within(scores, by_state=state).rename("rank_state")
 
 
+_RULE_API = ("DEFAULT_RULE", "PUBLISHED", "RULES", "RULE_NAMES", "UNCERTAIN_BELOW",
+             "LevelRule", "get_rule", "level_certainty", "relevel", "uncertain")
+
+
+def __getattr__(name):
+    """The rule registry (:mod:`riskmap.model.rules`) is part of this module's interface;
+    imported lazily, since the registry itself uses :data:`NO_INFO` from here."""
+    if name in _RULE_API:
+        from . import rules
+
+        return getattr(rules, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# The rule names of _RULE_API are reached through __getattr__ (not listed here: a star
+# import would have to import riskmap.model.rules eagerly).
 __all__ = ["LEVELS", "NO_INFO", "RULE", "SCHEMES", "Classes", "classify_levels",
            "classify_scheme", "describe_rule", "national_rate", "normalise_key",
            "rank_national", "rank_state", "rank_within"]

@@ -14,15 +14,17 @@ import pandas as pd
 
 from ..model.factors import FACTOR_COLUMNS
 from ..model.levels import LEVELS
+from ..model.rules import PUBLISHED
 
-__all__ = ["Edition", "ROW_COLUMNS", "EXTRA_COLUMNS", "FACTOR_COLUMNS", "LEVELS", "KINDS"]
+__all__ = ["Edition", "ROW_COLUMNS", "EXTRA_COLUMNS", "FACTOR_COLUMNS", "LEVELS", "KINDS",
+           "rule_of"]
 
 
 #: The edition output row of docs/DESIGN.md, in order (exports and the API return these).
 ROW_COLUMNS = (
     "edition", "cvegeo", "cve_ent", "nom_ent", "nom_mun", "children", "probability",
-    "ci_low", "ci_high", "level", "expected_child_labour", "rank_national", "rank_state",
-    "top_factors",
+    "ci_low", "ci_high", "level", "level_rule", "level_certainty", "expected_child_labour",
+    "rank_national", "rank_state", "top_factors",
 )
 
 #: Extra per-municipality columns kept in the store (not all exported).
@@ -37,6 +39,17 @@ EXTRA_COLUMNS = (
 
 
 KINDS = ("modelled", "imported")
+
+
+def rule_of(card: dict) -> str:
+    """The ``level_rule`` of an edition's rows: ``publicado`` for imported editions, else the
+    card rule's spec (``mirti``, ``cortes:7.5,12.2``...)."""
+    if card.get("kind") == "imported":
+        return PUBLISHED
+    rule = card.get("rule") or {}
+    if isinstance(rule, str):
+        return rule
+    return str(rule.get("spec") or rule.get("id") or rule.get("name") or "")
 
 
 @dataclass
@@ -67,6 +80,17 @@ class Edition:
     factors: pd.DataFrame
     card: dict
     census: pd.DataFrame | None = None
+
+    def __post_init__(self):
+        # Editions published before level rules had a registry lack the two level columns:
+        # their rule is the card's, their certainty unknown.
+        missing = {}
+        if "level_rule" not in self.rows.columns:
+            missing["level_rule"] = rule_of(self.card)
+        if "level_certainty" not in self.rows.columns:
+            missing["level_certainty"] = float("nan")
+        if missing:
+            self.rows = self.rows.assign(**missing)
 
     @property
     def vintage(self) -> str:

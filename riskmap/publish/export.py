@@ -52,6 +52,10 @@ DICTIONARY = {
     "ci_low": "Límite inferior del intervalo de confianza al 95 % / 95% CI lower bound",
     "ci_high": "Límite superior del intervalo de confianza al 95 % / 95% CI upper bound",
     "level": "Nivel de riesgo: alto, medio, bajo, sin_informacion / risk level",
+    "level_rule": "Regla que asignó el nivel (mirti, significance, cortes:A,B; publicado en "
+                  "ediciones importadas) / level rule",
+    "level_certainty": "Certeza del nivel: probabilidad de que la probabilidad verdadera esté "
+                       "en la banda de su nivel (menos de 0.8: incierto) / level certainty",
     "expected_child_labour": "Número esperado de NNA en trabajo infantil / expected count",
     "rank_national": "Lugar nacional por probabilidad (1 = mayor) / national rank",
     "rank_state": "Lugar dentro de la entidad por probabilidad / rank within state",
@@ -65,7 +69,8 @@ DICTIONARY = {
 SHP_FIELDS = {
     "edition": "edition", "cvegeo": "cvegeo", "cve_ent": "cve_ent", "nom_ent": "nom_ent",
     "nom_mun": "nom_mun", "children": "children", "probability": "prob",
-    "ci_low": "ci_low", "ci_high": "ci_high", "level": "level",
+    "ci_low": "ci_low", "ci_high": "ci_high", "level": "level", "level_rule": "level_rule",
+    "level_certainty": "level_cert",
     "expected_child_labour": "exp_cl", "rank_national": "rank_nat",
     "rank_state": "rank_state", "top_factors": "top_fact", "synthetic": "synthetic",
 }
@@ -75,7 +80,7 @@ _INT_COLUMNS = ("rank_national", "rank_state")
 # Sums of expansion weights carry float noise (213654.00000000268); a tenth of a child and a
 # millionth of probability are below any precision the estimates have.
 _DECIMALS = {"children": 1, "expected_child_labour": 1, "probability": 6, "ci_low": 6,
-             "ci_high": 6}
+             "ci_high": 6, "level_certainty": 4}
 
 
 @dataclass(frozen=True)

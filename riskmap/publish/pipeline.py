@@ -56,7 +56,7 @@ def build_edition(name, survey: pd.DataFrame, census: pd.DataFrame,
                   boundaries: gpd.GeoDataFrame, spec, *, vintage, year, sources, synthetic,
                   territorial: dict | None = None, min_records: int = 30,
                   progress: Callable[[str], None] | None = None,
-                  census_sample: bool = True) -> Edition:
+                  census_sample: bool = True, level_rule=None) -> Edition:
     """Fit the model on the survey, score the census, classify and explain municipalities.
 
     Parameters
@@ -86,6 +86,8 @@ def build_edition(name, survey: pd.DataFrame, census: pd.DataFrame,
     census_sample : bool, default True
         The census records are a sample (Intercensal, Censo long form): add the
         census-sample variance. False for a full count (that variance is zero).
+    level_rule : str or riskmap.model.rules.LevelRule, optional
+        The level rule (:func:`riskmap.model.rules.get_rule`; default ``mirti``).
 
     Returns
     -------
@@ -93,6 +95,8 @@ def build_edition(name, survey: pd.DataFrame, census: pd.DataFrame,
 
     Raises
     ------
+    BadParameter
+        An unknown or malformed level rule (before any work is done).
     InputError
         Census codes not in the boundaries, missing boundary columns, duplicated codes.
     ModelError
@@ -101,6 +105,7 @@ def build_edition(name, survey: pd.DataFrame, census: pd.DataFrame,
     say = progress or _noop
     name = check_name(name)
     vintage = check_name(vintage, "vintage")
+    rule = levels.get_rule(level_rule)
     covariates = spec.names
     survey_file = survey.attrs.get("file", "survey records")
     census_file = census.attrs.get("file", "census records")
@@ -137,8 +142,9 @@ def build_edition(name, survey: pd.DataFrame, census: pd.DataFrame,
     scores = scores.reindex(pd.Index(codes, name="cvegeo"))
     rate = levels.national_rate(survey)
 
-    say("classifying municipalities")
-    assigned = levels.classify_levels(scores, rate["estimate"], min_records=min_records)
+    say(f"classifying municipalities (level rule {rule.spec})")
+    assigned, cutoffs = rule.apply(scores, rate["estimate"], min_records=min_records)
+    certainty = levels.level_certainty(scores["probability"], scores["se"], assigned, cutoffs)
 
     say("associated factors")
     coef = pd.Series(model.coef_[1:], index=covariates)
@@ -149,8 +155,10 @@ def build_edition(name, survey: pd.DataFrame, census: pd.DataFrame,
     top = factors.top_factors(long, n=3, labels={c.name: c.label_es for c in spec.covariates})
 
     rows = _rows(name, vintage, boundaries, scores, assigned, top)
+    rows["level_rule"] = rule.spec
+    rows["level_certainty"] = certainty.reindex(rows["cvegeo"]).to_numpy(dtype=float)
     card = _card(name, vintage, year, sources, synthetic, spec, model, diagnostics, rate,
-                 levels.describe_rule(rate["estimate"], min_records), survey, census, rows)
+                 rule.describe(cutoffs, rate["estimate"], min_records), survey, census, rows)
     card["census_sample"] = bool(census_sample)
     return Edition(name=name, rows=rows, factors=long, card=card,
                    census=census[["cvegeo", "weight", *covariates]])
@@ -210,6 +218,8 @@ def _rows(name, vintage, boundaries, scores, assigned, top) -> gpd.GeoDataFrame:
         "rank_national": levels.rank_within(ranked).to_numpy(),
         "rank_state": levels.rank_within(ranked, by_state="cve_ent").to_numpy(),
         "top_factors": pd.Series(top).reindex(codes).fillna("").astype(str).to_numpy(),
+        "level_rule": "",
+        "level_certainty": np.nan,
         "cve_mun": boundaries["cve_mun"].to_numpy(),
         "vintage": vintage,
         "se": s["se"].to_numpy(dtype=float),
@@ -289,7 +299,7 @@ def _plain(obj):
 def build_and_publish(data_dir, name, survey_path, census_path, boundaries_path,
                       spec_path=None, rasters=None, vintage=None, year=None, progress=None, *,
                       sources=None, synthetic=False, min_records=30,
-                      census_sample=True) -> Edition:
+                      census_sample=True, level_rule=None) -> Edition:
     """Read the user's files, build the edition and publish it atomically.
 
     Parameters
@@ -318,6 +328,8 @@ def build_and_publish(data_dir, name, survey_path, census_path, boundaries_path,
     min_records : int, default 30
     census_sample : bool, default True
         False when the census records are a full count (no census-sample variance).
+    level_rule : str, optional
+        Level rule (default ``mirti``); checked before any file is read.
 
     Returns
     -------
@@ -331,6 +343,7 @@ def build_and_publish(data_dir, name, survey_path, census_path, boundaries_path,
     """
     say = progress or _noop
     name = check_name(name)
+    level_rule = levels.get_rule(level_rule)
     survey_path, census_path = Path(survey_path), Path(census_path)
     boundaries_path = Path(boundaries_path)
     spec = load_spec(spec_path)
@@ -364,7 +377,7 @@ def build_and_publish(data_dir, name, survey_path, census_path, boundaries_path,
     edition = build_edition(name, survey, census, boundaries, spec, vintage=vintage,
                             year=year, sources=sources, synthetic=synthetic,
                             min_records=min_records, progress=say,
-                            census_sample=census_sample)
+                            census_sample=census_sample, level_rule=level_rule)
     if vintage not in stored:
         say(f"storing geography vintage {vintage}")
         store.save_vintage(vintage, boundaries, states_from(boundaries))

@@ -224,14 +224,18 @@ def comparar():
     """Compare two editions: level counts, transition matrix, significant changes."""
     atlas = get_atlas()
     a, b = params.comparison_pair(request.args.get("a"), request.args.get("b"), atlas.names())
+    regla = params.rule(request.args.get("regla"))
     formato = params.choice("formato", request.args.get("formato"), COMPARE_FORMATS, "json")
     if formato == "csv":
-        changes = atlas.comparison(a, b).changes  # one row per municipality of b
+        changes = atlas.comparison(a, b, regla).changes  # one row per municipality of b
+        uses = {u["edition"]: u["used"] for u in (atlas.rule_use(a, regla),
+                                                 atlas.rule_use(b, regla))}
+        changes = changes.assign(level_rule_a=uses[a], level_rule_b=uses[b])
         return _plain_csv(changes, f"riskmap_comparacion_{a}_{b}.csv", [a, b])
-    payload = jsonable(atlas.comparison_summary(a, b))
-    links = {"self": url_for(".comparar", a=a, b=b),
-             "csv": url_for(".comparar", a=a, b=b, formato="csv")}
-    return ok(payload, meta_for(a, b), links, editions={"a": a, "b": b})
+    payload = jsonable(atlas.comparison_summary(a, b, regla))
+    links = {"self": url_for(".comparar", a=a, b=b, regla=regla),
+             "csv": url_for(".comparar", a=a, b=b, regla=regla, formato="csv")}
+    return ok(payload, meta_for(a, b), links, editions={"a": a, "b": b}, rule=regla)
 
 
 def _plain_csv(table: pd.DataFrame, filename: str, editions: list[str]):

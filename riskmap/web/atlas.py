@@ -323,7 +323,8 @@ class Atlas:
 
         def build():
             edition, table = self.edition(name), self._entry(name)[2]
-            cols = [c for c in ("nom_mun", "level", "probability", "ci_low", "ci_high", "se")
+            cols = [c for c in ("nom_mun", "level", "probability", "ci_low", "ci_high", "se",
+                                "level_rule")
                     if c in table.columns]
             rows = {code: {k: clean(v) for k, v in zip(cols, values)}
                     for code, values in zip(table["cvegeo"],
@@ -459,11 +460,63 @@ class Atlas:
         cols = ["cvegeo", "nom_mun", "cve_ent", "nom_ent", "level"]
         return [record(table.loc[i, cols]) for _, i in order[:limit]]
 
+    # -- level rules ----------------------------------------------------------------------------
+    def under_rule(self, name: str, rule=None) -> Edition:
+        """Edition ``name`` classified under level rule ``rule`` (default ``mirti``).
+
+        The edition itself when its stored rule is ``rule`` or it is imported (published
+        levels are kept); otherwise re-levelled in memory (rows without geometry), once per
+        edition file and rule.
+        """
+        from ..model.rules import get_rule
+        from ..publish.edition import rule_of
+
+        rule = get_rule(rule, "regla")
+        edition = self.edition(name)
+        if edition.kind == "imported" or rule_of(edition.card) == rule.spec:
+            return edition
+
+        def build():
+            from ..publish.relevel import relevelled
+
+            plain = Edition(name=edition.name, rows=self._entry(name)[2],
+                            factors=edition.factors, card=edition.card)
+            return relevelled(plain, rule, "regla")
+
+        return self.derived(name, ("relevelled", rule.spec), build)
+
+    def rule_use(self, name: str, rule=None) -> dict:
+        """How edition ``name`` is classified when rule ``rule`` is asked for.
+
+        Returns
+        -------
+        dict
+            ``edition``, ``stored`` (its stored rule spec, ``publicado`` for imported
+            editions), ``used`` (the rule its levels follow here), ``relevelled`` (bool),
+            ``text`` {es, en} (the rule's description with this edition's cut-offs) and
+            ``counts`` (levels under ``used``).
+        """
+        from ..publish.edition import rule_of
+
+        edition = self.under_rule(name, rule)
+        stored = rule_of(self.card(name))
+        used = rule_of(edition.card)
+        rule_entry = edition.card.get("rule") or {}
+        from ..provenance import rule_text
+
+        return {"edition": name, "stored": stored, "used": used, "relevelled": used != stored,
+                "text": {lang: rule_text(rule_entry, lang) for lang in ("es", "en")},
+                "counts": edition.level_counts()}
+
     # -- comparison and targeting -------------------------------------------------------------
-    def comparison(self, a: str, b: str):
-        """The comparison of editions ``a`` and ``b`` (riskmap.model.compare), cached."""
-        ea, eb = self.edition(a), self.edition(b)
-        key = ("comparison", a, b, self._mtime(a), self._mtime(b))
+    def comparison(self, a: str, b: str, rule=None):
+        """The comparison of editions ``a`` and ``b`` under one level rule (default
+        ``mirti``; riskmap.model.compare), cached per pair of files and rule."""
+        from ..model.rules import get_rule
+
+        spec = get_rule(rule, "regla").spec
+        ea, eb = self.under_rule(a, spec), self.under_rule(b, spec)
+        key = ("comparison", a, b, spec, self._mtime(a), self._mtime(b))
 
         def build():
             from ..model import compare
@@ -472,14 +525,22 @@ class Atlas:
 
         return self._cached(key, build)
 
-    def comparison_summary(self, a: str, b: str) -> dict:
-        """JSON-ready summary of :meth:`comparison` (without the per-municipality table)."""
-        key = ("comparison_summary", a, b, self._mtime(a), self._mtime(b))
+    def comparison_summary(self, a: str, b: str, rule=None) -> dict:
+        """JSON-ready summary of :meth:`comparison` (without the per-municipality table),
+        with ``rule`` (the rule asked for), ``levels`` (:meth:`rule_use` of ``a`` and ``b``)
+        and ``counts_by_rule`` (level counts under ``mirti`` and ``significance``)."""
+        from ..model.rules import get_rule
+
+        spec = get_rule(rule, "regla").spec
+        key = ("comparison_summary", a, b, spec, self._mtime(a), self._mtime(b))
 
         def build():
-            comparison = self.comparison(a, b)
+            comparison = self.comparison(a, b, spec)
             data = comparison.to_dict()
             data["changes_count"] = len(data.pop("changes", []) or [])
+            data["rule"] = spec
+            data["levels"] = {"a": self.rule_use(a, spec), "b": self.rule_use(b, spec)}
+            data["counts_by_rule"] = self.counts_by_rule(a, b, spec)
             return data
 
         return self._cached(key, build)
@@ -500,6 +561,17 @@ class Atlas:
             return load_trend(self.store, a, b, names=names)
 
         return self._cached(key, build)
+    def counts_by_rule(self, a: str, b: str, rule=None) -> dict:
+        """``{rule: {level: {"a": n, "b": n}}}`` for ``rule``, ``mirti`` and ``significance``
+        (each edition on its own geography; imported editions keep their published counts)."""
+        from ..model.rules import get_rule
+
+        specs = list(dict.fromkeys([get_rule(rule, "regla").spec, "mirti", "significance"]))
+        out = {}
+        for spec in specs:
+            ca, cb = (self.rule_use(n, spec)["counts"] for n in (a, b))
+            out[spec] = {lev: {"a": ca[lev], "b": cb[lev]} for lev in LEVELS}
+        return out
 
     def targeting(self, edition: str, visits: int, q: float, states=None, levels=None,
                   by: str = "conteo") -> pd.DataFrame:

@@ -33,6 +33,11 @@ SEQUENTIAL = {
     "incertidumbre": ["#f2f0f7", "#cbc9e2", "#9e9ac8", "#756bb1", "#54278f"],
 }
 
+#: Level certainty classes: fixed upper bounds, so the 0.8 "uncertain" line is a class edge
+#: on every map (ColorBrewer Blues: pale = uncertain).
+CERTAINTY_BREAKS = [0.5, 0.8, 0.95, 1.0]
+CERTAINTY_COLOURS = ["#eff3ff", "#bdd7e7", "#6baed6", "#2171b5"]
+
 
 #: Change classes of the comparison map (RdBu ends; grey middle), then no data.
 CHANGE_COLOURS = {"aumento": "#b2182b", "sin_cambio": "#f7f7f7", "disminucion": "#2166ac",
@@ -156,8 +161,9 @@ def layer_table(rows: pd.DataFrame) -> tuple[dict, dict]:
     Returns
     -------
     values : dict
-        ``cvegeo -> [level, p, ci_low, ci_high, children, expected, c_prob, c_exp, c_unc]``;
-        ``c_*`` are class indexes (-1 = sin información); missing numbers are ``None``.
+        ``cvegeo -> [level, p, ci_low, ci_high, children, expected, c_prob, c_exp, c_unc,
+        c_cert, certainty]``; ``c_*`` are class indexes (-1 = sin información; ``c_cert`` by
+        :data:`CERTAINTY_BREAKS`); missing numbers are ``None``.
     legends : dict
         ``layer -> list of {key, colour, low, high, count}`` (the last entry is the no-data
         class, always present so the legend explains the grey).
@@ -178,6 +184,13 @@ def layer_table(rows: pd.DataFrame) -> tuple[dict, dict]:
         breaks = class_breaks(values)
         classes[layer] = classify(values, breaks)
         legends[layer] = _legend(values, breaks, classes[layer], SEQUENTIAL[layer])
+    certainty = mapped(rows["level_certainty"]) if "level_certainty" in rows.columns else \
+        pd.Series(np.nan, index=rows.index)
+    classes["certeza"] = classify(certainty, CERTAINTY_BREAKS)
+    legends["certeza"] = _legend(certainty, CERTAINTY_BREAKS, classes["certeza"],
+                                 CERTAINTY_COLOURS)
+    if legends["certeza"]:
+        legends["certeza"][0]["low"] = 0.0  # fixed classes start at 0, whatever the data
     levels = rows["level"].astype(str)
     counts = levels.value_counts()
     legends["nivel"] = [{"key": lv, "colour": LEVEL_COLOURS[lv], "count": int(counts.get(lv, 0))}
@@ -187,8 +200,9 @@ def layer_table(rows: pd.DataFrame) -> tuple[dict, dict]:
     for col, digits in (("probability", 5), ("ci_low", 5), ("ci_high", 5), ("children", 0),
                         ("expected_child_labour", 1)):
         columns.append(_rounded(rows[col], digits))
-    for layer in ("probabilidad", "esperados", "incertidumbre"):
+    for layer in ("probabilidad", "esperados", "incertidumbre", "certeza"):
         columns.append(classes[layer].astype(int).tolist())
+    columns.append(_rounded(certainty, 3))
     codes = rows["cvegeo"].astype(str).tolist()
     values = {code: list(vals) for code, vals in zip(codes, zip(*columns))}
     return values, legends

@@ -29,7 +29,8 @@ def capabilities(atlas, name: str) -> dict:
         ``name``, ``imported`` (bool) and, as booleans, whether the edition has
         ``probability``, ``interval`` (95 % limits), ``se`` (standard errors, needed to test
         changes), ``expected`` (expected children in child labour, needed to target
-        inspections by count), ``children``, ``factors`` and ``model`` (coefficients).
+        inspections by count), ``children``, ``factors``, ``certainty`` (level certainty)
+        and ``model`` (coefficients).
     """
     def build():
         card = atlas.card(name)
@@ -44,6 +45,7 @@ def capabilities(atlas, name: str) -> dict:
                 "interval": has("ci_low") and has("ci_high"), "se": has("se"),
                 "expected": has("expected_child_labour"), "children": has("children"),
                 "factors": len(atlas.edition(name).factors) > 0,
+                "certainty": has("level_certainty"),
                 "model": bool(card.get("coefficients"))}
 
     # Scanned once per edition file, not on every page (the targeting fallback and the
@@ -59,7 +61,9 @@ def page_context(atlas, *names: str) -> dict:
     dict
         ``synthetic`` (fully synthetic demo data shown), ``semi_synthetic`` (semi-synthetic
         data shown, and no fully synthetic ones), ``attribution`` (the distinct attribution
-        lines of the editions, in the page language, joined by " | "), ``imported`` (the
+        lines of the editions, in the page language, joined by " | "), ``level_rules``
+        (``[{edition, text}]``: the level rule each edition's stored levels follow),
+        ``imported`` (the
         :func:`capabilities` of each imported edition shown) and ``capabilities`` (those of
         the first edition).
     """
@@ -71,5 +75,7 @@ def page_context(atlas, *names: str) -> dict:
     return {"synthetic": synthetic,
             "semi_synthetic": not synthetic and any(i["semi_synthetic"] for i in infos),
             "attribution": " | ".join(dict.fromkeys(i["attribution"][lang] for i in infos)),
+            "level_rules": [{"edition": n, "text": i["rule_text"][lang]}
+                            for n, i in zip(names, infos) if i["rule_text"][lang]],
             "imported": [c for c in caps if c["imported"]],
             "capabilities": caps[0] if caps else None}

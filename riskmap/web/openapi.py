@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..publish.edition import LEVELS
 from . import params
+from ..model.rules import DEFAULT_RULE, RULE_NAMES
 from .api import LIST_COLUMNS
 from .trends import FORMATS as TREND_FORMATS, LEVELS as TREND_LEVELS
 
@@ -32,9 +33,15 @@ ESTADO = _param("estado", "query", {"type": "string", "pattern": "^[0-9]{1,2}$"}
 NIVEL = _param("nivel", "query", {"type": "string", "enum": list(LEVELS)},
                "Restrict to one risk level.")
 
+#: The ``regla`` values: the registry's plain names, or ``cortes:A,B`` (percent).
+RULE_SCHEMA = {"default": DEFAULT_RULE, "anyOf": [
+    {"type": "string", "enum": [n for n in RULE_NAMES if ":" not in n]},
+    {"type": "string", "pattern": r"^cortes:[0-9]+(\.[0-9]+)?,[0-9]+(\.[0-9]+)?$"}]}
+
 _ROW_TYPES = {"children": "integer", "rank_national": "integer", "rank_state": "integer",
               "n_records": "integer", "probability": "number", "ci_low": "number",
-              "ci_high": "number", "expected_child_labour": "number", "se": "number"}
+              "ci_high": "number", "expected_child_labour": "number", "se": "number",
+              "level_certainty": "number"}
 
 
 def _row_schema() -> dict:
@@ -135,6 +142,11 @@ def document(api_root: str = "/api/v1") -> dict:
                        "uses; default the latest."),
                 _param("formato", "query", {"type": "string", "enum": ["json", "csv"]},
                        "json (summary) or csv (one row per municipality)."),
+                _param("regla", "query", RULE_SCHEMA,
+                       "Level rule both editions are classified under: " + ", ".join(
+                           RULE_NAMES) + " (cut-offs in percent). An edition stored under "
+                       "another rule is re-levelled for the comparison; imported editions "
+                       "keep their published levels (\"publicado\")."),
             ],
             "responses": {**_ok({"type": "object"}, "Comparison."), **_errors(400, 404, 405)}}},
         "/tendencias": {"get": {

@@ -28,7 +28,10 @@ LEVEL_LABELS = {"alto": _l("Alto"), "medio": _l("Medio"), "bajo": _l("Bajo"),
                 "sin_informacion": _l("Sin información")}
 LAYER_LABELS = {"nivel": _l("Nivel de riesgo"), "probabilidad": _l("Probabilidad"),
                 "esperados": _l("Niñas y niños esperados en trabajo infantil"),
-                "incertidumbre": _l("Incertidumbre (ancho del intervalo)")}
+                "incertidumbre": _l("Incertidumbre (ancho del intervalo)"),
+                "certeza": _l("Certeza del nivel")}
+#: Rules offered in the comparison form (any ``cortes:A,B`` may be typed).
+RULE_CHOICES = ("mirti", "significance", "cortes:7.5,12.2")
 CHANGE_LABELS = {"aumento": _l("Aumento significativo"), "disminucion": _l("Disminución significativa"),
                  "sin_cambio": _l("Sin cambio significativo"), "sin_informacion": _l("Sin información")}
 #: Level transitions: what the change map shows when no change can be tested.
@@ -92,6 +95,7 @@ def _labels() -> dict:
                 "children": str(_l("Niñas, niños y adolescentes de 5 a 17 años")),
                 "expected": str(_l("Esperados en trabajo infantil")),
                 "open": str(_l("Abrir ficha de")),
+                "certainty": str(_l("Certeza del nivel")), "uncertain": str(_l("incierto")),
                 "mapError": str(_l("No se pudo cargar la geometría del mapa."))})
     return out
 
@@ -298,7 +302,17 @@ def metodologia():
         "metodologia.html", **_common(atlas, edition), card=card, covariates=covariates,
         coefficients=coefficients, diagnostics=diagnostics,
         calibration=calibration_plot(diagnostics.get("calibration") or []),
-        rule_text=atlas.provenance(edition)["rule_text"][lang], sources=_sources(card))
+        rule_text=atlas.provenance(edition)["rule_text"][lang], sources=_sources(card),
+        shares=_level_shares(atlas.edition(edition).level_counts()))
+
+
+def _level_shares(counts: dict) -> list[dict]:
+    """alto / medio / bajo as counts and shares of the municipalities with information."""
+    informed = sum(n for level, n in counts.items() if level != "sin_informacion")
+    if not informed:
+        return []
+    return [{"level": lv, "count": counts.get(lv, 0), "share": counts.get(lv, 0) / informed}
+            for lv in ("alto", "medio", "bajo")]
 
 
 def _spec_for(card: dict):
@@ -492,7 +506,9 @@ def comparar():
     if not names:
         raise NotFound("no edition is published in the data directory")
     a, b = params.comparison_pair(request.args.get("a"), request.args.get("b"), names)
-    comp = atlas.comparison(a, b)
+    regla = params.rule(request.args.get("regla"))
+    comp = atlas.comparison(a, b, regla)
+    uses = [atlas.rule_use(a, regla), atlas.rule_use(b, regla)]
     ed_b = atlas.edition(b)
     states = atlas.states(ed_b.vintage)
     # Change map on B's geography (A aligned through the crosswalk); level transitions when
@@ -508,9 +524,11 @@ def comparar():
                    "values": change_values, "mode": "keyed", "keyColours": colours,
                    "link": _municipio_link(b)}
     twin = []
-    for key, name in (("a", a), ("b", b)):
+    for key, name, use in (("a", a, uses[0]), ("b", b, uses[1])):
+        # The level maps show the levels the comparison uses (re-levelled when needed).
+        rows = atlas.under_rule(name, regla).rows if use["relevelled"] else None
         parts, spec, _ = _layer_map(f"edicion_{key}", atlas, name, layer="nivel",
-                                    states=states)
+                                    states=states, rows=rows)
         twin.append((name, parts, spec))
     own, aligned = comp.counts, comp.aligned_counts
     count_rows = [{"level": lv, "a": int(own.iat[i, 0]), "a_aligned": int(aligned.iat[i, 0]),
@@ -528,7 +546,8 @@ def comparar():
              for r in divided.itertuples()]
     context = _common(atlas, b, a)
     return render_template(
-        "comparar.html", **context, a=a, b=b, counts=count_rows, comp=comp,
+        "comparar.html", **context, a=a, b=b, counts=count_rows, comp=comp, regla=regla,
+        uses=uses, by_rule=atlas.counts_by_rule(a, b, regla), rule_names=RULE_CHOICES,
         notes=[_note_text(n, a, b) for n in comp.notes],
         transitions=comp.transitions, totals=comp.transition_totals(),
         levels=list(comp.transitions.index), change_map=change_parts, twin=twin,

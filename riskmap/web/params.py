@@ -14,7 +14,7 @@ from ..publish.edition import LEVELS
 from ..errors import BadParameter
 
 #: Map layers of the national and state maps, in menu order (query parameter ``capa``).
-LAYERS = ("nivel", "probabilidad", "esperados", "incertidumbre")
+LAYERS = ("nivel", "probabilidad", "esperados", "incertidumbre", "certeza")
 #: Targeting criteria: rank by expected children in child labour or by probability.
 CRITERIA = ("conteo", "tasa")
 #: Formats of the municipality listing and of the comparison.
@@ -168,3 +168,9 @@ def comparison_pair(a, b, names: Sequence[str]) -> tuple[str, str]:
                                "oldest edition; give the edition to compare it with")
         return names[names.index(b) - 1], b
     return a, b
+def rule(value) -> str:
+    """A level rule (query parameter ``regla``): ``mirti`` when absent, ``significance`` or
+    ``cortes:A,B``; returned as its normalised spec."""
+    from ..model.rules import get_rule
+
+    return get_rule(None if _blank(value) else str(value), "regla").spec

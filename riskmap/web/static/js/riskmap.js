@@ -100,7 +100,7 @@
     if (!v) { return cfg.noData; }
     if (s.mode === 'keyed') { return s.keyColours[v[0]] || cfg.noData; }
     if (this.layer === 'nivel') { return cfg.levelColours[v[0]] || cfg.noData; }
-    var idx = { probabilidad: 6, esperados: 7, incertidumbre: 8 }[this.layer];
+    var idx = { probabilidad: 6, esperados: 7, incertidumbre: 8, certeza: 9 }[this.layer];
     var c = v[idx];
     return c >= 0 ? s.classColours[this.layer][c] : cfg.noData;
   };
@@ -124,6 +124,7 @@
     if (v[1] !== null) { line(box, (T.probability || '') + ': ' + pct(v[1]) + ' [' + pct(v[2]) + ' – ' + pct(v[3]) + ']'); }
     line(box, (T.children || '') + ': ' + int(v[4]));
     if (v[5] !== null) { line(box, (T.expected || '') + ': ' + int(v[5])); }
+    if (v[10] !== null && v[10] !== undefined) { line(box, (T.certainty || '') + ': ' + pct(v[10]) + (v[10] < 0.8 ? ' (' + (T.uncertain || '') + ')' : '')); }
     return box;
   };
   MapView.prototype.draw = function (data) {
