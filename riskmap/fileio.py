@@ -1,16 +1,51 @@
-"""Small file helpers shared by readers: TOML with one-line errors, file digests, CSV read as
+"""Small file helpers: atomic writes, TOML with one-line errors, file digests, CSV read as
 text in UTF-8 or latin-1, INEGI code columns zero-padded with row-precise errors."""
 
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import tempfile
 import tomllib
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .errors import InputError
+
+
+@contextmanager
+def atomic_path(target):
+    """Yield a temporary path to write ``target`` to; move it onto ``target`` on success.
+
+    The temporary file has ``target``'s own name, in a hidden temporary folder beside it:
+    GDAL drivers choose and check formats by extension (and a Shapefile writer adds sidecar
+    files), and the same file system makes the final :func:`os.replace` atomic. On any
+    exception the folder is removed and ``target`` is untouched, so a reader never sees half
+    a file and a failed write leaves what was there before byte-for-byte intact.
+
+    Parameters
+    ----------
+    target : str or Path
+        The file to (re)write; its folder is created when missing.
+
+    Yields
+    ------
+    Path
+        Where to write (the writer creates the file).
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    folder = tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        tmp = Path(folder) / target.name
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def read_toml(path, what: str, hint: str = "") -> dict:

@@ -368,7 +368,7 @@ def test_real_geography_keeps_every_municipality(mx_dir, tmp_path):
                                 sources=["Marco Geoestadístico 2020 (INEGI)",
                                          "registros simulados"], synthetic=True)
     rows = DataStore(tmp_path / "data").load_edition("2022").rows
-    assert len(rows) == 2469 and edition.card["vintage"] == "municipios_2020"
+    assert len(rows) == 2469 and edition.card["vintage"] == "2020"
     assert set(rows["cvegeo"]) == set(codes)
     assert set(rows.loc[rows["level"] == "sin_informacion", "cvegeo"]) == absent
     assert rows.set_index("cvegeo").loc["31050", "nom_ent"] == "Yucatán"

@@ -484,7 +484,8 @@ def build_semisynthetic(data_dir, boundaries_path, table_path, seed: int = 2020,
     from ..errors import InputError
     from ..ingest.boundaries import read_boundaries
     from ..spec import load_spec
-    from ..publish.store import DataStore, atomic_path, check_name
+    from ..fileio import atomic_path
+    from ..publish.store import DataStore, check_name
     from .iter import read_iter
 
     say = progress or (lambda message: None)

@@ -13,7 +13,6 @@ unchanged. The change ``d = P_B - P_A`` is significant when ``|d| > 1.96 sd`` wi
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 
@@ -22,11 +21,13 @@ import pandas as pd
 
 from .levels import LEVELS
 from ..errors import InputError, NotFound
+from ..jsonable import jsonable
 from .score import Z95, logit_interval
 
 NO_INFO = "sin_informacion"
 CHANGES = ("aumento", "disminucion", "sin_cambio", NO_INFO)
-Z = 1.96
+#: Significance threshold of a change between editions, |d| > Z sd (docs/METHOD.md §6).
+Z = Z95
 CHANGE_COLUMNS = ("cvegeo", "cve_ent", "nom_ent", "nom_mun", "level_a", "level_b",
                   "probability_a", "probability_b", "diff", "sd", "z", "change",
                   "derived_from", "alignment", "aggregated_from")
@@ -90,27 +91,11 @@ class Comparison:
                                  for lb in self.transitions.columns}
                             for la in self.transitions.index},
             "summary": self.summary(),
-            "by_state": _records(self.by_state),
-            "entered_alto": _records(self.entered_alto),
-            "left_alto": _records(self.left_alto),
-            "changes": _records(self.changes),
+            "by_state": jsonable(self.by_state),
+            "entered_alto": jsonable(self.entered_alto),
+            "left_alto": jsonable(self.left_alto),
+            "changes": jsonable(self.changes),
         }
-
-
-def _records(df: pd.DataFrame) -> list[dict]:
-    out = []
-    for rec in df.to_dict(orient="records"):
-        clean = {}
-        for k, v in rec.items():
-            if isinstance(v, (np.integer,)):
-                v = int(v)
-            elif isinstance(v, (float, np.floating)):
-                v = None if math.isnan(v) else float(v)
-            elif v is pd.NA or v is None:
-                v = None
-            clean[str(k)] = v
-        out.append(clean)
-    return out
 
 
 def _table(edition) -> pd.DataFrame:

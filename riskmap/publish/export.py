@@ -23,10 +23,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
 import tempfile
-from contextlib import contextmanager
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +35,7 @@ import pyogrio
 
 from .edition import LEVELS, ROW_COLUMNS
 from ..errors import BadParameter
+from ..fileio import atomic_path
 from ..provenance import provenance, provenance_text, source_text
 
 #: Data dictionary of the exported columns (Spanish first, as the service).
@@ -362,26 +360,9 @@ def export_edition(edition, fmt: str, path, state=None, level=None) -> Path:
         raise BadParameter("output", str(path), message=f"a Shapefile export is a zip of "
                            f"several files: name the output .zip, not {path.name!r}")
     rows = filter_rows(edition, state, level)
-    with _atomic(path) as tmp:
+    with atomic_path(path) as tmp:
         FORMATS[key].writer(edition, rows, tmp, state, level)
     return path
-
-
-@contextmanager
-def _atomic(target: Path):
-    """Yield a path of the same name in a temporary folder beside ``target``; move it there.
-
-    Same name, because GDAL drivers check the extension; same file system, so the final
-    :func:`os.replace` is atomic and a failed export leaves any previous file untouched.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    folder = tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        tmp = Path(folder) / target.name
-        yield tmp
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def export_filename(edition, fmt: str, state=None, level=None) -> str:

@@ -15,10 +15,7 @@ build leaves what was published before byte-for-byte intact.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import geopandas as gpd
@@ -27,6 +24,8 @@ import pyogrio
 
 from .edition import Edition, EXTRA_COLUMNS, FACTOR_COLUMNS, ROW_COLUMNS
 from ..errors import InputError, NotFound
+from ..fileio import atomic_path
+from ..jsonable import jsonable
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _CODE_COLUMNS = {"cvegeo": str, "cve_ent": str, "cve_mun": str}
@@ -38,27 +37,6 @@ def check_name(name: str, what: str = "edition") -> str:
     if not _NAME.match(name) or name.endswith(".tmp"):
         raise InputError(f"invalid {what} name {name!r}: use letters, digits, '-', '_' or '.'")
     return name
-
-
-@contextmanager
-def atomic_path(target: Path):
-    """Yield a temporary path beside ``target``; rename it onto ``target`` on success.
-
-    On any exception the temporary file is removed and ``target`` is untouched.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Keep the real extension last: GDAL picks drivers and warns by extension.
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{target.suffix}",
-                               dir=target.parent)
-    os.close(fd)
-    os.unlink(tmp)  # writers (GDAL) want to create the file themselves
-    try:
-        yield Path(tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 class DataStore:
@@ -103,15 +81,15 @@ class DataStore:
         if factors is None or len(factors) == 0:
             factors = pd.DataFrame({c: pd.Series(dtype="float64" if c.endswith(("mean", "tion"))
                                                  else "str") for c in FACTOR_COLUMNS})
-        card_json = json.dumps(edition.card, ensure_ascii=False, allow_nan=False, default=_jsonable)
+        card = jsonable(edition.card)
+        card_json = json.dumps(card, ensure_ascii=False, allow_nan=False)
         with atomic_path(target) as tmp:
             pyogrio.write_dataframe(rows, tmp, layer="municipios", driver="GPKG")
             pyogrio.write_dataframe(pd.DataFrame(factors), tmp, layer="factores", driver="GPKG")
             pyogrio.write_dataframe(pd.DataFrame({"key": ["model_card"], "json": [card_json]}),
                                     tmp, layer="model_card", driver="GPKG")
         with atomic_path(target.with_suffix(".model_card.json")) as tmp:
-            tmp.write_text(json.dumps(edition.card, ensure_ascii=False, indent=2,
-                                      default=_jsonable), encoding="utf-8")
+            tmp.write_text(json.dumps(card, ensure_ascii=False, indent=2), encoding="utf-8")
         return target
 
     def load_edition(self, name: str) -> Edition:
@@ -187,14 +165,3 @@ class DataStore:
         if not path.exists():
             raise NotFound(f"no crosswalk from vintage {vintage_from} to {vintage_to}")
         return pd.read_csv(path, dtype={"cvegeo_from": str, "cvegeo_to": str})
-
-
-def _jsonable(obj):
-    """json.dumps fallback for numpy scalars and arrays."""
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if hasattr(obj, "item"):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

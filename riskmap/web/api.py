@@ -8,19 +8,18 @@ use the shared shape (:mod:`riskmap.web.errors`). Every link is built with ``url
 from __future__ import annotations
 
 import csv
-import dataclasses
 import gzip
 import io
 import json
 
-import numpy as np
 import pandas as pd
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from ..publish.edition import LEVELS, ROW_COLUMNS
 from ..errors import BadParameter
 from . import _accepts_gzip, params
-from .atlas import clean, get_atlas, record
+from ..jsonable import jsonable
+from .atlas import get_atlas
 
 bp = Blueprint("api", __name__)
 
@@ -61,26 +60,6 @@ def _edition_param(name: str) -> str:
     atlas = get_atlas()
     atlas.edition(name)  # NotFound lists the published editions
     return name
-
-
-def jsonable(obj):
-    """Recursively turn DataFrames, Series, numpy values and dataclasses into JSON values."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, pd.DataFrame):
-        frame = obj.drop(columns=["geometry"], errors="ignore")
-        if not isinstance(frame.index, pd.RangeIndex):
-            frame = frame.reset_index()
-        return [record(r) for r in frame.to_dict("records")]
-    if isinstance(obj, pd.Series):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    return clean(obj)
 
 
 # -- editions ---------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import pandas as pd
 from ..model.compare import parents
 from ..publish.edition import EXTRA_COLUMNS, LEVELS, ROW_COLUMNS, Edition
 from ..errors import NotFound
+from ..jsonable import jsonable
 from ..publish.store import DataStore
 from . import params
 
@@ -37,24 +38,6 @@ def fold(text) -> str:
     """Lower-case, accent-free form of ``text`` for accent-insensitive matching."""
     decomposed = unicodedata.normalize("NFKD", str(text))
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold().strip()
-
-
-def clean(value):
-    """JSON-friendly scalar: NaN/NA -> None, numpy scalars -> Python."""
-    if value is None or value is pd.NA:
-        return None
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return None if math.isnan(value) else float(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
-
-
-def record(row: pd.Series | dict) -> dict:
-    """A row as a dict of JSON-friendly values."""
-    return {k: clean(v) for k, v in dict(row).items()}
 
 
 class Atlas:
@@ -257,7 +240,7 @@ class Atlas:
             raise NotFound(f"municipality {cvegeo!r} is not in edition {name} "
                            f"(geography {edition.vintage})",
                            errors=["cvegeo: a 5-digit INEGI code of that geography"])
-        out = record(table.iloc[pos])
+        out = jsonable(table.iloc[pos])
         ranked = table["rank_national"].notna()
         out["n_ranked"] = int(ranked.sum())
         out["n_ranked_state"] = int((ranked & (table["cve_ent"] == out["cve_ent"])).sum())
@@ -288,7 +271,7 @@ class Atlas:
             return []
         out = []
         for rec in fac.iloc[index[cvegeo]].to_dict("records"):
-            rec = record(rec)
+            rec = jsonable(rec)
             lab = labels.get(rec["covariate"], {})
             rec["label_es"] = lab.get("es", rec["covariate"])
             rec["label_en"] = lab.get("en", rec["covariate"])
@@ -299,7 +282,7 @@ class Atlas:
         """Every row of an edition as a JSON-ready dict, in table order (built once)."""
         table = self._entry(name)[2]
         return self.derived(name, "records",
-                            lambda: [record(r) for r in table.to_dict("records")])
+                            lambda: [jsonable(r) for r in table.to_dict("records")])
 
     def records_for(self, name: str, codes) -> list[dict]:
         """The JSON-ready rows of ``codes`` (in that order)."""
@@ -344,7 +327,7 @@ class Atlas:
             row = table.iloc[positions[code]]
             item = {"edition": name, "year": edition.year, "vintage": edition.vintage,
                     "cvegeo": code, "derived_from": parent,
-                    **{k: clean(row[k]) for k in ("nom_mun", "level", "probability", "ci_low",
+                    **{k: jsonable(row[k]) for k in ("nom_mun", "level", "probability", "ci_low",
                                                   "ci_high", "se")}}
             item["change"] = None if previous is None else change(previous, item)
             out.append(item)
@@ -449,7 +432,7 @@ class Atlas:
             if code in positions:
                 row = table.iloc[positions[code]]
                 item.update(nom_mun=row["nom_mun"], level=row["level"],
-                            probability=clean(row["probability"]))
+                            probability=jsonable(row["probability"]))
             out.append(item)
         return out
 
@@ -494,7 +477,7 @@ class Atlas:
         sort_col = table["cvegeo"] if q.isdigit() else pd.Series(key, index=table.index)
         order.sort(key=lambda t: (t[0], sort_col.at[t[1]], t[1]))
         cols = ["cvegeo", "nom_mun", "cve_ent", "nom_ent", "level"]
-        return [record(table.loc[i, cols]) for _, i in order[:limit]]
+        return [jsonable(table.loc[i, cols]) for _, i in order[:limit]]
 
     # -- comparison and targeting -------------------------------------------------------------
     def comparison(self, a: str, b: str):
@@ -543,7 +526,7 @@ class Atlas:
         """:meth:`targeting` as JSON-ready dicts (converted once per cached worklist)."""
         entry = self._worklist(edition, visits, q, states, levels, by)
         if entry[1] is None:
-            entry[1] = [record(r) for r in entry[0].to_dict("records")]
+            entry[1] = [jsonable(r) for r in entry[0].to_dict("records")]
         return entry[1]
 
     def _worklist(self, edition, visits, q, states, levels, by) -> list:
