@@ -17,14 +17,14 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from ..publish.edition import LEVELS, ROW_COLUMNS
 from ..errors import BadParameter
-from . import _accepts_gzip, params
+from . import params
+from .params import LIST_COLUMNS
+from .http import accepts_gzip
 from ..jsonable import jsonable
 from .atlas import get_atlas
 
 bp = Blueprint("api", __name__)
 
-#: Columns of the JSON and CSV listings (the edition output row + uncertainty detail).
-LIST_COLUMNS = list(ROW_COLUMNS) + ["se", "n_records", "vintage"]
 COMPARE_FORMATS = ("json", "csv")
 WORKLIST_FORMATS = ("json", "csv")
 MAX_VISITS = 1_000_000
@@ -291,7 +291,7 @@ def geometria(vintage: str):
     asked = _etags(request.headers.get("If-None-Match", ""))
     if etag in asked or "*" in asked:
         return Response(status=304, headers=headers)
-    if _accepts_gzip():
+    if accepts_gzip():
         response = Response(body, mimetype="application/geo+json", headers=headers)
         response.headers["Content-Encoding"] = "gzip"
     else:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..publish.edition import LEVELS
 from . import params
-from .api import LIST_COLUMNS
+from .params import LIST_COLUMNS
 
 VERSION = "1.0.0"
 

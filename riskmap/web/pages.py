@@ -18,7 +18,8 @@ from flask_babel import lazy_gettext as _l
 
 from ..publish.edition import LEVELS
 from ..errors import BadParameter, NotFound
-from . import current_lang, maps, notices, params
+from . import maps, notices, params
+from .http import current_lang
 from .charts import calibration_plot, factor_bars
 from .atlas import get_atlas
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from ..publish.edition import LEVELS
+from ..publish.edition import LEVELS, ROW_COLUMNS
 from ..errors import BadParameter
 
 #: Map layers of the national and state maps, in menu order (query parameter ``capa``).
@@ -19,6 +19,9 @@ LAYERS = ("nivel", "probabilidad", "esperados", "incertidumbre")
 CRITERIA = ("conteo", "tasa")
 #: Formats of the municipality listing and of the comparison.
 LIST_FORMATS = ("json", "geojson", "csv")
+#: Columns of the API's municipality listings (the edition output row + uncertainty detail);
+#: the API writes them and the OpenAPI document describes them.
+LIST_COLUMNS = list(ROW_COLUMNS) + ["se", "n_records", "vintage"]
 
 
 def _blank(value) -> bool:
