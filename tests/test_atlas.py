@@ -16,19 +16,10 @@ from numpy.testing import assert_allclose
 from riskmap.publish.edition import LEVELS, ROW_COLUMNS
 from riskmap.errors import BadParameter, NotFound
 from riskmap.publish.store import DataStore
-from riskmap.web.atlas import Atlas, ensure_data, fold
+from riskmap.choices import fold
+from riskmap.web.atlas import Atlas, ensure_data
 
 from webdata import EVIL_NAME, NO_INFO, SPLITS, build_fake_atlas
-
-
-@pytest.fixture(scope="module")
-def fake_dir(tmp_path_factory):
-    return build_fake_atlas(tmp_path_factory.mktemp("fake-atlas"))
-
-
-@pytest.fixture(scope="module")
-def atlas(fake_dir):
-    return Atlas(fake_dir)
 
 
 def test_editions_oldest_first_with_metadata(atlas):
@@ -59,19 +50,19 @@ def test_rows_filters_and_order(atlas, fake_dir):
     assert list(table.columns[:len(ROW_COLUMNS)]) == list(ROW_COLUMNS)
     assert "geometry" not in table.columns
     assert table["cvegeo"].tolist() == sorted(stored["cvegeo"])
-    alto22 = atlas.rows("2017", estado="22", nivel="alto")
+    alto22 = atlas.rows("2017", state="22", level="alto")
     expected = stored[(stored["cve_ent"] == "22") & (stored["level"] == "alto")]
     assert sorted(alto22["cvegeo"]) == sorted(expected["cvegeo"])
     assert EVIL_NAME in set(alto22["nom_mun"])
     # One-digit state codes are accepted as their two-digit form.
-    assert atlas.rows("2017", estado="7")["cve_ent"].unique().tolist() == ["07"]
+    assert atlas.rows("2017", state="7")["cve_ent"].unique().tolist() == ["07"]
 
 
 def test_rows_bad_filters_list_allowed_values(atlas):
     with pytest.raises(BadParameter, match="'estado'; allowed: 07, 12, 22, 30"):
-        atlas.rows("2017", estado="99")
+        atlas.rows("2017", state="99")
     with pytest.raises(BadParameter, match="allowed: alto, medio, bajo, sin_informacion"):
-        atlas.rows("2017", nivel="altisimo")
+        atlas.rows("2017", level="altisimo")
 
 
 def test_rows_returns_a_copy(atlas):

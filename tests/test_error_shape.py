@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from webdata import EVIL_NAME, build_fake_atlas, web_app
+from webdata import EVIL_NAME, web_app
 
 
 SHAPE = {"ok", "status", "error", "errors"}
@@ -33,9 +33,8 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    root = build_fake_atlas(tmp_path_factory.mktemp("errors-atlas"))
-    app = web_app(root)
+def app(fake_dir):
+    app = web_app(fake_dir)
 
     def boom():
         raise RuntimeError("secret internal detail /srv/path")

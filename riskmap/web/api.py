@@ -106,8 +106,9 @@ def municipios(edicion: str, formato: str):
     atlas = get_atlas()
     edicion = _edition_param(edicion)
     formato = params.choice("formato", formato, params.LIST_FORMATS)
-    estado, nivel = request.args.get("estado"), request.args.get("nivel")
-    table = atlas.rows(edicion, estado=estado, nivel=nivel)
+    estado = params.estado(request.args.get("estado"), atlas.state_names(edicion))
+    nivel = params.nivel(request.args.get("nivel"))
+    table = atlas.rows(edicion, state=estado, level=nivel)
     filters = {k: v for k, v in (("estado", estado), ("nivel", nivel)) if v}
     if formato == "csv":
         return _csv_response(edicion, table, f"riskmap_{edicion}_municipios.csv")

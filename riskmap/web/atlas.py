@@ -11,7 +11,6 @@ from __future__ import annotations
 import fcntl
 import math
 import threading
-import unicodedata
 from collections import OrderedDict
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pandas as pd
 
 from ..model.compare import parents
 from ..publish.edition import EXTRA_COLUMNS, LEVELS, ROW_COLUMNS, Edition
+from ..choices import fold
 from ..errors import NotFound
 from ..jsonable import jsonable
 from ..publish.store import DataStore
@@ -32,12 +32,6 @@ NEIGHBOUR_TOLERANCE = 1e-6
 Z_CHANGE = 1.96
 WORKLIST_CACHE = 32
 _CHANGE_WORDS = {"increase": "aumento", "decrease": "disminucion", "none": "sin_cambio"}
-
-
-def fold(text) -> str:
-    """Lower-case, accent-free form of ``text`` for accent-insensitive matching."""
-    decomposed = unicodedata.normalize("NFKD", str(text))
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold().strip()
 
 
 class Atlas:
@@ -158,17 +152,18 @@ class Atlas:
         return provenance(self.card(name))
 
     # -- rows -------------------------------------------------------------------------------
-    def rows(self, name: str, estado: str | None = None, nivel: str | None = None) -> pd.DataFrame:
+    def rows(self, name: str, state: str | None = None, level: str | None = None) -> pd.DataFrame:
         """Municipal rows of an edition without geometry, optionally filtered.
 
         Parameters
         ----------
         name : str
             Edition name.
-        estado : str, optional
-            Two-digit state code; must be a state of the edition.
-        nivel : str, optional
-            One of :data:`riskmap.publish.edition.LEVELS`.
+        state : str, optional
+            A state of the edition: its code (``"07"``, ``"7"``) or name (``"chiapas"``;
+            case and accents are ignored).
+        level : str, optional
+            One of :data:`riskmap.publish.edition.LEVELS` (case and accents are ignored).
 
         Returns
         -------
@@ -183,14 +178,21 @@ class Atlas:
             Unknown state or level (the message lists the allowed values).
         """
         table = self._entry(name)[2]
-        estado = params.estado(estado, table["cve_ent"].unique())
-        nivel = params.nivel(nivel)
+        state = params.estado(state, self.state_names(name))
+        level = params.nivel(level)
         mask = np.ones(len(table), dtype=bool)
-        if estado is not None:
-            mask &= (table["cve_ent"] == estado).to_numpy()
-        if nivel is not None:
-            mask &= (table["level"] == nivel).to_numpy()
+        if state is not None:
+            mask &= (table["cve_ent"] == state).to_numpy()
+        if level is not None:
+            mask &= (table["level"] == level).to_numpy()
         return table.loc[mask].reset_index(drop=True)
+
+    def state_names(self, name: str) -> dict[str, str]:
+        """``{cve_ent: nom_ent}`` of the states of edition ``name``, by code."""
+        table = self._entry(name)[2]
+        return self.derived(name, "state_names", lambda: dict(
+            table[["cve_ent", "nom_ent"]].drop_duplicates("cve_ent").sort_values("cve_ent")
+            .itertuples(index=False, name=None)))
 
     def derived(self, name: str, what: str, build):
         """``build()``, computed once per file of edition ``name`` and shared (callers must

@@ -149,7 +149,7 @@ def index():
     vintage = atlas.edition(edition).vintage
     layer = params.layer(request.args.get("capa"))
     states = atlas.states(vintage)
-    estado = params.estado(request.args.get("estado"), [s["cve_ent"] for s in states])
+    estado = params.estado(request.args.get("estado"), {s["cve_ent"]: s["nom_ent"] for s in states})
     rows = atlas.rows(edition)
     selected = _selection(rows, request.args.get("sel"))
     query = (request.args.get("q") or "").strip()[:80]
@@ -207,7 +207,7 @@ def estado(cve_ent):
         raise NotFound(f"state {cve_ent!r} is not in edition {edition}",
                        errors=["cve_ent: one of " + ", ".join(codes)])
     layer = params.layer(request.args.get("capa"))
-    rows = atlas.rows(edition, estado=cve_ent)
+    rows = atlas.rows(edition, state=cve_ent)
     parts, spec, legends = _layer_map("estado", atlas, edition, layer=layer,
                                       states=states, rows=rows, estado=cve_ent, only_state=True)
     state = next(s for s in states if s["cve_ent"] == cve_ent)
