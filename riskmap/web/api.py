@@ -18,6 +18,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from ..publish.edition import LEVELS, ROW_COLUMNS
 from ..errors import BadParameter
 from . import params
+from .openapi import VERSION as API_VERSION, document
 from .params import LIST_COLUMNS
 from .http import accepts_gzip
 from ..jsonable import jsonable
@@ -27,7 +28,7 @@ bp = Blueprint("api", __name__)
 
 COMPARE_FORMATS = ("json", "csv")
 WORKLIST_FORMATS = ("json", "csv")
-MAX_VISITS = 1_000_000
+MAX_VISITS = params.MAX_VISITS
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -60,6 +61,23 @@ def _edition_param(name: str) -> str:
     atlas = get_atlas()
     atlas.edition(name)  # NotFound lists the published editions
     return name
+
+
+# -- index and editions -------------------------------------------------------------------------
+@bp.get("/")
+def index():
+    """Index of the API: what it serves and where the OpenAPI document is."""
+    atlas = get_atlas()
+    names = atlas.names()
+    data = {"name": "riskmap API", "version": API_VERSION, "editions": names,
+            "latest": names[-1] if names else None}
+    links = {"self": url_for(".index"), "openapi": url_for(".openapi"),
+             "ediciones": url_for(".ediciones"), "comparar": url_for(".comparar"),
+             "focalizacion": url_for(".focalizacion")}
+    if names:
+        links["latest"] = url_for(".edicion", edicion=names[-1])
+        links["municipios"] = url_for(".municipios", edicion=names[-1], formato="json")
+    return ok(data, links=links)
 
 
 # -- editions ---------------------------------------------------------------------------------
@@ -310,6 +328,6 @@ def _etags(header: str) -> set[str]:
 @bp.get("/openapi.json")
 def openapi():
     """The OpenAPI 3 document describing this API."""
-    from .openapi import document
-
-    return jsonify(document(api_root=url_for(".ediciones").rsplit("/", 1)[0]))
+    atlas = get_atlas()
+    return jsonify(document(api_root=url_for(".index").rstrip("/"), editions=atlas.names(),
+                            vintages=atlas.vintages()))

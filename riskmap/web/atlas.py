@@ -20,7 +20,7 @@ import pandas as pd
 from ..model.compare import parents
 from ..publish.edition import EXTRA_COLUMNS, LEVELS, ROW_COLUMNS, Edition
 from ..choices import fold
-from ..errors import NotFound
+from ..errors import InputError, NotFound
 from ..jsonable import jsonable
 from ..publish.store import DataStore
 from . import params
@@ -366,8 +366,11 @@ class Atlas:
 
     # -- geography --------------------------------------------------------------------------
     def _vintage_mtime(self, vintage: str) -> int:
-        path = self.store.vintage_path(vintage)
-        if not path.exists():
+        try:
+            path = self.store.vintage_path(vintage)
+        except InputError:  # not even a valid name: unknown all the same (404, not 400)
+            path = None
+        if path is None or not path.exists():
             raise NotFound(f"geography vintage {vintage!r} is not stored; stored: "
                            + (", ".join(self.store.vintage_names()) or "none"),
                            errors=[f"vintage: stored vintages are "

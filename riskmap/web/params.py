@@ -24,6 +24,8 @@ LIST_FORMATS = ("json", "geojson", "csv")
 #: Columns of the API's municipality listings (the edition output row + uncertainty detail);
 #: the API writes them and the OpenAPI document describes them.
 LIST_COLUMNS = list(ROW_COLUMNS) + ["se", "n_records", "vintage"]
+#: Largest number of inspection visits the targeting endpoints allocate.
+MAX_VISITS = 1_000_000
 
 
 def _blank(value) -> bool:
