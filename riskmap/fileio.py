@@ -1,4 +1,4 @@
-"""Small file helpers: atomic writes, TOML with one-line errors, file digests, CSV read as
+"""Small file helpers: atomic writes, GeoPackage layers, TOML with one-line errors, file digests, CSV read as
 text in UTF-8 or latin-1, INEGI code columns zero-padded with row-precise errors."""
 
 from __future__ import annotations
@@ -46,6 +46,31 @@ def atomic_path(target):
         os.replace(tmp, target)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+#: GeoPackage version written: 1.2 opens without warnings in GDAL 3.6, which many QGIS
+#: installations still ship (GDAL's default, 1.4, "may only be partially supported" there).
+GPKG_VERSION = "1.2"
+
+
+def write_gpkg(frame, path, layer: str, version: str = GPKG_VERSION, **options) -> None:
+    """Write ``frame`` as layer ``layer`` of the GeoPackage ``path`` (created or added to).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame or geopandas.GeoDataFrame
+    path : str or Path
+    layer : str
+    version : str, default :data:`GPKG_VERSION`
+        GeoPackage version of a new file (GDAL's ``VERSION`` creation option: ``"1.2"``,
+        ``"1.3"``, ``"1.4"`` or ``"AUTO"``); ignored when adding a layer to an existing file.
+    **options
+        Passed to :func:`pyogrio.write_dataframe` (e.g. ``promote_to_multi``).
+    """
+    import pyogrio
+
+    pyogrio.write_dataframe(frame, path, layer=layer, driver="GPKG", VERSION=version,
+                            **options)
 
 
 def read_toml(path, what: str, hint: str = "") -> dict:

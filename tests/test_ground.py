@@ -55,3 +55,30 @@ def test_atomic_path_keeps_the_old_file_on_failure(tmp_path):
     ("límites v3.shp", None, "l_mites_v3"), ("límites v3.shp", "2020", "l_mites_v3")])
 def test_one_default_vintage_name(name, default, expected):
     assert vintage_name(name, default) == expected
+
+
+def _gpkg_version(path) -> tuple[int, int]:
+    import sqlite3
+
+    with sqlite3.connect(path) as con:
+        app_id = con.execute("PRAGMA application_id").fetchone()[0]
+        user_version = con.execute("PRAGMA user_version").fetchone()[0]
+    return app_id, user_version
+
+
+GPKG = 0x47504B47  # "GPKG"
+
+
+def test_store_and_exports_write_geopackage_1_2(fake_dir, tmp_path):
+    from riskmap.fileio import write_gpkg
+    from riskmap.publish.export import export_edition
+    from riskmap.publish.store import DataStore
+
+    store = DataStore(fake_dir)
+    assert _gpkg_version(store.edition_path("2023")) == (GPKG, 10200)
+    assert _gpkg_version(store.vintage_path("2020")) == (GPKG, 10200)
+    out = export_edition(store.load_edition("2023"), "gpkg", tmp_path / "e.gpkg")
+    assert _gpkg_version(out) == (GPKG, 10200)
+    # unless asked otherwise
+    write_gpkg(store.load_vintage("2020"), tmp_path / "v.gpkg", layer="m", version="1.4")
+    assert _gpkg_version(tmp_path / "v.gpkg") == (GPKG, 10400)

@@ -36,7 +36,7 @@ import pyogrio
 from .edition import LEVELS, ROW_COLUMNS
 from ..choices import match_choice, match_state
 from ..errors import BadParameter
-from ..fileio import atomic_path
+from ..fileio import atomic_path, write_gpkg
 from ..provenance import provenance, provenance_text, source_text
 
 #: Data dictionary of the exported columns (Spanish first, as the service).
@@ -296,10 +296,9 @@ def _write_gpkg(edition, rows, path, state, level):
     gdf["synthetic"] = edition.synthetic
     # One declared type whatever the filter keeps (islands are multipart; an empty
     # selection would otherwise be a layer of unknown geometry type).
-    pyogrio.write_dataframe(gdf, path, layer="municipios", driver="GPKG",
-                            promote_to_multi=True, geometry_type="MultiPolygon")
-    pyogrio.write_dataframe(_meta_frame(edition, state, level, len(rows)), path,
-                            layer="metadatos", driver="GPKG")
+    write_gpkg(gdf, path, layer="municipios", promote_to_multi=True,
+               geometry_type="MultiPolygon")
+    write_gpkg(_meta_frame(edition, state, level, len(rows)), path, layer="metadatos")
 
 
 def _write_shp(edition, rows, path, state, level):

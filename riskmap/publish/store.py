@@ -24,7 +24,7 @@ import pyogrio
 
 from .edition import Edition, EXTRA_COLUMNS, FACTOR_COLUMNS, ROW_COLUMNS
 from ..errors import InputError, NotFound
-from ..fileio import atomic_path
+from ..fileio import atomic_path, write_gpkg
 from ..jsonable import jsonable
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -84,10 +84,10 @@ class DataStore:
         card = jsonable(edition.card)
         card_json = json.dumps(card, ensure_ascii=False, allow_nan=False)
         with atomic_path(target) as tmp:
-            pyogrio.write_dataframe(rows, tmp, layer="municipios", driver="GPKG")
-            pyogrio.write_dataframe(pd.DataFrame(factors), tmp, layer="factores", driver="GPKG")
-            pyogrio.write_dataframe(pd.DataFrame({"key": ["model_card"], "json": [card_json]}),
-                                    tmp, layer="model_card", driver="GPKG")
+            write_gpkg(rows, tmp, layer="municipios")
+            write_gpkg(pd.DataFrame(factors), tmp, layer="factores")
+            write_gpkg(pd.DataFrame({"key": ["model_card"], "json": [card_json]}), tmp,
+                       layer="model_card")
         with atomic_path(target.with_suffix(".model_card.json")) as tmp:
             tmp.write_text(json.dumps(card, ensure_ascii=False, indent=2), encoding="utf-8")
         return target
@@ -130,9 +130,9 @@ class DataStore:
         """Store a normalised boundary set (cvegeo, cve_ent, cve_mun, nom_ent, nom_mun)."""
         target = self.vintage_path(vintage)
         with atomic_path(target) as tmp:
-            pyogrio.write_dataframe(municipios.to_crs(4326), tmp, layer="municipios", driver="GPKG")
+            write_gpkg(municipios.to_crs(4326), tmp, layer="municipios")
             if estados is not None:
-                pyogrio.write_dataframe(estados.to_crs(4326), tmp, layer="estados", driver="GPKG")
+                write_gpkg(estados.to_crs(4326), tmp, layer="estados")
         return target
 
     def load_vintage(self, vintage: str, layer: str = "municipios") -> gpd.GeoDataFrame:
