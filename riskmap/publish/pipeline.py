@@ -21,12 +21,13 @@ from ..model import factors, levels, score
 from .edition import EXTRA_COLUMNS, LEVELS, ROW_COLUMNS, Edition
 from ..errors import InputError, ModelError
 from ..jsonable import jsonable
-from ..ingest.boundaries import read_boundaries, states_from, vintage_name
+from ..ingest.boundaries import read_boundaries, vintage_name
 from ..ingest.records import join_territorial, read_records, validate_codes
 from ..model.diagnostics import diagnose
 from ..model.logit import SurveyLogit
 from ..provenance import attribution
 from ..spec import load_spec
+from .builders import link_vintage
 from .store import DataStore, check_name
 
 BOUNDARY_COLUMNS = ("cvegeo", "cve_ent", "cve_mun", "nom_ent", "nom_mun")
@@ -287,7 +288,10 @@ def build_and_publish(data_dir, name, survey_path, census_path, boundaries_path,
     rasters : dict, optional
         ``{territorial covariate: raster path}``, summarised per municipality.
     vintage : str, optional
-        Geography vintage name; default: the boundary file's name (e.g. ``municipios_2020``).
+        Geography vintage name; default :func:`riskmap.ingest.boundaries.vintage_name` of the
+        boundary file (its year, e.g. ``2020`` for ``municipios_2020.geojson``). A new vintage
+        is stored with the crosswalks to every vintage already stored
+        (:func:`riskmap.publish.builders.link_vintage`).
     year : int, optional
         Default: a 4-digit year in the edition name, if any.
     progress : callable, optional
@@ -347,7 +351,10 @@ def build_and_publish(data_dir, name, survey_path, census_path, boundaries_path,
                             census_sample=census_sample)
     if vintage not in stored:
         say(f"storing geography vintage {vintage}")
-        store.save_vintage(vintage, boundaries, states_from(boundaries))
+    # Like import-edition: crosswalks to every stored vintage, so that editions on different
+    # geographies compare and new municipalities get their parent's earlier value.
+    for old, new in link_vintage(store, vintage, boundaries):
+        say(f"stored crosswalk {old} -> {new}")
     say(f"publishing edition {name}")
     store.publish_edition(edition)
     return edition
