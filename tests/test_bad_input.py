@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cli_inputs import build_args, published_data, run
-from test_pipeline import make_frames, tree_hashes, write_inputs
+from pipeline_inputs import make_frames, tree_hashes, write_inputs
 
 
 def error_line(err: str) -> str:
