@@ -6,7 +6,6 @@ import gzip
 import json
 import math
 import os
-import threading
 
 import numpy as np
 import pandas as pd
@@ -17,7 +16,7 @@ from riskmap.publish.edition import LEVELS, ROW_COLUMNS
 from riskmap.errors import BadParameter, NotFound
 from riskmap.publish.store import DataStore
 from riskmap.choices import fold
-from riskmap.web.atlas import Atlas, ensure_data
+from riskmap.web.atlas import Atlas
 
 from webdata import EVIL_NAME, NO_INFO, SPLITS, build_fake_atlas
 
@@ -248,61 +247,10 @@ def test_targeting_validates_and_delegates(atlas):
         atlas.targeting("2023", 100, 0.1, None, None, "otro")
 
 
-def test_ensure_data_builds_demo_once_across_workers(tmp_path, monkeypatch):
-    import riskmap.demo
-
-    calls = []
-
-    def fake_build(path, seed):
-        calls.append(seed)
-        build_fake_atlas(path)
-
-    monkeypatch.setattr(riskmap.demo, "build_demo", fake_build, raising=False)
-    threads = [threading.Thread(target=ensure_data, args=(tmp_path, True, 5)) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert calls == [5]
-    assert DataStore(tmp_path).edition_names() == ["2017", "2023"]
-
-
-def test_ensure_data_respects_auto_demo_off(tmp_path, monkeypatch):
-    import riskmap.demo
-
-    monkeypatch.setattr(riskmap.demo, "build_demo", lambda *a, **k: pytest.fail("built"),
-                        raising=False)
-    ensure_data(tmp_path / "empty", False, 1)
-    assert not (tmp_path / "empty").exists()
-
-
 def test_levels_all_present_in_fake_data(atlas):
     for name in ("2017", "2023"):
         assert set(atlas.rows(name)["level"]) == set(LEVELS)
     assert isinstance(atlas.rows("2017")["rank_national"].dtype, pd.Int64Dtype)
-
-
-def test_ensure_data_waits_for_a_running_build(tmp_path, monkeypatch):
-    """A worker starting mid-build blocks on the lock instead of serving a partial demo."""
-    import fcntl
-    import time
-
-    import riskmap.demo
-
-    build_fake_atlas(tmp_path)  # editions already present, as in the middle of a build
-    monkeypatch.setattr(riskmap.demo, "build_demo", lambda *a, **k: pytest.fail("rebuilt"),
-                        raising=False)
-    lock = open(tmp_path / ".demo.lock", "a")
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    done = threading.Event()
-    worker = threading.Thread(target=lambda: (ensure_data(tmp_path, True, 1), done.set()))
-    worker.start()
-    time.sleep(0.3)
-    assert not done.is_set()  # still waiting for the build's lock
-    fcntl.flock(lock, fcntl.LOCK_UN)
-    lock.close()
-    worker.join(5)
-    assert done.is_set()
 
 
 @pytest.mark.realdata

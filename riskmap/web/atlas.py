@@ -8,11 +8,9 @@ denominators, neighbours, search keys, comparisons. Views never touch the store 
 
 from __future__ import annotations
 
-import fcntl
 import math
 import threading
 from collections import OrderedDict
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,13 +19,12 @@ from ..model.compare import parents
 from ..publish.edition import EXTRA_COLUMNS, LEVELS, ROW_COLUMNS, Edition
 from ..choices import fold
 from ..errors import InputError, NotFound
+from ..ingest.adjacency import adjacency as touching
 from ..jsonable import jsonable
 from ..publish.store import DataStore
 from . import params
 
 EXTENSION_KEY = "riskmap_atlas"
-#: Two polygons closer than this (degrees) are neighbours; absorbs coordinate round-off.
-NEIGHBOUR_TOLERANCE = 1e-6
 #: Significance threshold of a change between editions (METHOD.md section 6, as riskmap.model.compare).
 Z_CHANGE = 1.96
 WORKLIST_CACHE = 32
@@ -422,7 +419,8 @@ class Atlas:
             Edition whose values are attached; default the latest edition on ``vintage``.
         """
         mtime = self._vintage_mtime(vintage)
-        adjacency = self._cached(("adjacency", vintage, mtime), lambda: self._adjacency(vintage))
+        adjacency = self._cached(("adjacency", vintage, mtime),
+                                 lambda: touching(self.store.load_vintage(vintage)))
         if str(cvegeo) not in adjacency:
             raise NotFound(f"municipality {cvegeo!r} is not in geography {vintage}")
         if edition is None:
@@ -440,22 +438,6 @@ class Atlas:
                             probability=jsonable(row["probability"]))
             out.append(item)
         return out
-
-    def _adjacency(self, vintage: str) -> dict[str, list[tuple[str, str]]]:
-        """Touching polygons, computed once per vintage with an STRtree."""
-        from shapely import STRtree
-
-        mun = self.store.load_vintage(vintage)
-        geoms = mun.geometry.to_numpy()
-        tree = STRtree(geoms)
-        left, right = tree.query(geoms, predicate="dwithin", distance=NEIGHBOUR_TOLERANCE)
-        codes = mun["cvegeo"].astype(str).to_numpy()
-        names = mun["nom_mun"].astype(str).to_numpy()
-        out: dict[str, list[tuple[str, str]]] = {c: [] for c in codes}
-        for i, j in zip(left, right):
-            if i != j:
-                out[codes[i]].append((codes[j], names[j]))
-        return {k: sorted(v) for k, v in out.items()}
 
     # -- search -----------------------------------------------------------------------------
     def search(self, query: str, edition: str | None = None, limit: int = 20) -> list[dict]:
@@ -620,40 +602,10 @@ def _covariate_labels(card: dict | None = None) -> dict[str, dict]:
 
 
 # -- Flask wiring -----------------------------------------------------------------------------
-def ensure_data(data_dir, auto_demo: bool, seed: int) -> None:
-    """Build the synthetic demo into an empty data directory, once across processes.
-
-    Several gunicorn workers start together; an exclusive ``fcntl`` lock on
-    ``<data_dir>/.demo.lock`` makes the first build and the others wait, then find it built.
-    A worker that starts while a build runs also waits, so it never serves half a demo.
-    """
-    if not auto_demo:
-        return
-    store = DataStore(data_dir)
-    root = Path(data_dir)
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        lock = open(root / ".demo.lock", "a")
-    except OSError:
-        if store.edition_names():
-            return  # a read-only directory with published editions needs no demo
-        raise
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not store.edition_names():
-                from ..demo import build_demo
-
-                build_demo(root, seed=seed)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def init_app(app) -> None:
-    """Attach an :class:`Atlas` of ``settings["data_dir"]`` to ``app`` (building the demo if due)."""
-    settings = app.config["RISKMAP"]
-    ensure_data(settings["data_dir"], settings["auto_demo"], settings["demo_seed"])
-    app.extensions[EXTENSION_KEY] = Atlas(settings["data_dir"])
+    """Attach an :class:`Atlas` of ``settings["data_dir"]`` to ``app`` (it builds no data: the
+    demo is built by ``riskmap serve`` and ``wsgi.py``, see :mod:`riskmap.demo.ensure`)."""
+    app.extensions[EXTENSION_KEY] = Atlas(app.config["RISKMAP"]["data_dir"])
 
 
 def get_atlas() -> Atlas:
