@@ -7,5 +7,4 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = ROOT / "models"
 TEMPLATES_DIR = ROOT / "templates"
-GEODATA_DIR = ROOT / "geodata"
 DEFAULT_SPEC = MODELS_DIR / "mirti.toml"
