@@ -198,7 +198,6 @@ def test_focalizacion_bad_parameters(client):
 
 
 def test_focalizacion_worklist(client):
-    pytest.importorskip("riskmap.model.targeting")
     body = get_json(client, "/api/v1/focalizacion?edicion=2023&visitas=50&q=0.1"
                             "&estados=22&estados=07&niveles=alto,medio&criterio=tasa")
     assert body["parameters"] == {"edicion": "2023", "visitas": 50, "q": 0.1,
@@ -213,7 +212,6 @@ def test_focalizacion_worklist(client):
 
 
 def test_comparar(client):
-    pytest.importorskip("riskmap.model.compare")
     body = get_json(client, "/api/v1/comparar?a=2017&b=2023")
     assert body["editions"] == {"a": "2017", "b": "2023"}
     assert set(body["meta"]["editions"]) == {"2017", "2023"}

@@ -8,12 +8,11 @@ Bounded and deterministic: a few examples per operation, derandomised, no exampl
 from __future__ import annotations
 
 import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, settings
+from schemathesis import checks
 
-schemathesis = pytest.importorskip("schemathesis")
-from hypothesis import HealthCheck, Phase, settings  # noqa: E402
-from schemathesis import checks  # noqa: E402
-
-from webdata import web_app  # noqa: E402
+from webdata import web_app
 
 CHECKS = [checks.not_a_server_error, checks.status_code_conformance,
           checks.content_type_conformance, checks.response_headers_conformance,

@@ -218,7 +218,6 @@ def test_geometry_is_gzipped_geojson_with_etag(atlas):
 
 
 def test_comparison_delegates_and_is_cached(atlas):
-    pytest.importorskip("riskmap.model.compare")
     comparison = atlas.comparison("2017", "2023")
     assert atlas.comparison("2017", "2023") is comparison
     changes = comparison.changes.set_index("cvegeo")
@@ -231,7 +230,6 @@ def test_comparison_delegates_and_is_cached(atlas):
 
 
 def test_targeting_validates_and_delegates(atlas):
-    pytest.importorskip("riskmap.model.targeting")
     worklist = atlas.targeting("2023", 100, 0.1, ["22"], ["alto", "medio"], "conteo")
     assert len(worklist) > 0 and worklist["visits"].sum() == 100
     assert set(worklist["cvegeo"].str[:2]) == {"22"}

@@ -17,17 +17,6 @@ from webdata import EVIL_NAME, build_fake_atlas, web_app
 ESCAPED_EVIL = "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; O&#39;Brien &#34;Q&#34;"
 
 
-def _has_module(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None
-
-
-needs_targeting = pytest.mark.skipif(not _has_module("riskmap.model.targeting"),
-                                     reason="riskmap.model.targeting not available yet")
-needs_compare = pytest.mark.skipif(not _has_module("riskmap.model.compare"),
-                                   reason="riskmap.model.compare not available yet")
-
 #: (path, Spanish text, English text) that each page must show.
 PAGES = [
     ("/", "Riesgo de trabajo infantil por municipio", "Child labour risk by municipality"),
@@ -36,10 +25,8 @@ PAGES = [
     ("/municipio/22001", "Factores asociados", "Associated factors"),
     ("/municipio/22011", "Historia entre ediciones", "History across editions"),
     ("/metodologia", "Cómo se asigna el nivel de riesgo", "How the risk level is assigned"),
-    pytest.param("/focalizacion", "Focalización de inspecciones", "Inspection targeting",
-                 marks=needs_targeting),
-    pytest.param("/comparar?a=2017&b=2023", "Comparar ediciones", "Compare editions",
-                 marks=needs_compare),
+    ("/focalizacion", "Focalización de inspecciones", "Inspection targeting"),
+    ("/comparar?a=2017&b=2023", "Comparar ediciones", "Compare editions"),
 ]
 
 
@@ -523,7 +510,6 @@ def test_calibration_plot_geometry():
 
 
 # -- targeting ---------------------------------------------------------------------------------
-@needs_targeting
 def test_targeting_exports_match_the_table(client):
     query = "edicion=2023&visitas=50&q=0.1&criterio=conteo&niveles=alto&niveles=medio&enviado=1"
     html = client.get(f"/focalizacion?{query}&lang=es").get_data(as_text=True)
@@ -538,7 +524,6 @@ def test_targeting_exports_match_the_table(client):
     assert list(sheet.columns) == list(table.columns) and len(sheet) == n_rows
 
 
-@needs_targeting
 @pytest.mark.parametrize("query", ["visitas=0", "visitas=abc", "q=0", "q=2", "criterio=x",
                                    "niveles=rojo", "estados=99"])
 def test_targeting_rejects_bad_form_values(client, query):
