@@ -1,5 +1,6 @@
-"""Small file helpers: atomic writes, GeoPackage layers, TOML with one-line errors, file digests, CSV read as
-text in UTF-8 or latin-1, INEGI code columns zero-padded with row-precise errors."""
+"""Small file helpers: atomic writes, GeoPackage layers, TOML with one-line errors, file
+digests, CSV read as text in UTF-8 or latin-1, INEGI code columns zero-padded with row-precise
+errors."""
 
 from __future__ import annotations
 

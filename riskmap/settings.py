@@ -38,7 +38,8 @@ def _bool(value) -> bool:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("data_dir", str, "data", "Directory holding published editions, geography and demo inputs."),
-    Setting("auto_demo", _bool, True, "Build the synthetic demo when `riskmap serve` or wsgi.py starts on a data directory holding no edition."),
+    Setting("auto_demo", _bool, True, "Build the synthetic demo when `riskmap serve` or "
+            "wsgi.py starts on a data directory holding no edition."),
     Setting("demo_seed", int, 20240601, "Seed of the synthetic demo built automatically."),
     Setting("default_language", str, "es", "Interface language when the browser does not ask for one (es or en)."),
     Setting("tile_url", str, "", "Base-map tile URL template for deployments with a tile server; empty = no tiles."),
