@@ -79,3 +79,14 @@ def test_cli_export_takes_state_names_and_any_case(tmp_path, capsys):
     code, _, err = run(["export", "--edition", "2023", "--format", "csv", "--level", "ALTÍSIMO",
                         "-o", out, "--data-dir", data], capsys)
     assert code == 2 and "allowed: alto, medio, bajo, sin_informacion" in err
+
+
+@pytest.mark.parametrize("typed", ["queretaro", "Querétaro", "22", "QUERETARO"])
+def test_state_page_takes_a_name(client, typed):
+    response = client.get(f"/estado/{typed}?capa=probabilidad")
+    if typed == "22":
+        assert response.status_code == 200
+    else:
+        assert response.status_code == 308
+        assert response.headers["Location"].endswith("/estado/22?capa=probabilidad")
+    assert client.get("/estado/atlantis").status_code == 404
