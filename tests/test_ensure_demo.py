@@ -114,3 +114,16 @@ def test_wsgi_builds_the_demo_before_the_app(tmp_path, monkeypatch):
     spec.loader.exec_module(module)
     assert len(calls) == 1
     assert module.app.test_client().get("/api/v1/ediciones").status_code == 200
+
+
+def test_unwritable_empty_data_dir_is_one_line(tmp_path, capsys):
+    from riskmap.cli import main
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SystemExit) as exc:
+        main(["serve", "--data-dir", str(blocker / "data")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2
+    assert err[-1].startswith(f"riskmap: error: {blocker / 'data'}: cannot build the demo here")
+    assert "Traceback" not in "\n".join(err)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 from pathlib import Path
 
+from ..errors import InputError
 from ..publish.store import DataStore
 from .build import DEFAULT_SEED
 
@@ -34,6 +35,11 @@ def ensure_demo(data_dir, auto_demo: bool = True, seed: int = DEFAULT_SEED) -> b
     -------
     bool
         Whether this call built the demo.
+
+    Raises
+    ------
+    InputError
+        The data directory holds no edition and cannot be written.
     """
     if not auto_demo:
         return False
@@ -42,10 +48,11 @@ def ensure_demo(data_dir, auto_demo: bool = True, seed: int = DEFAULT_SEED) -> b
     try:
         root.mkdir(parents=True, exist_ok=True)
         lock = open(root / ".demo.lock", "a")
-    except OSError:
+    except OSError as exc:
         if store.edition_names():
             return False  # a read-only directory with published editions needs no demo
-        raise
+        raise InputError(f"cannot build the demo here ({exc.strerror or exc}); choose a "
+                         "writable --data-dir, or set RISKMAP_AUTO_DEMO=0", file=root) from None
     with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
