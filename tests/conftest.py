@@ -72,3 +72,19 @@ def app(fake_dir):
 def client(app):
     """A test client of ``app`` (a fresh one per test: cookies do not leak)."""
     return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def imported_dir(tmp_path_factory) -> Path:
+    """The fake atlas with edition 2023 imported (no factors, no standard errors; read-only)."""
+    from webdata import build_fake_atlas
+
+    return build_fake_atlas(tmp_path_factory.mktemp("imported-atlas"), imported_2023=True)
+
+
+@pytest.fixture(scope="session")
+def imported_app(imported_dir):
+    """The web application over :func:`imported_dir`."""
+    from webdata import web_app
+
+    return web_app(imported_dir)

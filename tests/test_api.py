@@ -250,9 +250,8 @@ def test_demo_atlas_end_to_end(demo_dir):
     assert worklist[0]["rank"] == 1
 
 
-def test_imported_edition_without_factors_or_errors(tmp_path):
-    root = build_fake_atlas(tmp_path, imported_2023=True)
-    client = web_app(root).test_client()
+def test_imported_edition_without_factors_or_errors(imported_app):
+    client = imported_app.test_client()
     summary = get_json(client, "/api/v1/ediciones/2023")["data"]
     assert summary["kind"] == "imported" and "coefficients" not in summary
     data = get_json(client, "/api/v1/ediciones/2023/municipios/22006")["data"]

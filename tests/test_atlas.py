@@ -273,10 +273,10 @@ def test_neighbours_on_real_2020_boundaries(mx_dir, tmp_path):
     assert len(states) == 32 and states[0]["nom_ent"] == "Aguascalientes"
 
 
-def test_capabilities_of_modelled_and_imported_editions(tmp_path):
+def test_capabilities_of_modelled_and_imported_editions(imported_dir):
     from riskmap.web.notices import capabilities
 
-    atlas = Atlas(build_fake_atlas(tmp_path, imported_2023=True))
+    atlas = Atlas(imported_dir)
     modelled, imported = capabilities(atlas, "2017"), capabilities(atlas, "2023")
     assert not modelled["imported"] and modelled["se"] and modelled["factors"] and modelled["model"]
     assert modelled["expected"] and modelled["interval"] and modelled["probability"]

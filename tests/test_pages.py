@@ -250,16 +250,14 @@ def test_methodology_shows_model_card(client, fake_dir):
     assert "Limitaciones" in html
 
 
-def test_imported_edition_pages(tmp_path):
-    path = build_fake_atlas(tmp_path / "d", imported_2023=True)
-    c = web_app(path).test_client()
+def test_imported_edition_pages(imported_app):
+    c = imported_app.test_client()
     assert c.get("/metodologia?lang=es").status_code == 200
     html = c.get("/municipio/22001?lang=es").get_data(as_text=True)
     assert "no incluye factores asociados" in html
 
 
-def test_comparison_flags_municipalities_created_or_divided(fake_dir):
-    client = web_app(fake_dir).test_client()
+def test_comparison_flags_municipalities_created_or_divided(client):
     forward = client.get("/comparar?a=2017&b=2023&lang=es").get_data(as_text=True)
     assert "Municipios creados entre ediciones (2)" in forward
     assert "valor de 2017 tomado de 22001" in forward and "data-split" not in forward
@@ -364,9 +362,8 @@ def test_real_edition_credits_inegi_without_banner(kinds_dir):
 IMPORTED_NOTE = "Edición importada 2023:"
 
 
-def test_imported_edition_marked_on_every_page(tmp_path):
-    path = build_fake_atlas(tmp_path / "d", imported_2023=True)
-    c = web_app(path).test_client()
+def test_imported_edition_marked_on_every_page(imported_app):
+    c = imported_app.test_client()
     for url in DATA_PAGES[:5]:
         html = c.get(url + "?lang=es").get_data(as_text=True)
         assert IMPORTED_NOTE in html, url
