@@ -68,11 +68,13 @@ def _names(values, example: str) -> dict:
 
 
 def _errors(*codes: int) -> dict:
+    """Error answers (one shape); every operation may also fail with 500."""
     text = {400: "Bad parameter; the message lists the allowed values.",
             404: "Unknown edition, municipality or vintage.",
-            405: "Method not allowed (the service is read-only)."}
+            405: "Method not allowed (the service is read-only).",
+            500: "Unexpected server error (no internal detail is shown)."}
     return {str(c): {"description": text[c], "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/Error"}}}} for c in codes}
+        "schema": {"$ref": "#/components/schemas/Error"}}}} for c in (*codes, 500)}
 
 
 def document(api_root: str = "/api/v1", editions=None, vintages=None) -> dict:
