@@ -74,3 +74,21 @@ def test_api_root_is_an_index_linking_the_document(client):
     for key in ("ediciones", "latest", "municipios", "comparar", "focalizacion", "openapi"):
         assert client.get(links[key]).status_code == 200, key
     assert client.get("/api/v1").status_code in (301, 308)  # to the index
+
+
+def test_the_check_catches_an_undocumented_answer(fake_dir, monkeypatch):
+    """The fuzzing test can fail: drop the CSV answer of /comparar from the document."""
+    from riskmap.web import api
+
+    real = api.document
+
+    def without_csv(**kwargs):
+        doc = real(**kwargs)
+        del doc["paths"]["/comparar"]["get"]["responses"]["200"]["content"]["text/csv"]
+        return doc
+
+    monkeypatch.setattr(api, "document", without_csv)
+    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", web_app(fake_dir))
+    case = schema["/comparar"]["GET"].Case(query={"formato": "csv"})
+    with pytest.raises(Exception, match="Undocumented Content-Type"):
+        case.call_and_validate(headers={"Accept-Encoding": "identity"}, checks=CHECKS)
