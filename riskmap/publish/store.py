@@ -125,14 +125,15 @@ class DataStore:
         folder = self.root / "geography"
         return sorted(p.stem for p in folder.glob("*.gpkg")) if folder.is_dir() else []
 
-    def save_vintage(self, vintage: str, municipios: gpd.GeoDataFrame,
-                     estados: gpd.GeoDataFrame | None = None) -> Path:
-        """Store a normalised boundary set (cvegeo, cve_ent, cve_mun, nom_ent, nom_mun)."""
+    def save_vintage(self, vintage: str, municipalities: gpd.GeoDataFrame,
+                     states: gpd.GeoDataFrame | None = None) -> Path:
+        """Store a normalised boundary set (cvegeo, cve_ent, cve_mun, nom_ent, nom_mun) as the
+        layer ``municipios`` and, when given, its states as the layer ``estados``."""
         target = self.vintage_path(vintage)
         with atomic_path(target) as tmp:
-            write_gpkg(municipios.to_crs(4326), tmp, layer="municipios")
-            if estados is not None:
-                write_gpkg(estados.to_crs(4326), tmp, layer="estados")
+            write_gpkg(municipalities.to_crs(4326), tmp, layer="municipios")
+            if states is not None:
+                write_gpkg(states.to_crs(4326), tmp, layer="estados")
         return target
 
     def load_vintage(self, vintage: str, layer: str = "municipios") -> gpd.GeoDataFrame:
