@@ -17,6 +17,12 @@ from webdata import EVIL_NAME, build_fake_atlas, web_app
 ESCAPED_EVIL = "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; O&#39;Brien &#34;Q&#34;"
 
 
+@pytest.fixture(scope="module")
+def data_dir(fake_dir):
+    """The session's fake atlas (conftest ``fake_dir``) under this module's former name."""
+    return fake_dir
+
+
 #: (path, Spanish text, English text) that each page must show.
 PAGES = [
     ("/", "Riesgo de trabajo infantil por municipio", "Child labour risk by municipality"),
