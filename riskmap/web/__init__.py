@@ -21,6 +21,9 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound as HTTPNotFound
 from .. import paths, settings as settings_mod
 from .http import accepts_gzip, current_lang
 
+#: Former name of :func:`riskmap.web.http.accepts_gzip` (web modules import it from there).
+_accepts_gzip = accepts_gzip
+
 LANGUAGES = ("es", "en")
 TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
 
