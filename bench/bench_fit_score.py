@@ -1,11 +1,10 @@
-"""Benchmark: SurveyLogit fit against statsmodels GLM, municipal scoring, natural breaks.
+"""Benchmark: SurveyLogit fit against statsmodels GLM, municipal scoring.
 
 Run with ``python bench/bench_fit_score.py [--survey 500000] [--census 4000000]``. Prints the
 fit times on the same simulated survey (and their ratio), then the scoring throughput and peak
 memory on simulated census records (tracemalloc traces numpy's allocations), against a naive
 per-municipality loop (pandas groupby, the textbook formulas of docs/METHOD.md §2) on the same
-records, with the largest difference between the two results; last, the time of the
-natural-breaks display scheme on one value per municipality.
+records, with the largest difference between the two results.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from scipy.special import expit
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent))
 
-from riskmap.model.levels import classify_scheme  # noqa: E402
 from riskmap.model.logit import SurveyLogit  # noqa: E402
 from riskmap.model.score import score_municipalities  # noqa: E402
 
@@ -113,14 +111,6 @@ def naive_scores(model, census):
     return census.groupby("cvegeo").apply(one, include_groups=False)
 
 
-def bench_natural_breaks(rng, n_mun=2469, k=5):
-    values = rng.beta(2, 10, n_mun)
-    start = time.perf_counter()
-    classify_scheme(values, "natural_breaks", k=k)
-    print(f"natural breaks (k={k}) on {n_mun:,} municipal values: "
-          f"{time.perf_counter() - start:.2f} s")
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--survey", type=int, default=500_000)
@@ -130,7 +120,6 @@ def main():
     rng = np.random.default_rng(args.seed)
     model = bench_fit(args.survey, rng)
     bench_score(model, args.census, rng)
-    bench_natural_breaks(rng)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,77 @@
-"""Small file helpers shared by readers: TOML with one-line errors, file digests, CSV read as
-text in UTF-8 or latin-1, INEGI code columns zero-padded with row-precise errors."""
+"""Small file helpers: atomic writes, GeoPackage layers, TOML with one-line errors, file
+digests, CSV read as text in UTF-8 or latin-1, INEGI code columns zero-padded with row-precise
+errors."""
 
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import tempfile
 import tomllib
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .errors import InputError
+
+
+@contextmanager
+def atomic_path(target):
+    """Yield a temporary path to write ``target`` to; move it onto ``target`` on success.
+
+    The temporary file has ``target``'s own name, in a hidden temporary folder beside it:
+    GDAL drivers choose and check formats by extension (and a Shapefile writer adds sidecar
+    files), and the same file system makes the final :func:`os.replace` atomic. On any
+    exception the folder is removed and ``target`` is untouched, so a reader never sees half
+    a file and a failed write leaves what was there before byte-for-byte intact.
+
+    Parameters
+    ----------
+    target : str or Path
+        The file to (re)write; its folder is created when missing.
+
+    Yields
+    ------
+    Path
+        Where to write (the writer creates the file).
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    folder = tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        tmp = Path(folder) / target.name
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+#: GeoPackage version written: 1.2 opens without warnings in GDAL 3.6, which many QGIS
+#: installations still ship (GDAL's default, 1.4, "may only be partially supported" there).
+GPKG_VERSION = "1.2"
+
+
+def write_gpkg(frame, path, layer: str, version: str = GPKG_VERSION, **options) -> None:
+    """Write ``frame`` as layer ``layer`` of the GeoPackage ``path`` (created or added to).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame or geopandas.GeoDataFrame
+    path : str or Path
+    layer : str
+    version : str, default :data:`GPKG_VERSION`
+        GeoPackage version of a new file (GDAL's ``VERSION`` creation option: ``"1.2"``,
+        ``"1.3"``, ``"1.4"`` or ``"AUTO"``); ignored when adding a layer to an existing file.
+    **options
+        Passed to :func:`pyogrio.write_dataframe` (e.g. ``promote_to_multi``).
+    """
+    import pyogrio
+
+    pyogrio.write_dataframe(frame, path, layer=layer, driver="GPKG", VERSION=version,
+                            **options)
 
 
 def read_toml(path, what: str, hint: str = "") -> dict:

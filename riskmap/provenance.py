@@ -12,8 +12,9 @@ import json
 
 SYNTHETIC_ES = "DATOS SINTÉTICOS DE DEMOSTRACIÓN — no representan a ningún país real"
 SYNTHETIC_EN = "SYNTHETIC DEMONSTRATION DATA — they do not represent any real country"
-_INEGI_ES = "Datos transformados por riskmap; INEGI no avala este producto."
-_INEGI_EN = "Data transformed by riskmap; INEGI does not endorse this product."
+#: The one wording of INEGI's credit (every page, export and card that shows INEGI data).
+INEGI_CREDIT = {"es": "Datos transformados por riskmap; INEGI no avala este producto.",
+                "en": "Data transformed by riskmap; INEGI does not endorse this product."}
 
 
 def _sources(card: dict, lang: str = "es") -> list[str]:
@@ -77,8 +78,8 @@ def attribution(card: dict, lang: str = "es") -> str:
         real = [s for s in sources if "INEGI" in s.upper()]
         if not real:
             return banner
-        return f"{banner}. {_inegi(real, en)}"
-    return _inegi([s for s in sources if s.strip().upper() != "INEGI"], en)
+        return f"{banner}. {inegi_attribution(real, lang)}"
+    return inegi_attribution([s for s in sources if s.strip().upper() != "INEGI"], lang)
 
 
 def imported_attribution(card: dict, lang: str = "es") -> str:
@@ -110,15 +111,23 @@ def imported_attribution(card: dict, lang: str = "es") -> str:
         word = "Municipal boundaries" if en else "Límites municipales"
         parts.append(f"{word}: {producer.rstrip('.')}")
     if "INEGI" in producer.upper():
-        parts.append((_INEGI_EN if en else _INEGI_ES).rstrip("."))
+        parts.append(INEGI_CREDIT["en" if en else "es"].rstrip("."))
     return ". ".join(parts) + "."
 
 
-def _inegi(sources: list[str], en: bool) -> str:
+def inegi_attribution(sources=(), lang: str = "es") -> str:
+    """``"Fuente: INEGI (<sources>). <credit>"``: the attribution INEGI's terms of use ask for.
+
+    Parameters
+    ----------
+    sources : sequence of str
+        The INEGI products used (shown in parentheses; none = just "INEGI").
+    lang : {"es", "en"}
+    """
     detail = f" ({'; '.join(sources)})" if sources else ""
-    if en:
-        return f"Source: INEGI{detail}. {_INEGI_EN}"
-    return f"Fuente: INEGI{detail}. {_INEGI_ES}"
+    if lang == "en":
+        return f"Source: INEGI{detail}. {INEGI_CREDIT['en']}"
+    return f"Fuente: INEGI{detail}. {INEGI_CREDIT['es']}"
 
 
 def source_text(card: dict, lang: str = "es") -> str:

@@ -1,13 +1,16 @@
 """One settings table: every setting has a name, a type, a default and help text.
 
-Unknown or ill-typed settings fail at start-up with :class:`~riskmap.errors.ConfigError`.
-Environment variables with the ``RISKMAP_`` prefix override defaults
-(``RISKMAP_DATA_DIR=/srv/riskmap``).
+Unknown or ill-typed settings given in code, and ill-typed ones in the environment, fail at
+start-up with :class:`~riskmap.errors.ConfigError`. Environment variables with the
+``RISKMAP_`` prefix override defaults (``RISKMAP_DATA_DIR=/srv/riskmap``); an unknown
+``RISKMAP_*`` variable (a typo, or one meant for the tests such as ``RISKMAP_MX_DIR``) only
+warns, once per process.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -35,7 +38,8 @@ def _bool(value) -> bool:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("data_dir", str, "data", "Directory holding published editions, geography and demo inputs."),
-    Setting("auto_demo", _bool, True, "Build the synthetic demo on start-up when the data directory holds no edition."),
+    Setting("auto_demo", _bool, True, "Build the synthetic demo when `riskmap serve` or "
+            "wsgi.py starts on a data directory holding no edition."),
     Setting("demo_seed", int, 20240601, "Seed of the synthetic demo built automatically."),
     Setting("default_language", str, "es", "Interface language when the browser does not ask for one (es or en)."),
     Setting("tile_url", str, "", "Base-map tile URL template for deployments with a tile server; empty = no tiles."),
@@ -48,6 +52,7 @@ SETTINGS: tuple[Setting, ...] = (
 
 _BY_NAME = {s.name: s for s in SETTINGS}
 ENV_PREFIX = "RISKMAP_"
+_WARNED: set[str] = set()
 
 
 def resolve(overrides: dict | None = None, environ: dict | None = None) -> dict:
@@ -63,7 +68,12 @@ def resolve(overrides: dict | None = None, environ: dict | None = None) -> dict:
     Raises
     ------
     ConfigError
-        For an unknown setting or a value of the wrong type.
+        For an unknown setting in ``overrides`` or a value of the wrong type.
+
+    Warns
+    -----
+    UserWarning
+        Once per process for each unknown ``RISKMAP_*`` environment variable (ignored).
     """
     environ = os.environ if environ is None else environ
     values = {s.name: s.default for s in SETTINGS}
@@ -71,8 +81,12 @@ def resolve(overrides: dict | None = None, environ: dict | None = None) -> dict:
         if key.startswith(ENV_PREFIX):
             name = key[len(ENV_PREFIX):].lower()
             if name not in _BY_NAME:
-                raise ConfigError(f"unknown setting {key}; known: " +
-                                  ", ".join(ENV_PREFIX + n.upper() for n in _BY_NAME))
+                if key not in _WARNED:
+                    _WARNED.add(key)
+                    warnings.warn(f"ignoring unknown environment variable {key}; settings: "
+                                  + ", ".join(ENV_PREFIX + n.upper() for n in _BY_NAME),
+                                  stacklevel=2)
+                continue
             values[name] = _convert(_BY_NAME[name], raw, key)
     for key, raw in (overrides or {}).items():
         name = key.lower()

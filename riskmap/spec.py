@@ -2,10 +2,15 @@
 
 A spec is a TOML file (``models/mirti.toml`` is the default). Loading validates it; an
 unknown domain, a duplicate covariate or a missing field raises :class:`InputError`.
+
+A covariate may declare its valid values, which the record readers enforce
+(:func:`riskmap.ingest.records.read_records`): ``values = [0, 1]`` for an indicator,
+``min``/``max`` for a range (``min = 5``, ``max = 17`` for age; ``min = 0`` for a count).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +24,12 @@ _REQUIRED = ("name", "kind", "domain", "label_es", "label_en", "definition_es", 
 
 @dataclass(frozen=True)
 class Covariate:
+    """One covariate of a model spec.
+
+    ``min``, ``max`` (inclusive) and ``values`` (the only values allowed, e.g. ``(0.0, 1.0)``
+    for an indicator) are the valid range the readers enforce; ``None`` means unrestricted.
+    """
+
     name: str
     kind: str
     domain: str
@@ -26,9 +37,28 @@ class Covariate:
     label_en: str
     definition_es: str
     definition_en: str
+    min: float | None = None
+    max: float | None = None
+    values: tuple[float, ...] | None = None
 
     def label(self, lang: str = "es") -> str:
         return self.label_en if lang == "en" else self.label_es
+
+    def valid_text(self) -> str:
+        """The valid values in words ("0 or 1", "from 5 to 17", "at least 0"), or ""."""
+        def num(x):
+            return f"{x:g}"
+
+        if self.values is not None:
+            shown = [num(v) for v in self.values]
+            return (", ".join(shown[:-1]) + " or " + shown[-1]) if len(shown) > 1 else shown[0]
+        if self.min is not None and self.max is not None:
+            return f"from {num(self.min)} to {num(self.max)}"
+        if self.min is not None:
+            return f"at least {num(self.min)}"
+        if self.max is not None:
+            return f"at most {num(self.max)}"
+        return ""
 
 
 @dataclass(frozen=True)
@@ -71,16 +101,15 @@ class ModelSpec:
                 return c
         raise KeyError(name)
 
-    def domain_of(self, name: str) -> str:
-        return self.covariate(name).domain
-
     def to_dict(self) -> dict:
         return {
             "name": self.name,
             "description_es": self.description_es,
             "description_en": self.description_en,
             "domains": self.domains,
-            "covariates": [c.__dict__.copy() for c in self.covariates],
+            "covariates": [{k: (list(v) if isinstance(v, tuple) else v)
+                            for k, v in c.__dict__.items() if v is not None}
+                           for c in self.covariates],
         }
 
     @classmethod
@@ -119,7 +148,31 @@ def _build(data: dict, source: str) -> ModelSpec:
         if item["name"] in seen:
             raise InputError(f"covariate {item['name']!r} is listed twice", file=source)
         seen.add(item["name"])
-        covs.append(Covariate(**{k: str(item[k]) for k in _REQUIRED}))
+        covs.append(Covariate(**{k: str(item[k]) for k in _REQUIRED},
+                              **_valid_range(item, source)))
     return ModelSpec(name=str(data.get("name", Path(source).stem)), covariates=tuple(covs),
                      domains=domains, description_es=data.get("description_es", ""),
                      description_en=data.get("description_en", ""), source=source)
+
+
+def _valid_range(item: dict, source: str) -> dict:
+    """``min``, ``max`` and ``values`` of a spec covariate, checked to be numbers."""
+    out = {}
+    where = f"covariate {item['name']!r}"
+
+    def number(value, key):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            raise InputError(f"{where}: {key} must be a number, not {value!r}", file=source)
+        return float(value)
+
+    for key in ("min", "max"):
+        if key in item:
+            out[key] = number(item[key], key)
+    if "values" in item:
+        values = item["values"]
+        if not isinstance(values, list) or not values:
+            raise InputError(f"{where}: values must be a list of numbers", file=source)
+        out["values"] = tuple(number(v, "values") for v in values)
+    if "min" in out and "max" in out and out["min"] > out["max"]:
+        raise InputError(f"{where}: min {out['min']:g} is above max {out['max']:g}", file=source)
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from riskmap.cli import main
-from test_pipeline import write_inputs
+from pipeline_inputs import write_inputs
 
 
 def run(argv, capsys):
@@ -17,7 +17,7 @@ def run(argv, capsys):
 
 
 def build_args(paths, data, edition="2023", *extra):
-    """``riskmap build`` arguments for the inputs of :func:`test_pipeline.write_inputs`."""
+    """``riskmap build`` arguments for the inputs of :func:`pipeline_inputs.write_inputs`."""
     return ["build", "--edition", edition, "--survey", paths["survey"], "--census",
             paths["census"], "--boundaries", paths["boundaries"], "--spec", paths["spec"],
             "--vintage", "grid", "--data-dir", data, *extra]

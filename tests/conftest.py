@@ -1,7 +1,10 @@
-"""Shared fixtures: the real-data folder (skipped when absent) and one synthetic demo atlas.
+"""Shared fixtures: the real-data folder (skipped when absent), one synthetic demo atlas and
+one small fake atlas (tests/webdata.py) with its Atlas, web app and client.
 
-The demo atlas is built once per test session (it takes well under a minute) into a temporary
-folder; tests must treat it as read-only. Tests that need to write build their own data.
+The demo and fake atlases are built once per test session into temporary folders; tests must
+treat them, and the session's ``atlas`` and ``app``, as read-only. Tests that need to write
+build their own data; a module that needs other settings overrides ``app`` with
+``webdata.web_app(fake_dir, ...)``.
 """
 
 from __future__ import annotations
@@ -39,3 +42,49 @@ def demo_store(demo_dir):
     from riskmap.publish.store import DataStore
 
     return DataStore(demo_dir)
+
+
+@pytest.fixture(scope="session")
+def fake_dir(tmp_path_factory) -> Path:
+    """The small web-test data directory of :func:`webdata.build_fake_atlas` (read-only)."""
+    from webdata import build_fake_atlas
+
+    return build_fake_atlas(tmp_path_factory.mktemp("fake-atlas"))
+
+
+@pytest.fixture(scope="session")
+def atlas(fake_dir):
+    """An :class:`~riskmap.web.atlas.Atlas` over :func:`fake_dir`."""
+    from riskmap.web.atlas import Atlas
+
+    return Atlas(fake_dir)
+
+
+@pytest.fixture(scope="session")
+def app(fake_dir):
+    """The web application over :func:`fake_dir` (testing mode, no demo build)."""
+    from webdata import web_app
+
+    return web_app(fake_dir)
+
+
+@pytest.fixture()
+def client(app):
+    """A test client of ``app`` (a fresh one per test: cookies do not leak)."""
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def imported_dir(tmp_path_factory) -> Path:
+    """The fake atlas with edition 2023 imported (no factors, no standard errors; read-only)."""
+    from webdata import build_fake_atlas
+
+    return build_fake_atlas(tmp_path_factory.mktemp("imported-atlas"), imported_2023=True)
+
+
+@pytest.fixture(scope="session")
+def imported_app(imported_dir):
+    """The web application over :func:`imported_dir`."""
+    from webdata import web_app
+
+    return web_app(imported_dir)

@@ -11,29 +11,13 @@ import pytest
 from numpy.testing import assert_allclose
 
 from riskmap.publish.edition import LEVELS, ROW_COLUMNS
-from riskmap.web.atlas import Atlas
 
 from webdata import EVIL_NAME, build_fake_atlas, web_app
 
 
 @pytest.fixture(scope="module")
-def fake_dir(tmp_path_factory):
-    return build_fake_atlas(tmp_path_factory.mktemp("api-atlas"))
-
-
-@pytest.fixture(scope="module")
 def app(fake_dir):
     return web_app(fake_dir, cache_max_age=123, page_size=10, max_page_size=25)
-
-
-@pytest.fixture()
-def client(app):
-    return app.test_client()
-
-
-@pytest.fixture(scope="module")
-def atlas(fake_dir):
-    return Atlas(fake_dir)
 
 
 def get_json(client, url, status=200):
@@ -93,7 +77,7 @@ def test_json_default_and_max_page_size(client):
 def test_json_filters_and_links_keep_them(client, atlas):
     body = get_json(client, "/api/v1/ediciones/2017/municipios.json?estado=22&nivel=alto"
                             "&per_page=2")
-    expected = atlas.rows("2017", estado="22", nivel="alto")
+    expected = atlas.rows("2017", state="22", level="alto")
     assert body["pagination"]["total"] == len(expected)
     assert all(r["cve_ent"] == "22" and r["level"] == "alto" for r in body["data"])
     for key in ("next", "csv", "geojson"):
@@ -111,7 +95,7 @@ def test_csv_stream_equals_rows(client, atlas):
     table = pd.read_csv(io.StringIO(response.get_data(as_text=True)),
                         dtype={"cvegeo": str, "cve_ent": str})
     assert list(table.columns) == list(ROW_COLUMNS) + ["synthetic", "source"]
-    expected = atlas.rows("2017", nivel="alto")
+    expected = atlas.rows("2017", level="alto")
     assert table["cvegeo"].tolist() == expected["cvegeo"].tolist()
     assert_allclose(table["probability"], expected["probability"])
     assert table["synthetic"].all()
@@ -132,7 +116,7 @@ def test_geojson_stream(client, atlas):
     fc = json.loads(response.get_data(as_text=True))
     assert fc["type"] == "FeatureCollection" and fc["meta"]["synthetic"] is True
     codes = [f["properties"]["cvegeo"] for f in fc["features"]]
-    assert codes == atlas.rows("2023", estado="07")["cvegeo"].tolist()
+    assert codes == atlas.rows("2023", state="07")["cvegeo"].tolist()
     assert len(codes) == 11  # 07003 was split in 2020
     first = fc["features"][0]
     assert first["geometry"]["type"] == "Polygon"
@@ -214,7 +198,6 @@ def test_focalizacion_bad_parameters(client):
 
 
 def test_focalizacion_worklist(client):
-    pytest.importorskip("riskmap.model.targeting")
     body = get_json(client, "/api/v1/focalizacion?edicion=2023&visitas=50&q=0.1"
                             "&estados=22&estados=07&niveles=alto,medio&criterio=tasa")
     assert body["parameters"] == {"edicion": "2023", "visitas": 50, "q": 0.1,
@@ -229,7 +212,6 @@ def test_focalizacion_worklist(client):
 
 
 def test_comparar(client):
-    pytest.importorskip("riskmap.model.compare")
     body = get_json(client, "/api/v1/comparar?a=2017&b=2023")
     assert body["editions"] == {"a": "2017", "b": "2023"}
     assert set(body["meta"]["editions"]) == {"2017", "2023"}
@@ -268,9 +250,8 @@ def test_demo_atlas_end_to_end(demo_dir):
     assert worklist[0]["rank"] == 1
 
 
-def test_imported_edition_without_factors_or_errors(tmp_path):
-    root = build_fake_atlas(tmp_path, imported_2023=True)
-    client = web_app(root).test_client()
+def test_imported_edition_without_factors_or_errors(imported_app):
+    client = imported_app.test_client()
     summary = get_json(client, "/api/v1/ediciones/2023")["data"]
     assert summary["kind"] == "imported" and "coefficients" not in summary
     data = get_json(client, "/api/v1/ediciones/2023/municipios/22006")["data"]

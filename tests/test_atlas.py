@@ -6,7 +6,6 @@ import gzip
 import json
 import math
 import os
-import threading
 
 import numpy as np
 import pandas as pd
@@ -16,19 +15,10 @@ from numpy.testing import assert_allclose
 from riskmap.publish.edition import LEVELS, ROW_COLUMNS
 from riskmap.errors import BadParameter, NotFound
 from riskmap.publish.store import DataStore
-from riskmap.web.atlas import Atlas, ensure_data, fold
+from riskmap.choices import fold
+from riskmap.web.atlas import Atlas
 
 from webdata import EVIL_NAME, NO_INFO, SPLITS, build_fake_atlas
-
-
-@pytest.fixture(scope="module")
-def fake_dir(tmp_path_factory):
-    return build_fake_atlas(tmp_path_factory.mktemp("fake-atlas"))
-
-
-@pytest.fixture(scope="module")
-def atlas(fake_dir):
-    return Atlas(fake_dir)
 
 
 def test_editions_oldest_first_with_metadata(atlas):
@@ -59,19 +49,19 @@ def test_rows_filters_and_order(atlas, fake_dir):
     assert list(table.columns[:len(ROW_COLUMNS)]) == list(ROW_COLUMNS)
     assert "geometry" not in table.columns
     assert table["cvegeo"].tolist() == sorted(stored["cvegeo"])
-    alto22 = atlas.rows("2017", estado="22", nivel="alto")
+    alto22 = atlas.rows("2017", state="22", level="alto")
     expected = stored[(stored["cve_ent"] == "22") & (stored["level"] == "alto")]
     assert sorted(alto22["cvegeo"]) == sorted(expected["cvegeo"])
     assert EVIL_NAME in set(alto22["nom_mun"])
     # One-digit state codes are accepted as their two-digit form.
-    assert atlas.rows("2017", estado="7")["cve_ent"].unique().tolist() == ["07"]
+    assert atlas.rows("2017", state="7")["cve_ent"].unique().tolist() == ["07"]
 
 
 def test_rows_bad_filters_list_allowed_values(atlas):
     with pytest.raises(BadParameter, match="'estado'; allowed: 07, 12, 22, 30"):
-        atlas.rows("2017", estado="99")
+        atlas.rows("2017", state="99")
     with pytest.raises(BadParameter, match="allowed: alto, medio, bajo, sin_informacion"):
-        atlas.rows("2017", nivel="altisimo")
+        atlas.rows("2017", level="altisimo")
 
 
 def test_rows_returns_a_copy(atlas):
@@ -228,7 +218,6 @@ def test_geometry_is_gzipped_geojson_with_etag(atlas):
 
 
 def test_comparison_delegates_and_is_cached(atlas):
-    pytest.importorskip("riskmap.model.compare")
     comparison = atlas.comparison("2017", "2023")
     assert atlas.comparison("2017", "2023") is comparison
     changes = comparison.changes.set_index("cvegeo")
@@ -241,7 +230,6 @@ def test_comparison_delegates_and_is_cached(atlas):
 
 
 def test_targeting_validates_and_delegates(atlas):
-    pytest.importorskip("riskmap.model.targeting")
     worklist = atlas.targeting("2023", 100, 0.1, ["22"], ["alto", "medio"], "conteo")
     assert len(worklist) > 0 and worklist["visits"].sum() == 100
     assert set(worklist["cvegeo"].str[:2]) == {"22"}
@@ -257,61 +245,10 @@ def test_targeting_validates_and_delegates(atlas):
         atlas.targeting("2023", 100, 0.1, None, None, "otro")
 
 
-def test_ensure_data_builds_demo_once_across_workers(tmp_path, monkeypatch):
-    import riskmap.demo
-
-    calls = []
-
-    def fake_build(path, seed):
-        calls.append(seed)
-        build_fake_atlas(path)
-
-    monkeypatch.setattr(riskmap.demo, "build_demo", fake_build, raising=False)
-    threads = [threading.Thread(target=ensure_data, args=(tmp_path, True, 5)) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert calls == [5]
-    assert DataStore(tmp_path).edition_names() == ["2017", "2023"]
-
-
-def test_ensure_data_respects_auto_demo_off(tmp_path, monkeypatch):
-    import riskmap.demo
-
-    monkeypatch.setattr(riskmap.demo, "build_demo", lambda *a, **k: pytest.fail("built"),
-                        raising=False)
-    ensure_data(tmp_path / "empty", False, 1)
-    assert not (tmp_path / "empty").exists()
-
-
 def test_levels_all_present_in_fake_data(atlas):
     for name in ("2017", "2023"):
         assert set(atlas.rows(name)["level"]) == set(LEVELS)
     assert isinstance(atlas.rows("2017")["rank_national"].dtype, pd.Int64Dtype)
-
-
-def test_ensure_data_waits_for_a_running_build(tmp_path, monkeypatch):
-    """A worker starting mid-build blocks on the lock instead of serving a partial demo."""
-    import fcntl
-    import time
-
-    import riskmap.demo
-
-    build_fake_atlas(tmp_path)  # editions already present, as in the middle of a build
-    monkeypatch.setattr(riskmap.demo, "build_demo", lambda *a, **k: pytest.fail("rebuilt"),
-                        raising=False)
-    lock = open(tmp_path / ".demo.lock", "a")
-    fcntl.flock(lock, fcntl.LOCK_EX)
-    done = threading.Event()
-    worker = threading.Thread(target=lambda: (ensure_data(tmp_path, True, 1), done.set()))
-    worker.start()
-    time.sleep(0.3)
-    assert not done.is_set()  # still waiting for the build's lock
-    fcntl.flock(lock, fcntl.LOCK_UN)
-    lock.close()
-    worker.join(5)
-    assert done.is_set()
 
 
 @pytest.mark.realdata
@@ -336,10 +273,10 @@ def test_neighbours_on_real_2020_boundaries(mx_dir, tmp_path):
     assert len(states) == 32 and states[0]["nom_ent"] == "Aguascalientes"
 
 
-def test_capabilities_of_modelled_and_imported_editions(tmp_path):
+def test_capabilities_of_modelled_and_imported_editions(imported_dir):
     from riskmap.web.notices import capabilities
 
-    atlas = Atlas(build_fake_atlas(tmp_path, imported_2023=True))
+    atlas = Atlas(imported_dir)
     modelled, imported = capabilities(atlas, "2017"), capabilities(atlas, "2023")
     assert not modelled["imported"] and modelled["se"] and modelled["factors"] and modelled["model"]
     assert modelled["expected"] and modelled["interval"] and modelled["probability"]

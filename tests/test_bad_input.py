@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cli_inputs import build_args, published_data, run
-from test_pipeline import make_frames, tree_hashes, write_inputs
+from pipeline_inputs import make_frames, tree_hashes, write_inputs
 
 
 def error_line(err: str) -> str:
@@ -257,15 +257,15 @@ def test_read_only_data_dir(published, tmp_path, capsys, monkeypatch):
 
     data, before = published
     paths = write_inputs(tmp_path / "in")
-    real = tempfile.mkstemp
+    real = tempfile.mkdtemp
 
     def read_only(*args, dir=None, **kwargs):
         if dir is not None and str(dir).startswith(str(data)):
             raise OSError(errno.EROFS, "Read-only file system",
-                          str(__import__("pathlib").Path(dir) / ".x.gpkg.abc123.tmp.gpkg"))
+                          str(__import__("pathlib").Path(dir) / ".x.gpkg.abc123.tmp"))
         return real(*args, dir=dir, **kwargs)
 
-    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
     code, _, err = run(build_args(paths, data), capsys)
     assert code == 2
     line = error_line(err)

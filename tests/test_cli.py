@@ -13,7 +13,7 @@ import pytest
 from riskmap.publish.edition import ROW_COLUMNS
 from riskmap.publish.store import DataStore
 from cli_inputs import build_args, published_data, run
-from test_pipeline import write_inputs
+from pipeline_inputs import write_inputs
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,7 @@ def test_build_with_raster_territorial_covariate(tmp_path, capsys):
     import rasterio
     from rasterio.transform import from_origin
 
-    from test_pipeline import SPEC_TOML
+    from pipeline_inputs import SPEC_TOML
 
     paths = write_inputs(tmp_path / "in")
     paths["spec"].write_text(SPEC_TOML + """

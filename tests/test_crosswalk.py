@@ -17,6 +17,8 @@ from riskmap.cli import cli
 from riskmap.ingest.crosswalk import MEXICO_ALBERS, area_crosswalk, detect_changes, equal_area_crs
 from riskmap.errors import InputError
 
+from pipeline_inputs import CREATED_2015_2020
+
 
 def _frame(items) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame({"cvegeo": [c for c, _ in items]},
@@ -158,24 +160,6 @@ def test_new_code_main_parent_ranked_by_contributed_area():
     by_share = detect_changes(cw, old["cvegeo"], new["cvegeo"],
                               areas_from={"02001": 1, "02002": 1})
     assert by_share[by_share["change"] == "new"]["cvegeo_from"].tolist() == ["02002", "02001"]
-
-
-# The 12 municipalities created between the 2015 and 2020 cartographies, with the
-# municipality each was carved from (INEGI, state decrees).
-CREATED_2015_2020 = {
-    "02006": "02001",  # San Quintín <- Ensenada
-    "04012": "04004",  # Seybaplaya <- Champotón
-    "07120": "07080",  # Capitán Luis Ángel Vidal <- Siltepec
-    "07121": "07072",  # Rincón Chamula San Pedro <- Pueblo Nuevo Solistahuacán
-    "07122": "07107",  # El Parral <- Villa Corzo
-    "07123": "07002",  # Emiliano Zapata <- Acala
-    "07124": "07092",  # Mezcalapa <- Tecpatán
-    "07125": "07080",  # Honduras de la Sierra <- Siltepec
-    "17034": "17015",  # Coatetelco <- Miacatlán
-    "17035": "17017",  # Xoxocotla <- Puente de Ixtla
-    "17036": "17022",  # Hueyapan <- Tetela del Volcán
-    "23011": "23005",  # Puerto Morelos <- Benito Juárez
-}
 
 
 def test_real_2015_2020_new_municipalities_and_parents(mx_dir, tmp_path):

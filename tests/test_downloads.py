@@ -14,24 +14,9 @@ from numpy.testing import assert_allclose
 from riskmap.publish.edition import ROW_COLUMNS
 from riskmap.web.atlas import Atlas
 
-from webdata import EVIL_NAME, build_fake_atlas, web_app
+from webdata import EVIL_NAME
 
 FORMATS = ("csv", "xlsx", "geojson", "gpkg", "shp")
-
-
-@pytest.fixture(scope="module")
-def fake_dir(tmp_path_factory):
-    return build_fake_atlas(tmp_path_factory.mktemp("downloads-atlas"))
-
-
-@pytest.fixture(scope="module")
-def app(fake_dir):
-    return web_app(fake_dir)
-
-
-@pytest.fixture()
-def client(app):
-    return app.test_client()
 
 
 def links(html: str) -> list[str]:
@@ -94,7 +79,7 @@ def test_each_format_downloads(client, fmt, mimetype, suffix):
 def test_csv_download_is_exactly_the_filtered_rows(client, fake_dir):
     response = client.get("/descargas/2017.csv?estado=22&nivel=alto")
     table = pd.read_csv(io.BytesIO(response.data), dtype={"cvegeo": str}, encoding="utf-8-sig")
-    expected = Atlas(fake_dir).rows("2017", estado="22", nivel="alto")
+    expected = Atlas(fake_dir).rows("2017", state="22", level="alto")
     assert sorted(table["cvegeo"]) == sorted(expected["cvegeo"])
     merged = table.merge(expected, on="cvegeo", suffixes=("", "_x"))
     # Exports keep probabilities to 1e-6 (riskmap.publish.export._DECIMALS).

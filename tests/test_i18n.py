@@ -12,7 +12,6 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
-from webdata import build_fake_atlas, web_app
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSLATIONS = ROOT / "riskmap" / "web" / "translations"
@@ -60,12 +59,6 @@ def test_placeholders_survive_translation(catalogue):
             continue
         wanted = sorted(re.findall(r"%\((\w+)\)s", message.id))
         assert sorted(re.findall(r"%\((\w+)\)s", message.string)) == wanted, message.id
-
-
-@pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    path = build_fake_atlas(tmp_path_factory.mktemp("i18n-atlas"))
-    return web_app(path).test_client()
 
 
 SPANISH_UI = ("Mapa nacional", "Metodología", "Descargas", "Comparar ediciones",

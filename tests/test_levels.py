@@ -1,8 +1,7 @@
-"""National rate, significance levels, display schemes and ranks."""
+"""National rate, significance levels and ranks."""
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -10,9 +9,8 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy.special import expit, logit
 
-from riskmap.model.levels import (RULE, classify_levels, classify_scheme, describe_rule,
-                              national_rate, rank_national, rank_state, rank_within)
-from riskmap.errors import BadParameter, InputError
+from riskmap.model.levels import RULE, classify_levels, describe_rule, national_rate, rank_within
+from riskmap.errors import InputError
 
 
 def test_national_rate_simple_random_sample_has_textbook_se():
@@ -82,44 +80,12 @@ def test_rule_is_documented_in_both_languages():
     assert RULE["parameters"]["min_records"] == 30  # the constant is not mutated
 
 
-def test_display_schemes_match_mapclassify_and_keep_no_data():
-    import mapclassify
-
-    rng = np.random.default_rng(1)
-    values = pd.Series(rng.beta(2, 10, 200))
-    values[[3, 50]] = np.nan
-    got = classify_scheme(values, "Natural Breaks", k=5)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "Numba not installed": the oracle is slow, not wrong
-        ref = mapclassify.FisherJenks(values.dropna().to_numpy(), k=5)
-    assert got.scheme == "natural_breaks"
-    assert_allclose(got.bins, ref.bins)
-    assert got.classes.isna().tolist() == values.isna().tolist()
-    assert got.classes.dropna().tolist() == ref.yb.tolist()
-    q = classify_scheme(values, "quantiles", k=4)
-    assert sorted(q.classes.value_counts().tolist()) == [49, 49, 50, 50]
-    e = classify_scheme(values, "equal-interval", k=3)
-    assert_allclose(np.diff(e.bins), np.diff(e.bins)[0])
-
-
-def test_natural_breaks_on_all_municipalities():
-    # Its speed is measured by bench/bench_fit_score.py, not asserted here.
-    values = np.random.default_rng(2).beta(2, 10, 2457)
-    got = classify_scheme(values, "natural_breaks", k=5)
-    assert got.bins[-1] == values.max() and got.classes.nunique() == 5
-
-
-def test_unknown_scheme_lists_valid_ones():
-    with pytest.raises(BadParameter, match="allowed: equal_interval, natural_breaks, quantiles"):
-        classify_scheme([0.1, 0.2], "jenks")
-
-
 def test_ranks_national_and_within_state():
     scores = pd.DataFrame({
         "probability": [0.30, 0.10, 0.30, 0.20, 0.50],
         "level": ["alto", "bajo", "alto", "medio", "sin_informacion"],
         "cve_ent": ["01", "01", "02", "02", "02"],
     })
-    assert rank_national(scores).tolist() == [1, 4, 1, 3, pd.NA]
-    assert rank_state(scores).tolist() == [1, 2, 1, 2, pd.NA]
+    assert rank_within(scores).tolist() == [1, 4, 1, 3, pd.NA]
+    assert rank_within(scores, by_state="cve_ent").tolist() == [1, 2, 1, 2, pd.NA]
     assert rank_within(scores.drop(columns="level")).tolist() == [2, 5, 2, 4, 1]

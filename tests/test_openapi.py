@@ -6,15 +6,8 @@ import re
 
 import pytest
 
-from webdata import build_fake_atlas, web_app
 
 PREFIX = "/api/v1"
-
-
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    root = build_fake_atlas(tmp_path_factory.mktemp("openapi-atlas"))
-    return web_app(root)
 
 
 @pytest.fixture(scope="module")

@@ -18,30 +18,10 @@ ESCAPED_EVIL = "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; O&#39;Brien &#34
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return build_fake_atlas(tmp_path_factory.mktemp("web-atlas"))
+def data_dir(fake_dir):
+    """The session's fake atlas (conftest ``fake_dir``) under this module's former name."""
+    return fake_dir
 
-
-@pytest.fixture(scope="module")
-def app(data_dir):
-    return web_app(data_dir)
-
-
-@pytest.fixture()
-def client(app):
-    return app.test_client()
-
-
-def _has_module(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None
-
-
-needs_targeting = pytest.mark.skipif(not _has_module("riskmap.model.targeting"),
-                                     reason="riskmap.model.targeting not available yet")
-needs_compare = pytest.mark.skipif(not _has_module("riskmap.model.compare"),
-                                   reason="riskmap.model.compare not available yet")
 
 #: (path, Spanish text, English text) that each page must show.
 PAGES = [
@@ -51,10 +31,8 @@ PAGES = [
     ("/municipio/22001", "Factores asociados", "Associated factors"),
     ("/municipio/22011", "Historia entre ediciones", "History across editions"),
     ("/metodologia", "Cómo se asigna el nivel de riesgo", "How the risk level is assigned"),
-    pytest.param("/focalizacion", "Focalización de inspecciones", "Inspection targeting",
-                 marks=needs_targeting),
-    pytest.param("/comparar?a=2017&b=2023", "Comparar ediciones", "Compare editions",
-                 marks=needs_compare),
+    ("/focalizacion", "Focalización de inspecciones", "Inspection targeting"),
+    ("/comparar?a=2017&b=2023", "Comparar ediciones", "Compare editions"),
 ]
 
 
@@ -158,8 +136,8 @@ def test_security_headers_and_nonce(client):
     assert r.headers["X-Content-Type-Options"] == "nosniff"
 
 
-def test_tile_url_enables_tiles_and_csp_host(data_dir):
-    app = web_app(data_dir, tile_url="https://tiles.example.org/{z}/{x}/{y}.png",
+def test_tile_url_enables_tiles_and_csp_host(fake_dir):
+    app = web_app(fake_dir, tile_url="https://tiles.example.org/{z}/{x}/{y}.png",
                   tile_attribution="Tiles: example")
     r = app.test_client().get("/")
     assert "https://tiles.example.org" in r.headers["Content-Security-Policy"]
@@ -218,10 +196,10 @@ def test_permalink_state_is_restored(client):
     assert ESCAPED_EVIL in html  # the selected municipality's card
 
 
-def test_level_counts_match_the_edition(client, data_dir):
+def test_level_counts_match_the_edition(client, fake_dir):
     from riskmap.publish.store import DataStore
 
-    rows = DataStore(data_dir).load_edition("2023").rows
+    rows = DataStore(fake_dir).load_edition("2023").rows
     html = client.get("/?lang=es").get_data(as_text=True)
     for level, label in (("alto", "Alto"), ("bajo", "Bajo"), ("sin_informacion", "Sin información")):
         n = int((rows["level"] == level).sum())
@@ -235,10 +213,10 @@ def test_search_is_accent_insensitive(client):
     assert "Ningún municipio coincide" in html
 
 
-def test_municipality_card_content(client, data_dir):
+def test_municipality_card_content(client, fake_dir):
     from riskmap.publish.store import DataStore
 
-    row = DataStore(data_dir).load_edition("2023").rows.set_index("cvegeo").loc["22001"]
+    row = DataStore(fake_dir).load_edition("2023").rows.set_index("cvegeo").loc["22001"]
     html = client.get("/municipio/22001?lang=es").get_data(as_text=True)
     assert f"{row['probability'] * 100:.1f} %" in html
     assert f"{row['ci_low'] * 100:.1f} %" in html and f"{row['ci_high'] * 100:.1f} %" in html
@@ -266,10 +244,10 @@ def test_new_municipality_history_uses_parent(client):
     assert "22001" in html and "aún no existía" in html
 
 
-def test_methodology_shows_model_card(client, data_dir):
+def test_methodology_shows_model_card(client, fake_dir):
     from riskmap.publish.store import DataStore
 
-    card = DataStore(data_dir).load_card("2023")
+    card = DataStore(fake_dir).load_card("2023")
     html = client.get("/metodologia?lang=es").get_data(as_text=True)
     male = next(c for c in card["coefficients"] if c["name"] == "male")
     assert f"{male['odds_ratio']:.3f}" in html and f"{male['se']:.3f}" in html
@@ -278,16 +256,14 @@ def test_methodology_shows_model_card(client, data_dir):
     assert "Limitaciones" in html
 
 
-def test_imported_edition_pages(tmp_path):
-    path = build_fake_atlas(tmp_path / "d", imported_2023=True)
-    c = web_app(path).test_client()
+def test_imported_edition_pages(imported_app):
+    c = imported_app.test_client()
     assert c.get("/metodologia?lang=es").status_code == 200
     html = c.get("/municipio/22001?lang=es").get_data(as_text=True)
     assert "no incluye factores asociados" in html
 
 
-def test_comparison_flags_municipalities_created_or_divided(data_dir):
-    client = web_app(data_dir).test_client()
+def test_comparison_flags_municipalities_created_or_divided(client):
     forward = client.get("/comparar?a=2017&b=2023&lang=es").get_data(as_text=True)
     assert "Municipios creados entre ediciones (2)" in forward
     assert "valor de 2017 tomado de 22001" in forward and "data-split" not in forward
@@ -392,9 +368,8 @@ def test_real_edition_credits_inegi_without_banner(kinds_dir):
 IMPORTED_NOTE = "Edición importada 2023:"
 
 
-def test_imported_edition_marked_on_every_page(tmp_path):
-    path = build_fake_atlas(tmp_path / "d", imported_2023=True)
-    c = web_app(path).test_client()
+def test_imported_edition_marked_on_every_page(imported_app):
+    c = imported_app.test_client()
     for url in DATA_PAGES[:5]:
         html = c.get(url + "?lang=es").get_data(as_text=True)
         assert IMPORTED_NOTE in html, url
@@ -542,7 +517,6 @@ def test_calibration_plot_geometry():
 
 
 # -- targeting ---------------------------------------------------------------------------------
-@needs_targeting
 def test_targeting_exports_match_the_table(client):
     query = "edicion=2023&visitas=50&q=0.1&criterio=conteo&niveles=alto&niveles=medio&enviado=1"
     html = client.get(f"/focalizacion?{query}&lang=es").get_data(as_text=True)
@@ -557,7 +531,6 @@ def test_targeting_exports_match_the_table(client):
     assert list(sheet.columns) == list(table.columns) and len(sheet) == n_rows
 
 
-@needs_targeting
 @pytest.mark.parametrize("query", ["visitas=0", "visitas=abc", "q=0", "q=2", "criterio=x",
                                    "niveles=rojo", "estados=99"])
 def test_targeting_rejects_bad_form_values(client, query):
@@ -565,7 +538,7 @@ def test_targeting_rejects_bad_form_values(client, query):
 
 
 # -- command line ------------------------------------------------------------------------------
-def test_serve_command_builds_the_app_on_the_data_dir(data_dir, monkeypatch):
+def test_serve_command_builds_the_app_on_the_data_dir(fake_dir, monkeypatch):
     from click.testing import CliRunner
     from flask import Flask
 
@@ -577,10 +550,10 @@ def test_serve_command_builds_the_app_on_the_data_dir(data_dir, monkeypatch):
         calls.update(host=host, port=port, data_dir=self.config["RISKMAP"]["data_dir"])
 
     monkeypatch.setattr(Flask, "run", fake_run)
-    result = CliRunner().invoke(cli, ["serve", "--data-dir", str(data_dir), "--host", "0.0.0.0",
+    result = CliRunner().invoke(cli, ["serve", "--data-dir", str(fake_dir), "--host", "0.0.0.0",
                                       "--port", "8123"])
     assert result.exit_code == 0, result.output
-    assert calls == {"host": "0.0.0.0", "port": 8123, "data_dir": str(data_dir)}
+    assert calls == {"host": "0.0.0.0", "port": 8123, "data_dir": str(fake_dir)}
     assert "2017, 2023" in result.output
 
 

@@ -1,22 +1,17 @@
 """The pipeline: records -> fitted model -> scores -> levels -> factors -> published edition.
 
-Inputs are built here, small and with known truth: a 4 x 4 grid of square municipalities in
-two states, survey and census records drawn from a known logit. ``make_inputs`` is reused by
-the CLI and bad-input tests.
+Inputs are small and with known truth (tests/pipeline_inputs.py): a 4 x 4 grid of square
+municipalities in two states, survey and census records drawn from a known logit.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import pytest
 from scipy.special import expit
-from shapely.geometry import box
 
 from riskmap.publish.edition import EXTRA_COLUMNS, FACTOR_COLUMNS, LEVELS, ROW_COLUMNS
 from riskmap.errors import InputError
@@ -24,109 +19,11 @@ from riskmap.ingest.records import read_records
 from riskmap.spec import load_spec
 from riskmap.publish.store import DataStore
 
-TRUE_BETA = {"intercept": -4.0, "age": 0.15, "male": 0.5, "head_agriculture": 1.2}
-COVARIATES = ("age", "male", "head_agriculture")
-EMPTY_MUN = "02016"   # no census records at all
-SMALL_MUN = "02015"   # fewer census records than min_records
-
-SPEC_TOML = """
-name = "test-small"
-[domains]
-demografia = { es = "Demografía", en = "Demography" }
-trabajo = { es = "Trabajo", en = "Labour" }
-[[covariates]]
-name = "age"
-kind = "record"
-domain = "demografia"
-label_es = "Edad"
-label_en = "Age"
-definition_es = "Edad en años."
-definition_en = "Age in years."
-[[covariates]]
-name = "male"
-kind = "record"
-domain = "demografia"
-label_es = "Hombre"
-label_en = "Male"
-definition_es = "1 si es hombre."
-definition_en = "1 if male."
-[[covariates]]
-name = "head_agriculture"
-kind = "record"
-domain = "trabajo"
-label_es = "Jefatura en agricultura"
-label_en = "Head works in agriculture"
-definition_es = "1 si la jefatura trabaja en agricultura."
-definition_en = "1 if the head works in agriculture."
-"""
-
-
-def grid_boundaries() -> gpd.GeoDataFrame:
-    """16 unit squares, states 01 (first two grid rows) and 02, accented names."""
-    recs = []
-    for i in range(16):
-        ent = "01" if i < 8 else "02"
-        mun = f"{i % 8 + 1 + (0 if i < 8 else 8):03d}"
-        recs.append({"cvegeo": ent + mun, "cve_ent": ent, "cve_mun": mun,
-                     "nom_ent": "Aguascalientes" if ent == "01" else "Estado Peñón",
-                     "nom_mun": f"San José {i}", "geometry": box(i % 4, i // 4,
-                                                                   i % 4 + 1, i // 4 + 1)})
-    return gpd.GeoDataFrame(recs, geometry="geometry", crs=4326)
-
-
-def _people(rng, codes, agri_share):
-    n = len(codes)
-    return pd.DataFrame({
-        "cvegeo": codes,
-        "age": rng.integers(5, 18, n).astype(float),
-        "male": rng.integers(0, 2, n).astype(float),
-        "head_agriculture": (rng.random(n) < agri_share).astype(float),
-    })
-
-
-def _outcome(rng, df):
-    eta = TRUE_BETA["intercept"] + sum(TRUE_BETA[c] * df[c] for c in COVARIATES)
-    return (rng.random(len(df)) < expit(eta)).astype(int)
-
-
-def make_frames(seed=0, n_survey=3000, n_census_per_mun=200):
-    """(survey, census, boundaries) DataFrames with known truth."""
-    rng = np.random.default_rng(seed)
-    bnd = grid_boundaries()
-    codes = bnd["cvegeo"].tolist()
-    agri = dict(zip(codes, np.linspace(0.05, 0.8, len(codes))))
-    # survey: 4 strata x 10 PSUs, each PSU inside one municipality
-    psu_mun = rng.choice(codes, 40)
-    psu = rng.integers(0, 40, n_survey)
-    sv_codes = psu_mun[psu]
-    survey = _people(rng, sv_codes, np.array([agri[c] for c in sv_codes]))
-    survey.insert(1, "weight", rng.uniform(50, 150, n_survey).round(2))
-    survey.insert(2, "strata", [f"S{p // 10}" for p in psu])
-    survey.insert(3, "psu", [f"P{p}" for p in psu])
-    survey.insert(4, "child_labour", _outcome(rng, survey))
-    # census: 200 records per municipality, 10 in SMALL_MUN, none in EMPTY_MUN
-    cen_codes = []
-    for c in codes:
-        cen_codes += [c] * {EMPTY_MUN: 0, SMALL_MUN: 10}.get(c, n_census_per_mun)
-    cen_codes = np.array(cen_codes)
-    census = _people(rng, cen_codes, np.array([agri[c] for c in cen_codes]))
-    census.insert(1, "weight", rng.uniform(5, 15, len(census)).round(2))
-    return survey, census, bnd
-
-
-def write_inputs(folder: Path, seed=0, survey=None, census=None) -> dict:
-    """Write boundaries.geojson, survey.csv, census.csv and spec.toml; return their paths."""
-    folder.mkdir(parents=True, exist_ok=True)
-    sv, ce, bnd = make_frames(seed)
-    survey = sv if survey is None else survey
-    census = ce if census is None else census
-    paths = {"survey": folder / "survey.csv", "census": folder / "census.csv",
-             "boundaries": folder / "boundaries.geojson", "spec": folder / "spec.toml"}
-    survey.to_csv(paths["survey"], index=False)
-    census.to_csv(paths["census"], index=False)
-    bnd.to_file(paths["boundaries"], driver="GeoJSON")
-    paths["spec"].write_text(SPEC_TOML, encoding="utf-8")
-    return paths
+# The inputs live in a helper module; imported here too, so that ``from test_pipeline import
+# write_inputs`` keeps working.
+from pipeline_inputs import (COVARIATES, EMPTY_MUN, SMALL_MUN, SPEC_TOML, TRUE_BETA,  # noqa: E402, F401
+                             _outcome, _people, grid_boundaries, make_frames, tree_hashes,
+                             write_inputs)
 
 
 @pytest.fixture(scope="module")
@@ -150,11 +47,6 @@ def built(inputs, spec):
                             year=2023, sources=["ENTI 2022", "Censo 2020"], synthetic=True,
                             progress=messages.append)
     return edition, survey, census, messages
-
-
-def tree_hashes(root: Path) -> dict:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 # -- build_edition -----------------------------------------------------------------------------
@@ -393,7 +285,7 @@ def test_real_geography_keeps_every_municipality(mx_dir, tmp_path):
                                 sources=["Marco Geoestadístico 2020 (INEGI)",
                                          "registros simulados"], synthetic=True)
     rows = DataStore(tmp_path / "data").load_edition("2022").rows
-    assert len(rows) == 2469 and edition.card["vintage"] == "municipios_2020"
+    assert len(rows) == 2469 and edition.card["vintage"] == "2020"
     assert set(rows["cvegeo"]) == set(codes)
     assert set(rows.loc[rows["level"] == "sin_informacion", "cvegeo"]) == absent
     assert rows.set_index("cvegeo").loc["31050", "nom_ent"] == "Yucatán"

@@ -14,7 +14,7 @@ from riskmap.inegi.simulate import EDITIONS, SimConfig, simulate_mexico
 from riskmap.spec import load_spec
 from riskmap.publish.store import DataStore
 
-from test_real_simulate import _small_country
+from pipeline_inputs import small_country as _small_country
 
 
 @pytest.fixture()

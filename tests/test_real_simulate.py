@@ -19,33 +19,7 @@ from riskmap.inegi.simulate import (EDITIONS, SOURCES_NOTE, SimConfig, build_sem
                                    simulate_census, simulate_mexico)
 from riskmap.publish.store import DataStore
 
-
-def _small_country(tmp_path, n=6):
-    """Two states of n*n/2 municipalities each; the east is poor, rural and indigenous."""
-    rows, table = [], []
-    for k in range(n * n):
-        i, j = divmod(k, n)
-        ent = "20" if j >= n // 2 else "19"  # Oaxaca east, Nuevo León west
-        code = f"{ent}{k + 1:03d}"
-        rows.append({"CVEGEO": code, "NOMGEO": f"M{k}", "geometry": box(j, i, j + 1, i + 1)})
-        east = j >= n // 2
-        table.append({"cvegeo": code, "POBTOT": 10000, "POBMAS": 4900, "P_3A5": 600,
-                      "P_6A11": 1200, "P_12A14": 600, "P_15A17": 600, "pob_5_17": 2600,
-                      "pct_6_14_no_asiste": 9.0 if east else 2.0,
-                      "pct_15_17_no_asiste": 45.0 if east else 18.0,
-                      "pct_hli_3ymas": 60.0 if east else 1.0,
-                      "pct_rural_lt2500": 80.0 if east else 5.0,
-                      "GRAPROES": 6.0 if east else 11.0, "PDER_IMSS": 800 if east else 6000,
-                      "PROM_OCUP": 4.2 if east else 3.4})
-    gdf = gpd.GeoDataFrame(rows, crs=4326)
-    gdf["geometry"] = gdf.geometry.translate(-100, 17)
-    bpath = tmp_path / "municipios_2020.geojson"
-    gdf.to_file(bpath, driver="GeoJSON")
-    tab = pd.DataFrame(table)
-    tab = tab[tab["cvegeo"] != "19001"]  # one municipality without census data
-    tpath = tmp_path / "iter.csv"
-    tab.to_csv(tpath, index=False)
-    return bpath, tpath, tab
+from pipeline_inputs import small_country as _small_country
 
 
 def test_generator_follows_municipal_shares(tmp_path):
@@ -160,7 +134,7 @@ def test_real_mexico_semisynthetic_is_plausible(mx_dir, tmp_path):
     # editions compare through the stored crosswalk: the 12 municipalities created between
     # the 2015 and 2020 cartographies take their parent's 2017 value
     from riskmap.model.compare import compare
-    from test_crosswalk import CREATED_2015_2020
+    from pipeline_inputs import CREATED_2015_2020
 
     cmp = compare(store.load_edition("2017"), store.load_edition("2023"), store)
     derived = cmp.changes[cmp.changes["alignment"] == "derived"]

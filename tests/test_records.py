@@ -16,7 +16,7 @@ GOOD = ["01001,1.5,A,1,0,10,1,0", "07002,2,A,2,1,15,0,1", "09003,3,B,3,0,7,1,1"]
 
 @pytest.fixture
 def spec(tmp_path):
-    from test_pipeline import SPEC_TOML
+    from pipeline_inputs import SPEC_TOML
 
     path = tmp_path / "spec.toml"
     path.write_text(SPEC_TOML, encoding="utf-8")

@@ -35,8 +35,18 @@ def data_dir_option(func):
 
 
 def resolve_data_dir(data_dir: str | None) -> str:
+    import warnings
+
     from ..settings import resolve
-    return data_dir or resolve()["data_dir"]
+
+    if data_dir:
+        return data_dir
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = resolve()["data_dir"]
+    for w in caught:  # an unknown RISKMAP_* variable: one line, like every other warning
+        click.echo(f"riskmap: warning: {w.message}", err=True)
+    return value
 
 
 def main(argv=None):

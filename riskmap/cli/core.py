@@ -212,8 +212,10 @@ def relevel(name, level_rule, data_dir):
 @click.option("--edition", "name", required=True, help="Edition name.")
 @click.option("--format", "fmt", required=True, metavar="csv|xlsx|geojson|gpkg|shp",
               help="Output format (shp writes a zip).")
-@click.option("--state", default=None, help="Only this state (2-digit code, e.g. 07).")
-@click.option("--level", default=None, help="Only this level: " + ", ".join(LEVELS) + ".")
+@click.option("--state", default=None,
+              help="Only this state: its 2-digit code (07) or name (Chiapas; any case).")
+@click.option("--level", default=None,
+              help="Only this level (any case): " + ", ".join(LEVELS) + ".")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Output file.")
 @data_dir_option

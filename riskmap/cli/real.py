@@ -25,7 +25,7 @@ def crosswalk_cmd(path_from, path_to, output, min_share):
     """Area-overlay crosswalk between two boundary vintages; lists new and removed codes."""
     from ..ingest.crosswalk import area_crosswalk, detect_changes
     from ..ingest.boundaries import read_boundaries
-    from ..publish.store import atomic_path
+    from ..fileio import atomic_path
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -60,20 +60,6 @@ def _echo_warnings(caught):
             click.echo(f"riskmap: warning: {w.message}", err=True)
 
 
-def _vintage_from(path: str, default: str | None = None) -> str:
-    """The year in a file name; else ``default`` when the name has no digit at all; else the
-    name itself, made a safe vintage name."""
-    import re
-
-    stem = Path(path).stem
-    match = re.search(r"(19|20)\d\d", stem)
-    if match:
-        return match.group(0)
-    if default is not None and not any(ch.isdigit() for ch in stem):
-        return default
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", stem)[:60]
-
-
 @cli.command("simulate")
 @click.option("--boundaries", required=True, type=click.Path(dir_okay=False),
               help="Municipal boundaries (e.g. INEGI Marco Geoestadístico, any GDAL format).")
@@ -105,10 +91,11 @@ def simulate_cmd(boundaries, census_table, vintage, seed, census_records, survey
     from tqdm import tqdm
 
     from ..inegi.simulate import SOURCES_NOTE, SimConfig, build_semisynthetic
+    from ..ingest.boundaries import vintage_name
 
-    vintage = vintage or _vintage_from(boundaries, "2020")
+    vintage = vintage or vintage_name(boundaries, "2020")
     if old_boundaries and not old_vintage:
-        old_vintage = _vintage_from(old_boundaries, "2015")
+        old_vintage = vintage_name(old_boundaries, "2015")
     config = SimConfig(n_census=census_records, n_survey=survey_records)
     bars = []  # created on the first step, so an input error prints no empty bar first
 
@@ -173,13 +160,13 @@ def import_edition_cmd(edition, levels, sheet, boundaries, vintage, year, nation
     published. The summary names every value read as another word ("Alta" -> alto).
     """
     from ..errors import InputError
-    from ..ingest.boundaries import read_boundaries
+    from ..ingest.boundaries import read_boundaries, vintage_name
     from ..inegi.imported import check_codes, import_edition, raise_problems, read_list
     from ..publish.builders import link_vintage
     from ..publish.store import DataStore
 
     store = DataStore(resolve_data_dir(data_dir))
-    vintage = vintage or _vintage_from(boundaries)
+    vintage = vintage or vintage_name(boundaries)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         listing = read_list(levels, sheet=sheet)
@@ -302,7 +289,7 @@ def harmonise_cmd(mapping_name, inputs, tables, output):
 
     from ..errors import InputError
     from ..inegi.mapping import apply_mapping, load_mapping, read_table
-    from ..publish.store import atomic_path
+    from ..fileio import atomic_path
 
     mapping = load_mapping(mapping_name)
     extra: dict[str, list] = {}

@@ -21,11 +21,15 @@ from . import cli, data_dir_option, resolve_data_dir
 @click.option("--debug/--no-debug", default=False, help="Reload on code changes (development).")
 def serve(data_dir, host, port, debug):
     """Serve the maps, pages and JSON API (read-only) on HOST:PORT."""
+    from ..demo.ensure import ensure_demo_from_settings
+    from ..settings import resolve
     from ..web import create_app
     from ..web.atlas import EXTENSION_KEY
 
     data_dir = resolve_data_dir(data_dir)
     click.echo(f"riskmap: data directory {data_dir}", err=True)
+    if ensure_demo_from_settings(resolve({"data_dir": data_dir})):
+        click.echo("riskmap: no edition found; built the synthetic demo", err=True)
     app = create_app({"data_dir": data_dir})
     names = app.extensions[EXTENSION_KEY].names()
     click.echo(f"riskmap: editions {', '.join(names) or 'none'}; "

@@ -5,5 +5,7 @@ no real country. See :mod:`riskmap.demo.build`.
 """
 
 from .build import DEFAULT_SEED, DemoConfig, build_demo, build_demo_inputs
+from .ensure import ensure_demo, ensure_demo_from_settings
 
-__all__ = ["DEFAULT_SEED", "DemoConfig", "build_demo", "build_demo_inputs"]
+__all__ = ["DEFAULT_SEED", "DemoConfig", "build_demo", "build_demo_inputs", "ensure_demo",
+           "ensure_demo_from_settings"]

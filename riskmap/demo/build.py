@@ -15,8 +15,8 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-import pyogrio
 
+from ..fileio import write_gpkg
 from .fields import SmoothField
 from .geography import CRS, along_axis, build_geography
 from .landscape import write_cropland
@@ -175,8 +175,8 @@ def _generate(data_dir: Path, seed: int, progress, config: DemoConfig) -> dict:
     for v in VINTAGES:
         path = out / f"boundaries_{v}.gpkg"
         path.unlink(missing_ok=True)
-        pyogrio.write_dataframe(boundaries[v], path, layer="municipios", driver="GPKG")
-        pyogrio.write_dataframe(estados, path, layer="estados", driver="GPKG")
+        write_gpkg(boundaries[v], path, layer="municipios")
+        write_gpkg(estados, path, layer="estados")
         paths["boundaries"][v] = path
     lap("boundaries")
 

@@ -5,10 +5,11 @@ Nothing here is needed by the synthetic demo; everything works on files the user
 (or downloads with ``riskmap fetch``).
 """
 
-#: Attribution required by INEGI's "Términos de Libre Uso de la Información".
-INEGI_ATTRIBUTION_ES = ("Fuente: INEGI (Marco Geoestadístico; Censo de Población y Vivienda "
-                        "2020, ITER). Datos transformados por riskmap; INEGI no respalda este "
-                        "producto.")
-INEGI_ATTRIBUTION_EN = ("Source: INEGI (Marco Geoestadístico; 2020 Population and Housing "
-                        "Census, ITER). Data transformed by riskmap; INEGI does not endorse "
-                        "this product.")
+from ..provenance import inegi_attribution
+
+#: Attribution required by INEGI's "Términos de Libre Uso de la Información" (the one wording
+#: of :data:`riskmap.provenance.INEGI_CREDIT`).
+INEGI_ATTRIBUTION_ES = inegi_attribution(
+    ["Marco Geoestadístico", "Censo de Población y Vivienda 2020, ITER"], "es")
+INEGI_ATTRIBUTION_EN = inegi_attribution(
+    ["Marco Geoestadístico", "2020 Population and Housing Census, ITER"], "en")

@@ -400,15 +400,6 @@ def simulate_mexico(boundaries: gpd.GeoDataFrame, table: pd.DataFrame, seed: int
             "surveys": surveys, "truth": truth, "no_data": no_data}
 
 
-def true_municipal_probability(census: pd.DataFrame, truth: dict) -> pd.Series:
-    """Weighted mean true probability per municipality (the simulation's ground truth)."""
-    p = expit(linear_predictor(census, truth["intercept"], truth["slopes"]))
-    w = census["weight"].to_numpy()
-    frame = pd.DataFrame({"cvegeo": census["cvegeo"], "wp": w * p, "w": w})
-    sums = frame.groupby("cvegeo")[["wp", "w"]].sum()
-    return sums["wp"] / sums["w"]
-
-
 def sources(boundaries_name: str, table_name: str, edition: SimEdition) -> list[dict]:
     """The sources of a semi-synthetic edition, real and simulated parts told apart."""
     note_es = "Semisintético: geografía y proporciones municipales del INEGI; registros simulados."
@@ -484,7 +475,8 @@ def build_semisynthetic(data_dir, boundaries_path, table_path, seed: int = 2020,
     from ..errors import InputError
     from ..ingest.boundaries import read_boundaries
     from ..spec import load_spec
-    from ..publish.store import DataStore, atomic_path, check_name
+    from ..fileio import atomic_path
+    from ..publish.store import DataStore, check_name
     from .iter import read_iter
 
     say = progress or (lambda message: None)

@@ -347,3 +347,28 @@ def _polygon_parts(geom):
     if not polys:
         return shapely.Polygon()
     return polys[0] if len(polys) == 1 else shapely.MultiPolygon(polys)
+
+
+def vintage_name(path, default: str | None = None) -> str:
+    """The default geography-vintage name of a boundary file.
+
+    The year in the file name (``municipios_2020.geojson`` -> ``"2020"``), so that building and
+    importing from the same file name the same vintage; else ``default`` when the name has no
+    digit at all; else the file name made a safe vintage name (letters, digits, ``_.-``).
+
+    Parameters
+    ----------
+    path : str or Path
+    default : str, optional
+
+    Returns
+    -------
+    str
+    """
+    stem = Path(path).stem
+    match = re.search(r"(19|20)\d\d", stem)
+    if match:
+        return match.group(0)
+    if default is not None and not any(ch.isdigit() for ch in stem):
+        return default
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("_.-")[:64] or "boundaries"

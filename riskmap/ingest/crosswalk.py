@@ -210,14 +210,6 @@ def detect_changes(crosswalk: pd.DataFrame, codes_from, codes_to,
     return out
 
 
-def parents_of_new(crosswalk: pd.DataFrame, codes_from, codes_to,
-                   threshold: float = 0.02, areas_from=None) -> dict[str, str]:
-    """Map each code new in ``codes_to`` to the from-code it was mainly carved from."""
-    changes = detect_changes(crosswalk, codes_from, codes_to, threshold, areas_from)
-    new = changes[(changes["change"] == "new") & (changes["cvegeo_from"] != "")]
-    return new.drop_duplicates("cvegeo_to").set_index("cvegeo_to")["cvegeo_from"].to_dict()
-
-
 # -- helpers --------------------------------------------------------------------------------
 def _intersection_area(ga, gb, ia, ib) -> np.ndarray:
     """Areas of ga[ia] ∩ gb[ib], vectorised, with a per-pair fallback on GEOS errors."""

@@ -108,6 +108,7 @@ def _validate(raw, kind, spec, territorial, expected, name, first_row) -> pd.Dat
     for cov in spec.names:
         if cov in raw.columns:
             out[cov] = _numeric(raw[cov], cov, name, first_row)
+            _check_valid(out[cov], raw[cov], spec.covariate(cov), name, first_row)
         else:
             out[cov] = _join_territorial(out["cvegeo"], territorial[cov], cov, name, first_row)
     out.attrs["file"] = name
@@ -357,6 +358,25 @@ def _numeric(col, column, name, first_row) -> pd.Series:
         raise InputError(f"expected a finite number, found {_show(col.iloc[i])}", file=name,
                          column=column, row=i + first_row)
     return values
+
+
+def _check_valid(values: pd.Series, col, covariate, name, first_row) -> None:
+    """Raise at the first value outside the covariate's valid range (model spec)."""
+    if covariate.values is None and covariate.min is None and covariate.max is None:
+        return
+    x = values.to_numpy(dtype=float)
+    bad = np.zeros(len(x), dtype=bool)
+    if covariate.values is not None:
+        bad |= ~np.isin(x, covariate.values)
+    if covariate.min is not None:
+        bad |= x < covariate.min
+    if covariate.max is not None:
+        bad |= x > covariate.max
+    if bad.any():
+        i = _first_bad(bad)
+        raise InputError(f"expected {covariate.valid_text()} ({covariate.label_en.lower()}), "
+                         f"found {_show(col.iloc[i])}", file=name, column=covariate.name,
+                         row=i + first_row)
 
 
 def _weights(col, name, first_row) -> pd.Series:

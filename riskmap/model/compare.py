@@ -20,7 +20,6 @@ same test (:func:`change`).
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ import pandas as pd
 
 from .levels import LEVELS
 from ..errors import InputError, NotFound
+from ..jsonable import jsonable
 from .rules import level_of
 from .score import Z95
 
@@ -191,28 +191,12 @@ class Comparison:
             "testable": self.testable,
             "direction": self.direction,
             "warnings": self.warnings(),
-            "by_state": _records(self.by_state),
-            "entered_alto": _records(self.entered_alto),
-            "left_alto": _records(self.left_alto),
-            "created": _records(self.created) if self.created is not None else [],
-            "changes": _records(self.changes),
+            "by_state": jsonable(self.by_state),
+            "entered_alto": jsonable(self.entered_alto),
+            "left_alto": jsonable(self.left_alto),
+            "created": jsonable(self.created) if self.created is not None else [],
+            "changes": jsonable(self.changes),
         }
-
-
-def _records(df: pd.DataFrame) -> list[dict]:
-    out = []
-    for rec in df.to_dict(orient="records"):
-        clean = {}
-        for k, v in rec.items():
-            if isinstance(v, (np.integer,)):
-                v = int(v)
-            elif isinstance(v, (float, np.floating)):
-                v = None if math.isnan(v) else float(v)
-            elif v is pd.NA or v is None:
-                v = None
-            clean[str(k)] = v
-        out.append(clean)
-    return out
 
 
 def _table(edition) -> pd.DataFrame:

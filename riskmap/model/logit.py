@@ -20,9 +20,9 @@ from scipy import stats
 from scipy.special import expit
 
 from ..errors import ModelError
+from .score import Z95
 
 SINGLE_PSU = ("centre", "skip")
-Z95 = 1.959963984540054
 
 #: A linear predictor beyond this puts a fitted probability within ~1e-13 of 0 or 1; on real
 #: survey data that only happens when the coefficients are running off to infinity.

@@ -129,7 +129,8 @@ def publish_editions(store, jobs, spec, *, synthetic: bool,
     return published, timings
 
 
-def link_vintage(store, vintage: str, municipios: gpd.GeoDataFrame) -> list[tuple[str, str]]:
+def link_vintage(store, vintage: str,
+                 municipalities: gpd.GeoDataFrame) -> list[tuple[str, str]]:
     """Store a vintage (if new) and the crosswalks between it and every other stored vintage.
 
     Editions on different vintages are compared through a stored crosswalk
@@ -141,7 +142,7 @@ def link_vintage(store, vintage: str, municipios: gpd.GeoDataFrame) -> list[tupl
     ----------
     store : riskmap.publish.store.DataStore
     vintage : str
-    municipios : geopandas.GeoDataFrame
+    municipalities : geopandas.GeoDataFrame
         Normalised boundaries of ``vintage``.
 
     Returns
@@ -153,14 +154,14 @@ def link_vintage(store, vintage: str, municipios: gpd.GeoDataFrame) -> list[tupl
 
     others = [v for v in store.vintage_names() if v != vintage]
     if vintage not in store.vintage_names():
-        store_vintages(store, {vintage: (municipios, None)})
+        store_vintages(store, {vintage: (municipalities, None)})
     written = []
     for other in others:
         pairs = [(other, vintage), (vintage, other)]
         pairs = [p for p in pairs if not store.crosswalk_path(*p).exists()]
         if not pairs:
             continue
-        geo = {vintage: municipios, other: store.load_vintage(other)}
+        geo = {vintage: municipalities, other: store.load_vintage(other)}
         for old, new in pairs:
             store.save_crosswalk(old, new, area_crosswalk(geo[old], geo[new]))
             written.append((old, new))

@@ -23,10 +23,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
 import tempfile
-from contextlib import contextmanager
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +34,9 @@ import pandas as pd
 import pyogrio
 
 from .edition import LEVELS, ROW_COLUMNS
+from ..choices import match_choice, match_state
 from ..errors import BadParameter
+from ..fileio import atomic_path, write_gpkg
 from ..provenance import provenance, provenance_text, source_text
 
 #: Data dictionary of the exported columns (Spanish first, as the service).
@@ -124,9 +123,10 @@ def filter_rows(edition, state=None, level=None) -> gpd.GeoDataFrame:
     ----------
     edition : riskmap.publish.edition.Edition
     state : str, optional
-        2-digit state code (``"07"``; ``"7"`` is accepted as ``"07"``).
+        2-digit state code (``"07"``; ``"7"`` is accepted as ``"07"``) or the state's name
+        (``"Chiapas"``; case and accents are ignored).
     level : str, optional
-        One of :data:`~riskmap.publish.edition.LEVELS`.
+        One of :data:`~riskmap.publish.edition.LEVELS` (case and accents are ignored).
 
     Returns
     -------
@@ -136,24 +136,36 @@ def filter_rows(edition, state=None, level=None) -> gpd.GeoDataFrame:
     Raises
     ------
     BadParameter
-        Unknown state (lists the edition's state codes) or level (lists LEVELS).
+        Unknown or ambiguous state (lists the edition's states) or level (lists LEVELS).
     """
+    state, level = resolve_filters(edition, state, level)
     rows = edition.rows
     mask = pd.Series(True, index=rows.index)
-    if state is not None and str(state).strip() != "":
-        code = str(state).strip()
-        if code.isdigit() and len(code) == 1:
-            code = code.zfill(2)
-        states = sorted(rows["cve_ent"].astype(str).unique())
-        if code not in states:
-            raise BadParameter("state", state, states)
-        mask &= rows["cve_ent"].astype(str) == code
-    if level is not None and str(level).strip() != "":
-        lev = str(level).strip().lower()
-        if lev not in LEVELS:
-            raise BadParameter("level", level, LEVELS)
-        mask &= rows["level"] == lev
+    if state is not None:
+        mask &= rows["cve_ent"].astype(str) == state
+    if level is not None:
+        mask &= rows["level"] == level
     return rows.loc[mask].copy()
+
+
+def resolve_filters(edition, state=None, level=None) -> tuple[str | None, str | None]:
+    """The canonical ``(state code, level)`` of the filters of :func:`filter_rows`.
+
+    Blank filters become ``None``; ``"Chiapas"`` becomes ``"07"`` and ``"Alto"`` ``"alto"``
+    (so file names and notes show the canonical values).
+    """
+    rows = edition.rows
+    if state is not None and str(state).strip() != "":
+        names = (rows[["cve_ent", "nom_ent"]].astype(str).drop_duplicates("cve_ent")
+                 .sort_values("cve_ent"))
+        state = match_state("state", state, dict(names.itertuples(index=False, name=None)))
+    else:
+        state = None
+    if level is not None and str(level).strip() != "":
+        level = match_choice("level", level, LEVELS)
+    else:
+        level = None
+    return state, level
 
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
@@ -289,10 +301,9 @@ def _write_gpkg(edition, rows, path, state, level):
     gdf["synthetic"] = edition.synthetic
     # One declared type whatever the filter keeps (islands are multipart; an empty
     # selection would otherwise be a layer of unknown geometry type).
-    pyogrio.write_dataframe(gdf, path, layer="municipios", driver="GPKG",
-                            promote_to_multi=True, geometry_type="MultiPolygon")
-    pyogrio.write_dataframe(_meta_frame(edition, state, level, len(rows)), path,
-                            layer="metadatos", driver="GPKG")
+    write_gpkg(gdf, path, layer="municipios", promote_to_multi=True,
+               geometry_type="MultiPolygon")
+    write_gpkg(_meta_frame(edition, state, level, len(rows)), path, layer="metadatos")
 
 
 def _write_shp(edition, rows, path, state, level):
@@ -366,27 +377,11 @@ def export_edition(edition, fmt: str, path, state=None, level=None) -> Path:
         # a zip named .shp would not open in a GIS as a Shapefile, nor look like a zip
         raise BadParameter("output", str(path), message=f"a Shapefile export is a zip of "
                            f"several files: name the output .zip, not {path.name!r}")
+    state, level = resolve_filters(edition, state, level)
     rows = filter_rows(edition, state, level)
-    with _atomic(path) as tmp:
+    with atomic_path(path) as tmp:
         FORMATS[key].writer(edition, rows, tmp, state, level)
     return path
-
-
-@contextmanager
-def _atomic(target: Path):
-    """Yield a path of the same name in a temporary folder beside ``target``; move it there.
-
-    Same name, because GDAL drivers check the extension; same file system, so the final
-    :func:`os.replace` is atomic and a failed export leaves any previous file untouched.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    folder = tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        tmp = Path(folder) / target.name
-        yield tmp
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def export_filename(edition, fmt: str, state=None, level=None) -> str:
@@ -405,6 +400,7 @@ def export_bytes(edition, fmt: str, state=None, level=None) -> tuple[bytes, str,
     (bytes, mimetype, filename)
     """
     key = normalise_format(fmt)
+    state, level = resolve_filters(edition, state, level)
     rows = filter_rows(edition, state, level)
     name = export_filename(edition, key, state, level)
     if key in ("csv", "xlsx"):

@@ -7,7 +7,6 @@ failure at any step leaves previously published editions byte-for-byte intact.
 
 from __future__ import annotations
 
-import math
 import re
 import warnings
 from datetime import datetime, timezone
@@ -21,12 +20,14 @@ import pandas as pd
 from ..model import factors, levels, score
 from .edition import EXTRA_COLUMNS, LEVELS, ROW_COLUMNS, Edition
 from ..errors import InputError, ModelError
-from ..ingest.boundaries import read_boundaries, states_from
+from ..jsonable import jsonable
+from ..ingest.boundaries import read_boundaries, vintage_name
 from ..ingest.records import join_territorial, read_records, validate_codes
 from ..model.diagnostics import diagnose
 from ..model.logit import SurveyLogit
 from ..provenance import attribution
 from ..spec import load_spec
+from .builders import link_vintage
 from .store import DataStore, check_name
 
 BOUNDARY_COLUMNS = ("cvegeo", "cve_ent", "cve_mun", "nom_ent", "nom_mun")
@@ -273,26 +274,7 @@ def _card(name, vintage, year, sources, synthetic, spec, model, diagnostics, rat
         },
     }
     card["attribution"] = {"es": attribution(card, "es"), "en": attribution(card, "en")}
-    return _plain(card)
-
-
-def _plain(obj):
-    """JSON-safe copy: numpy scalars to Python, NaN/inf to None (the store forbids NaN)."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [_plain(v) for v in obj.tolist()]
-    if isinstance(obj, pd.DataFrame):
-        return [_plain(r) for r in obj.to_dict("records")]
-    if isinstance(obj, pd.Series):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+    return jsonable(card)
 
 
 # -- from files to a published edition -------------------------------------------------------
@@ -317,7 +299,10 @@ def build_and_publish(data_dir, name, survey_path, census_path, boundaries_path,
     rasters : dict, optional
         ``{territorial covariate: raster path}``, summarised per municipality.
     vintage : str, optional
-        Geography vintage name; default: the boundary file's name (e.g. ``municipios_2020``).
+        Geography vintage name; default :func:`riskmap.ingest.boundaries.vintage_name` of the
+        boundary file (its year, e.g. ``2020`` for ``municipios_2020.geojson``). A new vintage
+        is stored with the crosswalks to every vintage already stored
+        (:func:`riskmap.publish.builders.link_vintage`).
     year : int, optional
         Default: a 4-digit year in the edition name, if any.
     progress : callable, optional
@@ -347,7 +332,7 @@ def build_and_publish(data_dir, name, survey_path, census_path, boundaries_path,
     survey_path, census_path = Path(survey_path), Path(census_path)
     boundaries_path = Path(boundaries_path)
     spec = load_spec(spec_path)
-    vintage = check_name(vintage or _default_vintage(boundaries_path), "vintage")
+    vintage = check_name(vintage or vintage_name(boundaries_path), "vintage")
     if year is None:
         found = re.search(r"(?<!\d)(19|20)\d\d(?!\d)", name)
         year = int(found.group(0)) if found else None
@@ -380,7 +365,10 @@ def build_and_publish(data_dir, name, survey_path, census_path, boundaries_path,
                             census_sample=census_sample, level_rule=level_rule)
     if vintage not in stored:
         say(f"storing geography vintage {vintage}")
-        store.save_vintage(vintage, boundaries, states_from(boundaries))
+    # Like import-edition: crosswalks to every stored vintage, so that editions on different
+    # geographies compare and new municipalities get their parent's earlier value.
+    for old, new in link_vintage(store, vintage, boundaries):
+        say(f"stored crosswalk {old} -> {new}")
     say(f"publishing edition {name}")
     store.publish_edition(edition)
     return edition
@@ -410,11 +398,6 @@ def _check_extent(boundaries: gpd.GeoDataFrame, file: str) -> None:
                          f"{y0:.0f}, {x1:.0f}, {y1:.0f}): the file's CRS is wrong (projected "
                          "coordinates labelled as geographic?); INEGI's Marco Geoestadístico "
                          "is EPSG:6372", file=file)
-
-
-def _default_vintage(path: Path) -> str:
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", path.stem).strip("_.-")
-    return stem[:64] or "boundaries"
 
 
 def _territorial(rasters: dict, spec, boundaries, say) -> dict:

@@ -17,10 +17,8 @@ build leaves what was published before byte-for-byte intact.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import geopandas as gpd
@@ -29,7 +27,8 @@ import pyogrio
 
 from .edition import Edition, EXTRA_COLUMNS, FACTOR_COLUMNS, ROW_COLUMNS
 from ..errors import InputError, NotFound
-from ..fileio import sha256_file
+from ..fileio import atomic_path, sha256_file, write_gpkg
+from ..jsonable import jsonable
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _CODE_COLUMNS = {"cvegeo": str, "cve_ent": str, "cve_mun": str}
@@ -41,27 +40,6 @@ def check_name(name: str, what: str = "edition") -> str:
     if not _NAME.match(name) or name.endswith(".tmp"):
         raise InputError(f"invalid {what} name {name!r}: use letters, digits, '-', '_' or '.'")
     return name
-
-
-@contextmanager
-def atomic_path(target: Path):
-    """Yield a temporary path beside ``target``; rename it onto ``target`` on success.
-
-    On any exception the temporary file is removed and ``target`` is untouched.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Keep the real extension last: GDAL picks drivers and warns by extension.
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{target.suffix}",
-                               dir=target.parent)
-    os.close(fd)
-    os.unlink(tmp)  # writers (GDAL) want to create the file themselves
-    try:
-        yield Path(tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 class DataStore:
@@ -115,18 +93,15 @@ class DataStore:
                 edition.card["census_records"] = {
                     "file": self.census_path(name).name, "sha256": sha256_file(census_tmp),
                     "n_records": int(len(edition.census))}
-            card_json = json.dumps(edition.card, ensure_ascii=False, allow_nan=False,
-                                   default=_jsonable)
+            card = jsonable(edition.card)
+            card_json = json.dumps(card, ensure_ascii=False, allow_nan=False)
             with atomic_path(target) as tmp:
-                pyogrio.write_dataframe(rows, tmp, layer="municipios", driver="GPKG")
-                pyogrio.write_dataframe(pd.DataFrame(factors), tmp, layer="factores",
-                                        driver="GPKG")
-                pyogrio.write_dataframe(pd.DataFrame({"key": ["model_card"],
-                                                      "json": [card_json]}),
-                                        tmp, layer="model_card", driver="GPKG")
+                write_gpkg(rows, tmp, layer="municipios")
+                write_gpkg(pd.DataFrame(factors), tmp, layer="factores")
+                write_gpkg(pd.DataFrame({"key": ["model_card"], "json": [card_json]}), tmp,
+                           layer="model_card")
         with atomic_path(target.with_suffix(".model_card.json")) as tmp:
-            tmp.write_text(json.dumps(edition.card, ensure_ascii=False, indent=2,
-                                      default=_jsonable), encoding="utf-8")
+            tmp.write_text(json.dumps(card, ensure_ascii=False, indent=2), encoding="utf-8")
         if edition.census is None and not edition.card.get("census_records"):
             # An edition without records (an imported list) replaced one that had them.
             self.census_path(name).unlink(missing_ok=True)
@@ -194,14 +169,15 @@ class DataStore:
         folder = self.root / "geography"
         return sorted(p.stem for p in folder.glob("*.gpkg")) if folder.is_dir() else []
 
-    def save_vintage(self, vintage: str, municipios: gpd.GeoDataFrame,
-                     estados: gpd.GeoDataFrame | None = None) -> Path:
-        """Store a normalised boundary set (cvegeo, cve_ent, cve_mun, nom_ent, nom_mun)."""
+    def save_vintage(self, vintage: str, municipalities: gpd.GeoDataFrame,
+                     states: gpd.GeoDataFrame | None = None) -> Path:
+        """Store a normalised boundary set (cvegeo, cve_ent, cve_mun, nom_ent, nom_mun) as the
+        layer ``municipios`` and, when given, its states as the layer ``estados``."""
         target = self.vintage_path(vintage)
         with atomic_path(target) as tmp:
-            pyogrio.write_dataframe(municipios.to_crs(4326), tmp, layer="municipios", driver="GPKG")
-            if estados is not None:
-                pyogrio.write_dataframe(estados.to_crs(4326), tmp, layer="estados", driver="GPKG")
+            write_gpkg(municipalities.to_crs(4326), tmp, layer="municipios")
+            if states is not None:
+                write_gpkg(states.to_crs(4326), tmp, layer="estados")
         return target
 
     def load_vintage(self, vintage: str, layer: str = "municipios") -> gpd.GeoDataFrame:
@@ -234,14 +210,3 @@ class DataStore:
         if not path.exists():
             raise NotFound(f"no crosswalk from vintage {vintage_from} to {vintage_to}")
         return pd.read_csv(path, dtype={"cvegeo_from": str, "cvegeo_to": str})
-
-
-def _jsonable(obj):
-    """json.dumps fallback for numpy scalars and arrays."""
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if hasattr(obj, "item"):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

@@ -15,10 +15,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from flask import Flask, g, request, url_for
-from flask_babel import Babel, get_locale, gettext
+from flask_babel import Babel, gettext
 from werkzeug.exceptions import MethodNotAllowed, NotFound as HTTPNotFound
 
 from .. import paths, settings as settings_mod
+from .http import accepts_gzip, current_lang
+
+#: Former name of :func:`riskmap.web.http.accepts_gzip` (web modules import it from there).
+_accepts_gzip = accepts_gzip
 
 LANGUAGES = ("es", "en")
 TRANSLATIONS_DIR = paths.TRANSLATIONS_DIR
@@ -99,12 +103,6 @@ def create_app(config: dict | None = None) -> Flask:
     return app
 
 
-def current_lang() -> str:
-    """Language of the current request ("es" or "en")."""
-    locale = get_locale()
-    return locale.language if locale is not None else "es"
-
-
 def _template_context() -> dict:
     return {"lang": current_lang(), "settings": _settings()}
 
@@ -177,11 +175,6 @@ def _finish_response(response):
     return _maybe_gzip(response)
 
 
-def _accepts_gzip() -> bool:
-    """Whether the client accepts gzip (``Accept-Encoding``, honouring ``gzip;q=0``)."""
-    return request.accept_encodings["gzip"] > 0
-
-
 def _maybe_gzip(response):
     """Compress text responses for clients that accept gzip (pages, JSON, CSV, GeoJSON).
 
@@ -195,7 +188,7 @@ def _maybe_gzip(response):
             or response.mimetype not in _COMPRESSIBLE):
         return response
     response.vary.add("Accept-Encoding")
-    if not _accepts_gzip():
+    if not accepts_gzip():
         return response
     if response.is_streamed:
         response.response = _gzip_stream(response.response)

@@ -8,27 +8,27 @@ use the shared shape (:mod:`riskmap.web.errors`). Every link is built with ``url
 from __future__ import annotations
 
 import csv
-import dataclasses
 import gzip
 import io
 import json
 
-import numpy as np
 import pandas as pd
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from ..publish.edition import LEVELS, ROW_COLUMNS
 from ..errors import BadParameter
-from . import _accepts_gzip, params
-from .atlas import clean, get_atlas, record
+from . import params
+from .openapi import VERSION as API_VERSION, document
+from .params import LIST_COLUMNS
+from .http import accepts_gzip
+from ..jsonable import jsonable
+from .atlas import get_atlas
 
 bp = Blueprint("api", __name__)
 
-#: Columns of the JSON and CSV listings (the edition output row + uncertainty detail).
-LIST_COLUMNS = list(ROW_COLUMNS) + ["se", "n_records", "vintage"]
 COMPARE_FORMATS = ("json", "csv")
 WORKLIST_FORMATS = ("json", "csv")
-MAX_VISITS = 1_000_000
+MAX_VISITS = params.MAX_VISITS
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -63,24 +63,21 @@ def _edition_param(name: str) -> str:
     return name
 
 
-def jsonable(obj):
-    """Recursively turn DataFrames, Series, numpy values and dataclasses into JSON values."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, pd.DataFrame):
-        frame = obj.drop(columns=["geometry"], errors="ignore")
-        if not isinstance(frame.index, pd.RangeIndex):
-            frame = frame.reset_index()
-        return [record(r) for r in frame.to_dict("records")]
-    if isinstance(obj, pd.Series):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return jsonable(obj.tolist())
-    return clean(obj)
+# -- index and editions -------------------------------------------------------------------------
+@bp.get("/")
+def index():
+    """Index of the API: what it serves and where the OpenAPI document is."""
+    atlas = get_atlas()
+    names = atlas.names()
+    data = {"name": "riskmap API", "version": API_VERSION, "editions": names,
+            "latest": names[-1] if names else None}
+    links = {"self": url_for(".index"), "openapi": url_for(".openapi"),
+             "ediciones": url_for(".ediciones"), "comparar": url_for(".comparar"),
+             "focalizacion": url_for(".focalizacion")}
+    if names:
+        links["latest"] = url_for(".edicion", edicion=names[-1])
+        links["municipios"] = url_for(".municipios", edicion=names[-1], formato="json")
+    return ok(data, links=links)
 
 
 # -- editions ---------------------------------------------------------------------------------
@@ -127,8 +124,9 @@ def municipios(edicion: str, formato: str):
     atlas = get_atlas()
     edicion = _edition_param(edicion)
     formato = params.choice("formato", formato, params.LIST_FORMATS)
-    estado, nivel = request.args.get("estado"), request.args.get("nivel")
-    table = atlas.rows(edicion, estado=estado, nivel=nivel)
+    estado = params.estado(request.args.get("estado"), atlas.state_names(edicion))
+    nivel = params.nivel(request.args.get("nivel"))
+    table = atlas.rows(edicion, state=estado, level=nivel)
     filters = {k: v for k, v in (("estado", estado), ("nivel", nivel)) if v}
     if formato == "csv":
         return _csv_response(edicion, table, f"riskmap_{edicion}_municipios.csv")
@@ -312,7 +310,7 @@ def geometria(vintage: str):
     asked = _etags(request.headers.get("If-None-Match", ""))
     if etag in asked or "*" in asked:
         return Response(status=304, headers=headers)
-    if _accepts_gzip():
+    if accepts_gzip():
         response = Response(body, mimetype="application/geo+json", headers=headers)
         response.headers["Content-Encoding"] = "gzip"
     else:
@@ -330,6 +328,6 @@ def _etags(header: str) -> set[str]:
 @bp.get("/openapi.json")
 def openapi():
     """The OpenAPI 3 document describing this API."""
-    from .openapi import document
-
-    return jsonify(document(api_root=url_for(".ediciones").rsplit("/", 1)[0]))
+    atlas = get_atlas()
+    return jsonify(document(api_root=url_for(".index").rstrip("/"), editions=atlas.names(),
+                            vintages=atlas.vintages()))

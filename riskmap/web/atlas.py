@@ -8,49 +8,23 @@ denominators, neighbours, search keys, comparisons. Views never touch the store 
 
 from __future__ import annotations
 
-import fcntl
 import math
 import threading
-import unicodedata
 from collections import OrderedDict
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..publish.edition import EXTRA_COLUMNS, LEVELS, ROW_COLUMNS, Edition
-from ..errors import NotFound
+from ..choices import fold
+from ..errors import InputError, NotFound
+from ..ingest.adjacency import adjacency as touching
+from ..jsonable import jsonable
 from ..publish.store import DataStore
 from . import params
 
 EXTENSION_KEY = "riskmap_atlas"
-#: Two polygons closer than this (degrees) are neighbours; absorbs coordinate round-off.
-NEIGHBOUR_TOLERANCE = 1e-6
 WORKLIST_CACHE = 32
-
-
-def fold(text) -> str:
-    """Lower-case, accent-free form of ``text`` for accent-insensitive matching."""
-    decomposed = unicodedata.normalize("NFKD", str(text))
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold().strip()
-
-
-def clean(value):
-    """JSON-friendly scalar: NaN/NA -> None, numpy scalars -> Python."""
-    if value is None or value is pd.NA:
-        return None
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return None if math.isnan(value) else float(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
-
-
-def record(row: pd.Series | dict) -> dict:
-    """A row as a dict of JSON-friendly values."""
-    return {k: clean(v) for k, v in dict(row).items()}
 
 
 class Atlas:
@@ -171,17 +145,18 @@ class Atlas:
         return provenance(self.card(name))
 
     # -- rows -------------------------------------------------------------------------------
-    def rows(self, name: str, estado: str | None = None, nivel: str | None = None) -> pd.DataFrame:
+    def rows(self, name: str, state: str | None = None, level: str | None = None) -> pd.DataFrame:
         """Municipal rows of an edition without geometry, optionally filtered.
 
         Parameters
         ----------
         name : str
             Edition name.
-        estado : str, optional
-            Two-digit state code; must be a state of the edition.
-        nivel : str, optional
-            One of :data:`riskmap.publish.edition.LEVELS`.
+        state : str, optional
+            A state of the edition: its code (``"07"``, ``"7"``) or name (``"chiapas"``;
+            case and accents are ignored).
+        level : str, optional
+            One of :data:`riskmap.publish.edition.LEVELS` (case and accents are ignored).
 
         Returns
         -------
@@ -196,14 +171,21 @@ class Atlas:
             Unknown state or level (the message lists the allowed values).
         """
         table = self._entry(name)[2]
-        estado = params.estado(estado, table["cve_ent"].unique())
-        nivel = params.nivel(nivel)
+        state = params.estado(state, self.state_names(name))
+        level = params.nivel(level)
         mask = np.ones(len(table), dtype=bool)
-        if estado is not None:
-            mask &= (table["cve_ent"] == estado).to_numpy()
-        if nivel is not None:
-            mask &= (table["level"] == nivel).to_numpy()
+        if state is not None:
+            mask &= (table["cve_ent"] == state).to_numpy()
+        if level is not None:
+            mask &= (table["level"] == level).to_numpy()
         return table.loc[mask].reset_index(drop=True)
+
+    def state_names(self, name: str) -> dict[str, str]:
+        """``{cve_ent: nom_ent}`` of the states of edition ``name``, by code."""
+        table = self._entry(name)[2]
+        return self.derived(name, "state_names", lambda: dict(
+            table[["cve_ent", "nom_ent"]].drop_duplicates("cve_ent").sort_values("cve_ent")
+            .itertuples(index=False, name=None)))
 
     def derived(self, name: str, what: str, build):
         """``build()``, computed once per file of edition ``name`` and shared (callers must
@@ -253,7 +235,7 @@ class Atlas:
             raise NotFound(f"municipality {cvegeo!r} is not in edition {name} "
                            f"(geography {edition.vintage})",
                            errors=["cvegeo: a 5-digit INEGI code of that geography"])
-        out = record(table.iloc[pos])
+        out = jsonable(table.iloc[pos])
         ranked = table["rank_national"].notna()
         out["n_ranked"] = int(ranked.sum())
         out["n_ranked_state"] = int((ranked & (table["cve_ent"] == out["cve_ent"])).sum())
@@ -284,7 +266,7 @@ class Atlas:
             return []
         out = []
         for rec in fac.iloc[index[cvegeo]].to_dict("records"):
-            rec = record(rec)
+            rec = jsonable(rec)
             lab = labels.get(rec["covariate"], {})
             rec["label_es"] = lab.get("es", rec["covariate"])
             rec["label_en"] = lab.get("en", rec["covariate"])
@@ -295,7 +277,7 @@ class Atlas:
         """Every row of an edition as a JSON-ready dict, in table order (built once)."""
         table = self._entry(name)[2]
         return self.derived(name, "records",
-                            lambda: [record(r) for r in table.to_dict("records")])
+                            lambda: [jsonable(r) for r in table.to_dict("records")])
 
     def records_for(self, name: str, codes) -> list[dict]:
         """The JSON-ready rows of ``codes`` (in that order)."""
@@ -326,7 +308,7 @@ class Atlas:
             cols = [c for c in ("nom_mun", "level", "probability", "ci_low", "ci_high", "se",
                                 "level_rule")
                     if c in table.columns]
-            rows = {code: {k: clean(v) for k, v in zip(cols, values)}
+            rows = {code: {k: jsonable(v) for k, v in zip(cols, values)}
                     for code, values in zip(table["cvegeo"],
                                             table[cols].itertuples(index=False))}
             return EditionRows(name=name, year=edition.year, vintage=str(edition.vintage),
@@ -345,8 +327,11 @@ class Atlas:
 
     # -- geography --------------------------------------------------------------------------
     def _vintage_mtime(self, vintage: str) -> int:
-        path = self.store.vintage_path(vintage)
-        if not path.exists():
+        try:
+            path = self.store.vintage_path(vintage)
+        except InputError:  # not even a valid name: unknown all the same (404, not 400)
+            path = None
+        if path is None or not path.exists():
             raise NotFound(f"geography vintage {vintage!r} is not stored; stored: "
                            + (", ".join(self.store.vintage_names()) or "none"),
                            errors=[f"vintage: stored vintages are "
@@ -398,7 +383,8 @@ class Atlas:
             Edition whose values are attached; default the latest edition on ``vintage``.
         """
         mtime = self._vintage_mtime(vintage)
-        adjacency = self._cached(("adjacency", vintage, mtime), lambda: self._adjacency(vintage))
+        adjacency = self._cached(("adjacency", vintage, mtime),
+                                 lambda: touching(self.store.load_vintage(vintage)))
         if str(cvegeo) not in adjacency:
             raise NotFound(f"municipality {cvegeo!r} is not in geography {vintage}")
         if edition is None:
@@ -413,25 +399,9 @@ class Atlas:
             if code in positions:
                 row = table.iloc[positions[code]]
                 item.update(nom_mun=row["nom_mun"], level=row["level"],
-                            probability=clean(row["probability"]))
+                            probability=jsonable(row["probability"]))
             out.append(item)
         return out
-
-    def _adjacency(self, vintage: str) -> dict[str, list[tuple[str, str]]]:
-        """Touching polygons, computed once per vintage with an STRtree."""
-        from shapely import STRtree
-
-        mun = self.store.load_vintage(vintage)
-        geoms = mun.geometry.to_numpy()
-        tree = STRtree(geoms)
-        left, right = tree.query(geoms, predicate="dwithin", distance=NEIGHBOUR_TOLERANCE)
-        codes = mun["cvegeo"].astype(str).to_numpy()
-        names = mun["nom_mun"].astype(str).to_numpy()
-        out: dict[str, list[tuple[str, str]]] = {c: [] for c in codes}
-        for i, j in zip(left, right):
-            if i != j:
-                out[codes[i]].append((codes[j], names[j]))
-        return {k: sorted(v) for k, v in out.items()}
 
     # -- search -----------------------------------------------------------------------------
     def search(self, query: str, edition: str | None = None, limit: int = 20) -> list[dict]:
@@ -458,7 +428,7 @@ class Atlas:
         sort_col = table["cvegeo"] if q.isdigit() else pd.Series(key, index=table.index)
         order.sort(key=lambda t: (t[0], sort_col.at[t[1]], t[1]))
         cols = ["cvegeo", "nom_mun", "cve_ent", "nom_ent", "level"]
-        return [record(table.loc[i, cols]) for _, i in order[:limit]]
+        return [jsonable(table.loc[i, cols]) for _, i in order[:limit]]
 
     # -- level rules ----------------------------------------------------------------------------
     def under_rule(self, name: str, rule=None) -> Edition:
@@ -595,7 +565,7 @@ class Atlas:
         """:meth:`targeting` as JSON-ready dicts (converted once per cached worklist)."""
         entry = self._worklist(edition, visits, q, states, levels, by)
         if entry[1] is None:
-            entry[1] = [record(r) for r in entry[0].to_dict("records")]
+            entry[1] = [jsonable(r) for r in entry[0].to_dict("records")]
         return entry[1]
 
     def _worklist(self, edition, visits, q, states, levels, by) -> list:
@@ -667,40 +637,10 @@ def _covariate_labels(card: dict | None = None) -> dict[str, dict]:
 
 
 # -- Flask wiring -----------------------------------------------------------------------------
-def ensure_data(data_dir, auto_demo: bool, seed: int) -> None:
-    """Build the synthetic demo into an empty data directory, once across processes.
-
-    Several gunicorn workers start together; an exclusive ``fcntl`` lock on
-    ``<data_dir>/.demo.lock`` makes the first build and the others wait, then find it built.
-    A worker that starts while a build runs also waits, so it never serves half a demo.
-    """
-    if not auto_demo:
-        return
-    store = DataStore(data_dir)
-    root = Path(data_dir)
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        lock = open(root / ".demo.lock", "a")
-    except OSError:
-        if store.edition_names():
-            return  # a read-only directory with published editions needs no demo
-        raise
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if not store.edition_names():
-                from ..demo import build_demo
-
-                build_demo(root, seed=seed)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def init_app(app) -> None:
-    """Attach an :class:`Atlas` of ``settings["data_dir"]`` to ``app`` (building the demo if due)."""
-    settings = app.config["RISKMAP"]
-    ensure_data(settings["data_dir"], settings["auto_demo"], settings["demo_seed"])
-    app.extensions[EXTENSION_KEY] = Atlas(settings["data_dir"])
+    """Attach an :class:`Atlas` of ``settings["data_dir"]`` to ``app`` (it builds no data: the
+    demo is built by ``riskmap serve`` and ``wsgi.py``, see :mod:`riskmap.demo.ensure`)."""
+    app.extensions[EXTENSION_KEY] = Atlas(app.config["RISKMAP"]["data_dir"])
 
 
 def get_atlas() -> Atlas:

@@ -59,8 +59,7 @@ def archivo(edicion: str, formato: str):
     atlas = get_atlas()
     atlas.card(edicion)  # unknown edition -> 404 listing the published ones
     formato = params.choice("formato", formato, list(FORMATS))
-    table = atlas.rows(edicion)
-    estado = params.estado(request.args.get("estado"), table["cve_ent"].unique())
+    estado = params.estado(request.args.get("estado"), atlas.state_names(edicion))
     nivel = params.nivel(request.args.get("nivel"))
     data, mimetype, filename, etag = _export(edicion, formato, estado, nivel)
     response = Response(data, content_type=mimetype)
@@ -79,7 +78,7 @@ def descargas():
     names = atlas.names()
     latest = atlas.latest()
     states = atlas.states(atlas.edition(latest).vintage)
-    estado = params.estado(request.args.get("estado"), [s["cve_ent"] for s in states])
+    estado = params.estado(request.args.get("estado"), {s["cve_ent"]: s["nom_ent"] for s in states})
     nivel = params.nivel(request.args.get("nivel"))
     filters = {k: v for k, v in (("estado", estado), ("nivel", nivel)) if v}
     editions = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import current_lang
+from .http import current_lang
 
 
 def capabilities(atlas, name: str) -> dict:

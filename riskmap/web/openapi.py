@@ -1,7 +1,10 @@
 """The OpenAPI 3.1 document of ``/api/v1`` (built in code so it cannot drift from the routes).
 
 ``tests/test_openapi.py`` checks that every API rule of the Flask URL map appears here and
-vice versa, and validates the document with ``openapi_spec_validator``.
+vice versa, validates the document with ``openapi_spec_validator``, and lets ``schemathesis``
+call every operation with generated parameters to check that status codes, content types and
+bodies are the documented ones. Edition and vintage parameters are enumerated from the data
+directory (the document is built per request), so a client knows the valid values up front.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 from ..publish.edition import LEVELS
 from . import params
 from ..model.rules import DEFAULT_RULE, RULE_NAMES
-from .api import LIST_COLUMNS
+from .params import LIST_COLUMNS
 from .trends import FORMATS as TREND_FORMATS, LEVELS as TREND_LEVELS
 
 VERSION = "1.0.0"
@@ -28,10 +31,11 @@ _STR = {"type": "string"}
 EDICION = _param("edicion", "path", _STR, "Edition name, e.g. 2023 (see /ediciones).")
 CVEGEO = _param("cvegeo", "path", {"type": "string", "pattern": "^[0-9]{5}$"},
                 "INEGI municipal code (2-digit state + 3-digit municipality).")
-ESTADO = _param("estado", "query", {"type": "string", "pattern": "^[0-9]{1,2}$"},
-                "Restrict to one state (2-digit code).")
+ESTADO = _param("estado", "query", {"type": "string", "examples": ["07", "Chiapas"]},
+                "Restrict to one state: its 2-digit code or its name (case and accents are "
+                "ignored: chiapas, Mexico); 400 lists the valid codes.")
 NIVEL = _param("nivel", "query", {"type": "string", "enum": list(LEVELS)},
-               "Restrict to one risk level.")
+               "Restrict to one risk level (case and accents are ignored).")
 
 #: The ``regla`` values: the registry's plain names, or ``cortes:A,B`` (percent).
 RULE_SCHEMA = {"default": DEFAULT_RULE, "anyOf": [
@@ -53,36 +57,62 @@ def _row_schema() -> dict:
     return {"type": "object", "properties": props}
 
 
-def _ok(data_schema: dict, description: str) -> dict:
-    return {"200": {"description": description, "content": {"application/json": {"schema": {
+def _ok(data_schema: dict, description: str, csv: bool = False) -> dict:
+    content = {"application/json": {"schema": {
         "type": "object", "required": ["ok", "data", "meta"],
         "properties": {"ok": {"const": True}, "data": data_schema,
                        "meta": {"$ref": "#/components/schemas/Meta"},
-                       "links": {"type": "object"}}}}}}}
+                       "links": {"type": "object"}}}}}
+    if csv:  # formato=csv: a UTF-8 table with the provenance columns synthetic and source
+        content["text/csv"] = {"schema": {"type": "string"}}
+    return {"200": {"description": description, "content": content}}
+
+
+def _names(values, example: str) -> dict:
+    """A string schema, enumerating ``values`` when the data directory is known."""
+    if values is None:
+        return dict(_STR, examples=[example])
+    return {"type": "string", "enum": list(values)}
 
 
 def _errors(*codes: int) -> dict:
+    """Error answers (one shape); every operation may also fail with 500."""
     text = {400: "Bad parameter; the message lists the allowed values.",
             404: "Unknown edition, municipality or vintage.",
-            405: "Method not allowed (the service is read-only)."}
+            405: "Method not allowed (the service is read-only).",
+            500: "Unexpected server error (no internal detail is shown)."}
     return {str(c): {"description": text[c], "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/Error"}}}} for c in codes}
+        "schema": {"$ref": "#/components/schemas/Error"}}}} for c in (*codes, 500)}
 
 
-def document(api_root: str = "/api/v1") -> dict:
+def document(api_root: str = "/api/v1", editions=None, vintages=None) -> dict:
     """Return the OpenAPI document.
 
     Parameters
     ----------
     api_root : str
         Base URL path of the API (the ``servers`` entry).
+    editions, vintages : sequence of str, optional
+        Published editions and stored geography vintages: the allowed values (``enum``) of
+        the edition and vintage parameters. Without them those are free strings.
 
     Returns
     -------
     dict
     """
     row_ref = {"$ref": "#/components/schemas/Municipio"}
+    edicion = dict(EDICION, schema=_names(editions, "2023"))
+    an_edition = _names(editions, "2023")
     paths = {
+        "/": {"get": {
+            "operationId": "getIndex", "summary": "Index of the API: its resources and this "
+                                                  "document.",
+            "responses": {"200": {"description": "Links to the main resources.", "content": {
+                "application/json": {"schema": {
+                    "type": "object", "required": ["ok", "data", "links"],
+                    "properties": {"ok": {"const": True}, "data": {"type": "object"},
+                                   "links": {"type": "object"}}}}}},
+                **_errors(405)}}},
         "/ediciones": {"get": {
             "operationId": "listEditions", "summary": "Published editions, oldest first.",
             "responses": {**_ok({"type": "array", "items": {"type": "object", "properties": {
@@ -94,7 +124,7 @@ def document(api_root: str = "/api/v1") -> dict:
                 "Edition list."), **_errors(405)}}},
         "/ediciones/{edicion}": {"get": {
             "operationId": "getEdition", "summary": "Model card summary and level counts.",
-            "parameters": [EDICION],
+            "parameters": [edicion],
             "responses": {**_ok({"type": "object"}, "Edition summary."), **_errors(404, 405)}}},
         "/ediciones/{edicion}/municipios.{formato}": {"get": {
             "operationId": "listMunicipalities",
@@ -108,7 +138,7 @@ def document(api_root: str = "/api/v1") -> dict:
                            "For maps, prefer `/geometria/{vintage}.geojson`: simplified, "
                            "quantised, cached geometry to join with these rows by `cvegeo`.",
             "parameters": [
-                EDICION,
+                edicion,
                 _param("formato", "path", {"type": "string", "enum": list(params.LIST_FORMATS)},
                        "Response format."),
                 ESTADO, NIVEL,
@@ -128,17 +158,17 @@ def document(api_root: str = "/api/v1") -> dict:
         "/ediciones/{edicion}/municipios/{cvegeo}": {"get": {
             "operationId": "getMunicipality",
             "summary": "One municipality: values, factors, history across editions, neighbours.",
-            "parameters": [EDICION, CVEGEO],
+            "parameters": [edicion, CVEGEO],
             "responses": {**_ok(row_ref, "The municipality."), **_errors(404, 405)}}},
         "/comparar": {"get": {
             "operationId": "compareEditions",
             "summary": "Compare two editions through the crosswalk: level counts, transition "
                        "matrix, significant changes (|d| > 1.96 sd).",
             "parameters": [
-                _param("a", "query", _STR, "First edition; default the edition before b "
+                _param("a", "query", an_edition, "First edition; default the edition before b "
                        "(both absent: the second latest). a alone being the latest edition "
                        "is a 400: there is nothing newer to compare it with."),
-                _param("b", "query", _STR, "Final edition, whose geography the comparison "
+                _param("b", "query", an_edition, "Final edition, whose geography the comparison "
                        "uses; default the latest."),
                 _param("formato", "query", {"type": "string", "enum": ["json", "csv"]},
                        "json (summary) or csv (one row per municipality)."),
@@ -148,7 +178,9 @@ def document(api_root: str = "/api/v1") -> dict:
                        "another rule is re-levelled for the comparison; imported editions "
                        "keep their published levels (\"publicado\")."),
             ],
-            "responses": {**_ok({"type": "object"}, "Comparison."), **_errors(400, 404, 405)}}},
+            "responses": {**_ok({"type": "object"}, "Comparison (JSON), or one row per "
+                                                    "municipality (CSV).", csv=True),
+                          **_errors(400, 404, 405)}}},
         "/tendencias": {"get": {
             "operationId": "decomposeTrend",
             "summary": "What changed between two editions, and why: change = composition + "
@@ -182,8 +214,9 @@ def document(api_root: str = "/api/v1") -> dict:
             "summary": "Greedy allocation of inspection visits maximising expected detections "
                        "E_m (1 - (1 - q)^v).",
             "parameters": [
-                _param("edicion", "query", _STR, "Edition; default the latest."),
-                _param("visitas", "query", {"type": "integer", "minimum": 1, "default": 2000},
+                _param("edicion", "query", an_edition, "Edition; default the latest."),
+                _param("visitas", "query", {"type": "integer", "minimum": 1,
+                                            "maximum": params.MAX_VISITS, "default": 2000},
                        "Number of visits to allocate."),
                 _param("q", "query", {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
                                       "default": 0.05},
@@ -198,13 +231,15 @@ def document(api_root: str = "/api/v1") -> dict:
                 _param("formato", "query", {"type": "string", "enum": ["json", "csv"]},
                        "Response format."),
             ],
-            "responses": {**_ok({"type": "array", "items": {"type": "object"}}, "Worklist."),
+            "responses": {**_ok({"type": "array", "items": {"type": "object"}},
+                                "Worklist (JSON or CSV).", csv=True),
                           **_errors(400, 404, 405)}}},
         "/geometria/{vintage}.geojson": {"get": {
             "operationId": "getGeometry",
             "summary": "Simplified, quantised web geometry of a vintage (cached; ETag; gzip).",
             "parameters": [
-                _param("vintage", "path", _STR, "Geography vintage, e.g. 2020."),
+                _param("vintage", "path", _names(vintages, "2020"),
+                       "Geography vintage, e.g. 2020."),
                 _param("If-None-Match", "header", _STR, "ETag of a cached copy."),
             ],
             "responses": {

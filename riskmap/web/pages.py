@@ -13,12 +13,14 @@ import io
 import math
 
 import pandas as pd
-from flask import Blueprint, Response, current_app, render_template, request, url_for
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 
+from ..choices import match_state
 from ..publish.edition import LEVELS
 from ..errors import BadParameter, NotFound
-from . import current_lang, maps, notices, params
+from . import maps, notices, params
+from .http import current_lang
 from .charts import calibration_plot, factor_bars
 from .atlas import get_atlas
 
@@ -156,7 +158,7 @@ def index():
     vintage = atlas.edition(edition).vintage
     layer = params.layer(request.args.get("capa"))
     states = atlas.states(vintage)
-    estado = params.estado(request.args.get("estado"), [s["cve_ent"] for s in states])
+    estado = params.estado(request.args.get("estado"), {s["cve_ent"]: s["nom_ent"] for s in states})
     rows = atlas.rows(edition)
     selected = _selection(rows, request.args.get("sel"))
     query = (request.args.get("q") or "").strip()[:80]
@@ -211,10 +213,14 @@ def estado(cve_ent):
     states = atlas.states(vintage)
     codes = [s["cve_ent"] for s in states]
     if cve_ent not in codes:
-        raise NotFound(f"state {cve_ent!r} is not in edition {edition}",
-                       errors=["cve_ent: one of " + ", ".join(codes)])
+        try:  # a state's name (any case, with or without accents): its page under its code
+            code = match_state("cve_ent", cve_ent, {s["cve_ent"]: s["nom_ent"] for s in states})
+        except BadParameter:
+            raise NotFound(f"state {cve_ent!r} is not in edition {edition}",
+                           errors=["cve_ent: one of " + ", ".join(codes)]) from None
+        return redirect(url_for(".estado", cve_ent=code, **request.args.to_dict()), 308)
     layer = params.layer(request.args.get("capa"))
-    rows = atlas.rows(edition, estado=cve_ent)
+    rows = atlas.rows(edition, state=cve_ent)
     parts, spec, legends = _layer_map("estado", atlas, edition, layer=layer,
                                       states=states, rows=rows, estado=cve_ent, only_state=True)
     state = next(s for s in states if s["cve_ent"] == cve_ent)

@@ -2,15 +2,17 @@
 
 Each helper takes the raw string (``None`` when absent) and returns a clean value or raises
 :class:`~riskmap.errors.BadParameter`, whose message and ``errors`` list the allowed values,
-so that every route answers a bad parameter with the same 400 shape.
+so that every route answers a bad parameter with the same 400 shape. Values match the allowed
+ones ignoring case and accents (:mod:`riskmap.choices`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-from ..publish.edition import LEVELS
+from ..publish.edition import LEVELS, ROW_COLUMNS
+from ..choices import match_choice, match_state
 from ..errors import BadParameter
 
 #: Map layers of the national and state maps, in menu order (query parameter ``capa``).
@@ -19,6 +21,11 @@ LAYERS = ("nivel", "probabilidad", "esperados", "incertidumbre", "certeza")
 CRITERIA = ("conteo", "tasa")
 #: Formats of the municipality listing and of the comparison.
 LIST_FORMATS = ("json", "geojson", "csv")
+#: Columns of the API's municipality listings (the edition output row + uncertainty detail);
+#: the API writes them and the OpenAPI document describes them.
+LIST_COLUMNS = list(ROW_COLUMNS) + ["se", "n_records", "vintage"]
+#: Largest number of inspection visits the targeting endpoints allocate.
+MAX_VISITS = 1_000_000
 
 
 def _blank(value) -> bool:
@@ -37,10 +44,7 @@ def choice(name: str, value, allowed: Sequence[str], default=None):
         if default is None:
             raise BadParameter(name, value, allowed, message=f"missing parameter '{name}'")
         return default
-    value = str(value).strip()
-    if value not in allowed:
-        raise BadParameter(name, value, allowed)
-    return value
+    return match_choice(name, value, allowed)
 
 
 def choices(name: str, values, allowed: Sequence[str]) -> list[str]:
@@ -59,8 +63,7 @@ def choices(name: str, values, allowed: Sequence[str]) -> list[str]:
             item = item.strip()
             if not item:
                 continue
-            if item not in allowed:
-                raise BadParameter(name, item, allowed)
+            item = match_choice(name, item, allowed)
             if item not in out:
                 out.append(item)
     return out
@@ -71,17 +74,16 @@ def edition(value, allowed: Sequence[str], default: str | None = None) -> str:
     return choice("edicion", value, list(allowed), default)
 
 
-def estado(value, allowed: Iterable[str]) -> str | None:
-    """A 2-digit state code among ``allowed`` or ``None`` when absent (``"7"`` means ``"07"``)."""
+def estado(value, allowed: Iterable[str] | Mapping[str, str]) -> str | None:
+    """A 2-digit state code among ``allowed`` or ``None`` when absent.
+
+    ``"7"`` means ``"07"``; with ``allowed`` a mapping ``{code: name}`` the value may also be
+    the state's name, in any case and with or without accents (``chiapas``, ``Mexico``).
+    """
     if _blank(value):
         return None
-    text = str(value).strip()
-    if text.isdigit() and len(text) == 1:
-        text = "0" + text
-    allowed = sorted(allowed)
-    if text not in allowed:
-        raise BadParameter("estado", value, allowed)
-    return text
+    states = dict(allowed) if isinstance(allowed, Mapping) else {c: "" for c in allowed}
+    return match_state("estado", value, states)
 
 
 def nivel(value) -> str | None:

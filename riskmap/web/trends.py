@@ -17,7 +17,8 @@ from flask_babel import gettext, lazy_gettext as _l
 
 from ..errors import BadParameter, InputError, NotFound
 from ..model.trend import N_DRAWS, columns, finite
-from . import current_lang, maps, notices, params
+from . import maps, notices, params
+from .http import current_lang
 from .atlas import _covariate_labels, get_atlas
 from .charts import waterfall
 

@@ -28,7 +28,8 @@ import shapely
 from ..ingest.crosswalk import equal_area_crs
 from ..fileio import sha256_file
 from ..ingest.boundaries import clean_polygons
-from ..publish.store import DataStore, atomic_path
+from ..fileio import atomic_path
+from ..publish.store import DataStore
 
 #: Properties carried by each feature (everything else is joined client-side by cvegeo).
 WEB_PROPERTIES = ("cvegeo", "cve_ent", "nom_mun", "nom_ent")

@@ -1,0 +1,21 @@
+"""Small per-request helpers shared by the web modules (so that none imports the factory).
+
+:mod:`riskmap.web` (the app factory) wires the application; views, notices and the API read
+the request's language and encodings through these functions.
+"""
+
+from __future__ import annotations
+
+from flask import request
+from flask_babel import get_locale
+
+
+def current_lang() -> str:
+    """Language of the current request ("es" or "en")."""
+    locale = get_locale()
+    return locale.language if locale is not None else "es"
+
+
+def accepts_gzip() -> bool:
+    """Whether the client accepts gzip (``Accept-Encoding``, honouring ``gzip;q=0``)."""
+    return request.accept_encodings["gzip"] > 0
