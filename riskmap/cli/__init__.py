@@ -1,6 +1,6 @@
 """The ``riskmap`` command line: one Click group; each area registers its commands.
 
-- :mod:`riskmap.cli.core`  demo, build, export, show
+- :mod:`riskmap.cli.core`  demo, build, export, show, relevel
 - :mod:`riskmap.cli.web`   serve
 - :mod:`riskmap.cli.real`  crosswalk, simulate, import-edition, fetch, harmonise
 - :mod:`riskmap.cli.trend` trend

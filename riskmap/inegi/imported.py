@@ -36,7 +36,6 @@ import pandas as pd
 from ..publish.edition import EXTRA_COLUMNS, LEVELS, ROW_COLUMNS, Edition
 from ..errors import InputError
 from ..model.rules import PUBLISHED
-from ..fileio import pad_code, read_csv_text
 from ..publish.store import check_name
 
 #: Normalised spelling -> level. Keys are lower case, without accents, single spaces.

@@ -24,6 +24,8 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import math
+
 import numpy as np
 import pandas as pd
 

@@ -8,7 +8,6 @@ denominators, neighbours, search keys, comparisons. Views never touch the store 
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import OrderedDict
 
