@@ -156,21 +156,34 @@ def _parse_rasters(values) -> dict:
 @click.option("--min-records", type=click.IntRange(min=1), default=None,
               help="Minimum census child records to classify a municipality "
                    "(default: the min_records setting).")
+@click.option("--estimator", type=click.Choice(["synthetic", "ebp"]), default="synthetic",
+              show_default=True,
+              help="synthetic: the classic MIRTI estimator; ebp: mixed model with a municipal "
+                   "random effect (empirical best predictor, bootstrap MSE).")
+@click.option("--bootstrap", "n_boot", type=click.IntRange(min=1), default=None,
+              help="EBP bootstrap replicates B (default: the bootstrap setting, 200).")
+@click.option("--benchmark/--no-benchmark", default=False, show_default=True,
+              help="EBP: ratio-benchmark to direct state estimates with CV <= 20 %.")
 @data_dir_option
 def build(name, survey, census, boundaries, spec, rasters, vintage, year, sources, synthetic,
-          full_count, min_records, data_dir):
+          full_count, min_records, estimator, n_boot, benchmark, data_dir):
     """Fit, score, classify and publish one edition."""
     from ..publish.pipeline import build_and_publish
     from ..settings import resolve
 
     data_dir = resolve_data_dir(data_dir)
-    min_records = resolve()["min_records"] if min_records is None else min_records
+    settings = resolve()
+    min_records = settings["min_records"] if min_records is None else min_records
+    n_boot = settings["bootstrap"] if n_boot is None else n_boot
     with _warnings_as_lines(), _os_errors_as_input():
         edition = build_and_publish(data_dir, name, survey, census, boundaries,
                                     spec_path=spec, rasters=_parse_rasters(rasters),
                                     vintage=vintage, year=year, progress=_progress(),
                                     sources=list(sources) or None, synthetic=synthetic,
-                                    min_records=min_records, census_sample=not full_count)
+                                    min_records=min_records, census_sample=not full_count,
+                                    estimator=estimator, bootstrap=n_boot,
+                                    bootstrap_seed=settings["bootstrap_seed"],
+                                    benchmark=benchmark)
     counts = edition.level_counts()
     click.echo(f"published edition {edition.name} ({len(edition.rows)} municipalities): "
                + ", ".join(f"{lev} {counts[lev]}" for lev in LEVELS))
