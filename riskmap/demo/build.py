@@ -228,6 +228,12 @@ def _generate(data_dir: Path, seed: int, progress, config: DemoConfig) -> dict:
                + area_effect[v][rec["_mun"].to_numpy()])
         intercept = calibrate_intercept(eta, rec["weight"].to_numpy(), model.rate)
         p = 1.0 / (1.0 + np.exp(-(intercept + eta)))
+        # Averaged over the area effect's distribution instead of at this municipality's u_m:
+        # the target of an estimator without area effects (the synthetic one).
+        z, gw = np.polynomial.hermite.hermgauss(15)
+        base = intercept + eta - area_effect[v][rec["_mun"].to_numpy()]
+        p_marg = sum(wk / np.sqrt(np.pi) / (1.0 + np.exp(-(base + np.sqrt(2.0) * AREA_EFFECT_SD
+                                                             * zk))) for zk, wk in zip(z, gw))
         w = rec["weight"].to_numpy()
         mun = rec["_mun"].to_numpy()
         n = len(codes[v])
@@ -237,7 +243,9 @@ def _generate(data_dir: Path, seed: int, progress, config: DemoConfig) -> dict:
                               / children,
                               "children": children,
                               "n_records": np.bincount(mun, minlength=n),
-                              "area_effect": area_effect[v]})
+                              "area_effect": area_effect[v],
+                              "true_probability_marginal":
+                                  np.bincount(mun, weights=w * p_marg, minlength=n) / children})
         path = out / "truth" / f"municipal_{model.edition}.csv"
         truth.to_csv(path, index=False, float_format="%.10g")
         paths["truth"]["municipal"][model.edition] = path
