@@ -105,16 +105,21 @@ def _summary(store) -> list[str]:
 @data_dir_option
 @click.option("--seed", type=int, default=None,
               help="Random seed of the synthetic country (default: the demo_seed setting).")
-def demo(data_dir, seed):
+@click.option("--estimator", type=click.Choice(["synthetic", "ebp"]), default="synthetic",
+              show_default=True, help="Estimator of the demo editions (ebp adds a few minutes).")
+def demo(data_dir, seed, estimator):
     """Build the synthetic demonstration atlas end to end."""
     from ..demo import build_demo
     from ..settings import resolve
     from ..publish.store import DataStore
 
     data_dir = resolve_data_dir(data_dir)
-    seed = resolve()["demo_seed"] if seed is None else seed
+    settings = resolve()
+    seed = settings["demo_seed"] if seed is None else seed
     with _warnings_as_lines(), _os_errors_as_input():
-        build_demo(data_dir, seed, progress=_progress())
+        extra = ({} if estimator == "synthetic" else
+                 {"estimator": estimator, "bootstrap": settings["bootstrap"]})
+        build_demo(data_dir, seed, progress=_progress(), **extra)
     click.echo(f"synthetic demo atlas in {data_dir} (seed {seed}); editions and level counts:")
     for line in _summary(DataStore(data_dir)):
         click.echo("  " + line)

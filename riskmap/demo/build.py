@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -298,8 +299,35 @@ def demo_sources(edition: str, census: str, vintage: str) -> list[dict]:
             item("Superficie agrícola sintética (cropland_share.tif)", "raster")]
 
 
+def truth_check(edition, truth_csv) -> dict:
+    """How the edition's 95 % intervals and estimates fare against the demo's true probabilities.
+
+    Returns
+    -------
+    dict
+        ``coverage`` (share of municipalities whose interval holds the truth), ``rmse``, ``n``
+        and, for an EBP edition, the same for the synthetic estimate kept beside it.
+    """
+    truth = pd.read_csv(truth_csv, dtype={"cvegeo": str}).set_index("cvegeo")
+    rows = edition.rows.set_index("cvegeo")
+    rows = rows[rows["probability"].notna()]
+    true = truth["true_probability"].reindex(rows.index)
+
+    def measure(suffix=""):
+        p = rows[f"probability{suffix}"]
+        inside = (rows[f"ci_low{suffix}"] <= true) & (true <= rows[f"ci_high{suffix}"])
+        return {"coverage": float(inside.mean()),
+                "rmse": float(np.sqrt(np.mean((p - true) ** 2)))}
+
+    out = {**measure(), "n": int(len(rows)), "truth": "true_probability (demo truth/)"}
+    if "probability_synthetic" in rows.columns:
+        out["synthetic"] = measure("_synthetic")
+    return out
+
+
 def build_demo(data_dir, seed: int = DEFAULT_SEED, progress: Callable[[str], None] | None = None,
-               config: DemoConfig | None = None) -> dict:
+               config: DemoConfig | None = None, estimator: str = "synthetic",
+               bootstrap: int = 200) -> dict:
     """Build the synthetic demo atlas end to end and publish its editions.
 
     Generates the inputs (:func:`build_demo_inputs`), stores both geography vintages and
@@ -315,6 +343,10 @@ def build_demo(data_dir, seed: int = DEFAULT_SEED, progress: Callable[[str], Non
     progress : callable, optional
         Called with a short message before each step.
     config : DemoConfig, optional
+    estimator : {"synthetic", "ebp"}, default "synthetic"
+        Estimator of every edition (``"ebp"`` adds a few minutes: the bootstrap).
+    bootstrap : int, default 200
+        EBP bootstrap replicates.
 
     Returns
     -------
@@ -350,10 +382,12 @@ def build_demo(data_dir, seed: int = DEFAULT_SEED, progress: Callable[[str], Non
             sources=demo_sources(model.edition, model.census, model.vintage),
             survey_file=paths["survey"][model.edition].name,
             census_file=paths["census"][model.census].name,
-            territorial={TERRITORIAL: gen["cropland"][model.vintage]}))
+            territorial={TERRITORIAL: gen["cropland"][model.vintage]},
+            check=partial(truth_check, truth_csv=paths["truth"]["municipal"][model.edition])))
     paths["published"], edition_times = publish_editions(
         store, jobs, load_spec(MODELS_DIR / "demo.toml"), synthetic=True, progress=progress,
-        message="demo: edition {edition}")
+        message="demo: edition {edition}",
+        options={"estimator": estimator, "bootstrap": bootstrap})
     timings.update({k: round(v, 3) for k, v in edition_times.items()})
     _say(progress, "demo: done (synthetic demo data / datos sintéticos de demostración)")
     return paths

@@ -373,12 +373,13 @@ def _newton_step(H, grad):
     return grad / scale
 
 
-def posterior_nodes(model: MixedLogit, X, y, groups, sample_weight=None):
+def posterior_nodes(model: MixedLogit, X, y, groups, sample_weight=None, n_nodes=None):
     """Quadrature rule of each sampled municipality's u_m given its survey children.
 
     The adaptive Gauss–Hermite rule at the fitted ``(beta, sigma_u)``: nodes ``U`` (G, K) and
     normalised weights ``post`` (G, K), so that ``E[g(u_m) | y_m] ~= sum_k post_mk g(U_mk)``
-    (the conditional distribution uses the same scaled weights as the fit).
+    (the conditional distribution uses the same scaled weights as the fit). ``n_nodes``
+    (default the model's) sets K: the rule is centred and scaled at the posterior mode.
 
     Returns
     -------
@@ -393,6 +394,6 @@ def posterior_nodes(model: MixedLogit, X, y, groups, sample_weight=None):
     g, uniques = pd.factorize(labels, sort=True)
     d = _Data(np.hstack([np.ones((n, 1)), arr]), np.asarray(y, np.float64), w,
               g.astype(np.int64), len(uniques))
-    z, logw = gauss_hermite(model.n_nodes)
+    z, logw = gauss_hermite(model.n_nodes if n_nodes is None else n_nodes)
     U, _, post, _ = _node_terms(d, d.Xd @ model.coef_, model.sigma_u_, z, logw)
     return np.asarray(uniques).astype(str), U, post, d.n_m

@@ -69,10 +69,6 @@ LIMITATIONS_EBP_EN = (
 )
 ESTIMATORS = ("synthetic", "ebp")
 
-#: Columns an EBP edition adds to its rows (the synthetic estimate is kept beside it).
-EBP_COLUMNS = ("sampled", "n_survey", "probability_direct", "probability_synthetic",
-               "ci_low_synthetic", "ci_high_synthetic")
-
 
 def _noop(message: str) -> None:
     return None

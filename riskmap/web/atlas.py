@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..model.compare import parents
-from ..publish.edition import EXTRA_COLUMNS, LEVELS, ROW_COLUMNS, Edition
+from ..publish.edition import ESTIMATOR_COLUMNS, EXTRA_COLUMNS, LEVELS, ROW_COLUMNS, Edition
 from ..errors import NotFound
 from ..publish.store import DataStore
 from . import params
@@ -601,7 +601,8 @@ def change(a: dict, b: dict) -> dict | None:
 
 def _plain_rows(edition: Edition) -> pd.DataFrame:
     """Edition rows without geometry, in contract column order, codes as str, ranks Int64."""
-    cols = [c for c in ROW_COLUMNS + EXTRA_COLUMNS if c in edition.rows.columns]
+    cols = [c for c in ROW_COLUMNS + EXTRA_COLUMNS + ESTIMATOR_COLUMNS
+            if c in edition.rows.columns]
     table = pd.DataFrame(edition.rows[cols]).copy()
     for col in ("rank_national", "rank_state", "children", "n_records"):
         if col in table.columns:

@@ -19,7 +19,7 @@ from flask_babel import lazy_gettext as _l
 from ..publish.edition import LEVELS
 from ..errors import BadParameter, NotFound
 from . import current_lang, maps, notices, params
-from .charts import calibration_plot, factor_bars
+from .charts import calibration_plot, factor_bars, histogram, scatter_plot
 from .atlas import get_atlas
 
 bp = Blueprint("pages", __name__)
@@ -249,7 +249,15 @@ def municipio(cvegeo):
         "municipio.html", **_common(atlas, edition), m=info, map=parts, legends=legends,
         config=_map_config([spec], states=states), history=history, neighbours=neighbours,
         bars=factor_bars(info.get("factors", []), lang, _domain_labels(lang)),
-        change_labels=CHANGE_LABELS)
+        change_labels=CHANGE_LABELS,
+        estimator=_estimator(atlas.card(edition)))
+
+
+def _estimator(card: dict) -> str | None:
+    """Which estimator made a modelled edition's numbers (None for imported editions)."""
+    if card.get("kind", "modelled") != "modelled":
+        return None
+    return card.get("estimator") or "synthetic"
 
 
 @functools.lru_cache(maxsize=1)
@@ -292,7 +300,26 @@ def metodologia():
         "metodologia.html", **_common(atlas, edition), card=card, covariates=covariates,
         coefficients=coefficients, diagnostics=diagnostics,
         calibration=calibration_plot(diagnostics.get("calibration") or []),
-        rule_text=atlas.provenance(edition)["rule_text"][lang], sources=_sources(card))
+        rule_text=atlas.provenance(edition)["rule_text"][lang], sources=_sources(card),
+        ebp=_ebp_charts(atlas, edition, card))
+
+
+#: Bin edges of the CV histogram (the last bin takes every CV of 50 % or more).
+CV_EDGES = [0.0, 0.05, 0.10, 0.15, 0.20, 0.30, 0.50, 1.0]
+
+
+def _ebp_charts(atlas, edition: str, card: dict) -> dict | None:
+    """EBP diagnostics of the methodology page: EBP against direct, and the CV histogram."""
+    if card.get("estimator") != "ebp":
+        return None
+    rows = atlas.rows(edition)
+    known = rows["probability"].notna()
+    direct = rows["probability_direct"] if "probability_direct" in rows else None
+    points = [] if direct is None else list(zip(direct[known & direct.notna()],
+                                                rows.loc[known & direct.notna(), "probability"]))
+    cv = (rows.loc[known, "se"] / rows.loc[known, "probability"]).tolist()
+    return {"scatter": scatter_plot(points), "cv": histogram(cv, CV_EDGES),
+            "n_points": len(points)}
 
 
 def _spec_for(card: dict):
