@@ -27,9 +27,20 @@ interval is ``expit(logit P ± z sqrt(MSE_logit + var_census / (P(1-P))^2))`` wi
 Replicates use ``SeedSequence(seed).spawn(B)`` streams: the result does not depend on the
 number of worker processes.
 
-**Benchmarking** (optional): for each state whose direct survey estimate has a CV <= 20 %
-(Taylor-linearised ratio variance over strata and PSUs), municipal probabilities are multiplied
-by ``direct_s / (children-weighted mean of P_m in s)``.
+**Benchmarking** (optional, off by default): for each state whose direct survey estimate has a
+CV <= 20 % (Taylor-linearised ratio variance over strata and PSUs), municipal probabilities are
+multiplied by ``direct_s / (children-weighted mean of P_m in s)``, in the point estimate and
+in every bootstrap replicate (with that replicate's direct estimate), so the MSE includes the
+noise benchmarking imports. It buys coherence with the survey's state figures, not accuracy:
+on the demo (B = 40) it raises the RMSE by about 8 % with survey children and 5 % without,
+while the intervals keep their coverage (96 %).
+
+**Assumptions** a reader should know: the bootstrap is model-based (it regenerates outcomes on
+the same survey children and census records), so it measures the error of the EBP under the
+model, not design effects beyond the scaled weights (refits use ``BOOT_NODES`` quadrature
+nodes); municipalities are not selected with
+known probabilities, so level-2 weights are 1 (informative selection of municipalities is not
+corrected); σ_u is assumed the same in every state.
 """
 
 from __future__ import annotations
@@ -54,6 +65,10 @@ CV_MAX = 0.20
 #: E[expit(eta + u_m) | y] within 1e-5 (tests/test_ebp.py checks against brute force),
 #: at half the cost of the census pass of every bootstrap replicate.
 PREDICT_NODES = 7
+#: Quadrature nodes of the bootstrap refits. On the demo survey (36,080 children, 963
+#: municipalities) a 7-node fit differs from a 25-node one by 8e-6 relative in beta and
+#: sigma_u, a thousandth of their standard errors, at half the cost of 15 nodes.
+BOOT_NODES = 7
 
 
 @dataclass
@@ -159,7 +174,7 @@ def _replicates(seeds):
         true = _census_mean(eta_c, inp.gc, inp.v, u[:, None], np.ones((inp.U, 1)), inp.M)[0]
         if ystar.min() == ystar.max():
             continue
-        refit = MixedLogit(n_nodes=inp.n_nodes).fit(
+        refit = MixedLogit(n_nodes=min(inp.n_nodes, BOOT_NODES)).fit(
             inp.Xs, ystar, inp.gs, inp.ws, covariance=False,
             start=np.r_[beta, np.log(max(sigma, 1e-3))])
         nodes, weights = _rule(refit, inp, ystar)
@@ -213,7 +228,7 @@ def default_jobs() -> int:
 
 def ebp_municipalities(survey: pd.DataFrame, census: pd.DataFrame, covariates, codes,
                        states=None, *, n_boot=200, seed=20240601, n_jobs=None,
-                       benchmark=True, census_sample=True, n_nodes=15, z=Z95, progress=None):
+                       benchmark=False, census_sample=True, n_nodes=15, z=Z95, progress=None):
     """Fit the mixed model and return EBP municipal estimates with bootstrap uncertainty.
 
     Parameters
@@ -232,7 +247,7 @@ def ebp_municipalities(survey: pd.DataFrame, census: pd.DataFrame, covariates, c
     seed : int
     n_jobs : int, optional
         Worker processes (default: the available cores).
-    benchmark : bool, default True
+    benchmark : bool, default False
         Ratio-benchmark to reliable (CV <= 20 %) direct state estimates.
     census_sample : bool, default True
         Add the census-sample variance (False for a full count).

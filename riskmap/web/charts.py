@@ -64,8 +64,12 @@ def calibration_plot(table: list[dict], size: int = 300) -> dict | None:
         ``size``, ``pad``, ``max`` (axis maximum), ``ticks`` and ``points`` (x, y, predicted,
         observed, n); None when the card has no calibration table.
     """
-    pts = [(float(r.get("predicted")), float(r.get("observed")), r.get("n"))
-           for r in table if r.get("predicted") is not None and r.get("observed") is not None]
+    # The pipeline's diagnostics call the column "mean_predicted"; older cards "predicted".
+    def predicted(r):
+        return r.get("predicted", r.get("mean_predicted"))
+
+    pts = [(float(predicted(r)), float(r.get("observed")), r.get("n"))
+           for r in table if predicted(r) is not None and r.get("observed") is not None]
     if not pts:
         return None
     pad = 40
