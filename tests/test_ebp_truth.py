@@ -91,3 +91,19 @@ def test_card_records_the_estimator(ebp_edition):
     # the level rules read the same columns as for a synthetic edition
     assert set(rows["level"].dropna()) <= {"alto", "medio", "bajo", "sin_informacion"}
     assert (rows["se"] > 0).all()
+
+
+def test_demo_cards_carry_the_truth_check(demo_dir, ebp_edition):
+    """The published (synthetic) demo editions record how their intervals fare against the
+    truth; the methodology page shows it."""
+    from riskmap.publish.store import DataStore
+
+    from webdata import web_app
+
+    _, rows, _ = ebp_edition
+    check = DataStore(demo_dir).load_card("2023")["truth_check"]
+    np.testing.assert_allclose(check["coverage"], _covered(rows, "_synthetic").mean(),
+                               atol=1e-12)
+    assert check["coverage"] < 0.7
+    html = web_app(demo_dir).test_client().get("/metodologia?edicion=2023&lang=es")
+    assert "data-truth-coverage" in html.get_data(as_text=True)
