@@ -58,6 +58,7 @@ def test_build_command_rejects_unknown_estimator(tmp_path, capsys):
     assert code == 2 and "magic" in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_demo_truth_check_in_the_card(ebp_demo):
     card = DataStore(ebp_demo).load_card("2023")
     check = card["truth_check"]
@@ -65,6 +66,7 @@ def test_demo_truth_check_in_the_card(ebp_demo):
     assert check["n"] > 100
 
 
+@pytest.mark.slow
 def test_methodology_page_shows_the_ebp_diagnostics(ebp_demo):
     card = DataStore(ebp_demo).load_card("2023")
     client = web_app(ebp_demo).test_client()
@@ -78,10 +80,13 @@ def test_methodology_page_shows_the_ebp_diagnostics(ebp_demo):
     n_cal = len(card["diagnostics"]["calibration"])
     assert html.count("<circle") == n_direct + n_cal  # scatter points + calibration points
     assert "data-truth-coverage" in html
+    male = next(f for f in ebp["fixed_effects"] if f["name"] == "male")
+    assert "data-ebp-fixed" in html and f"{male['estimate']:.3f}" in html
     english = client.get("/metodologia?edicion=2023&lang=en").get_data(as_text=True)
     assert "Diagnostics of the area-effects model" in english
 
 
+@pytest.mark.slow
 def test_municipality_page_names_the_estimator_and_shows_both(ebp_demo):
     rows = DataStore(ebp_demo).load_edition("2023").rows
     row = rows[rows["sampled"].astype(bool) & rows["probability"].notna()].iloc[0]
@@ -102,6 +107,7 @@ def test_synthetic_edition_page_says_synthetic(tmp_path):
     assert 'data-estimator="synthetic"' in html and "data-ebp-summary" not in html
 
 
+@pytest.mark.slow
 def test_comparison_accepts_ebp_editions(ebp_demo):
     """Comparison reads probability and se: EBP editions compare like synthetic ones."""
     from riskmap.model.compare import compare

@@ -301,17 +301,20 @@ def metodologia():
         coefficients=coefficients, diagnostics=diagnostics,
         calibration=calibration_plot(diagnostics.get("calibration") or []),
         rule_text=atlas.provenance(edition)["rule_text"][lang], sources=_sources(card),
-        ebp=_ebp_charts(atlas, edition, card))
+        ebp=_ebp_charts(atlas, edition, card, labels))
 
 
 #: Bin edges of the CV histogram (the last bin takes every CV of 50 % or more).
 CV_EDGES = [0.0, 0.05, 0.10, 0.15, 0.20, 0.30, 0.50, 1.0]
 
 
-def _ebp_charts(atlas, edition: str, card: dict) -> dict | None:
-    """EBP diagnostics of the methodology page: EBP against direct, and the CV histogram."""
+def _ebp_charts(atlas, edition: str, card: dict, labels: dict) -> dict | None:
+    """EBP diagnostics of the methodology page: EBP against direct, the CV histogram and the
+    mixed model's fixed effects (labelled like the synthetic coefficients)."""
     if card.get("estimator") != "ebp":
         return None
+    fixed = [dict(r, label=labels.get(r.get("name"), r.get("name")))
+             for r in (card.get("ebp") or {}).get("fixed_effects") or []]
     rows = atlas.rows(edition)
     known = rows["probability"].notna()
     direct = rows["probability_direct"] if "probability_direct" in rows else None
@@ -319,7 +322,7 @@ def _ebp_charts(atlas, edition: str, card: dict) -> dict | None:
                                                 rows.loc[known & direct.notna(), "probability"]))
     cv = (rows.loc[known, "se"] / rows.loc[known, "probability"]).tolist()
     return {"scatter": scatter_plot(points), "cv": histogram(cv, CV_EDGES),
-            "n_points": len(points)}
+            "n_points": len(points), "fixed": fixed}
 
 
 def _spec_for(card: dict):
