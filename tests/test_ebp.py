@@ -18,7 +18,13 @@ import pandas as pd
 import pytest
 from scipy.special import expit
 
-from riskmap.model.ebp import MixedLogit, _Data, gauss_hermite, marginal_loglik, posterior_nodes
+from riskmap.model.ebp import (
+    MixedLogit,
+    _Data,
+    gauss_hermite,
+    marginal_loglik,
+    posterior_nodes,
+)
 from riskmap.model.ebp_predict import PREDICT_NODES, _census_mean, ebp_municipalities
 
 
@@ -232,7 +238,7 @@ def _frames(seed=11, G=80, sigma=0.5):
 
 def test_ebp_output_columns_and_reproducible_bootstrap():
     survey, census, codes, _ = _frames()
-    a, model, summary = ebp_municipalities(survey, census, ["x"], codes + ["99999"], n_boot=12,
+    a, _, summary = ebp_municipalities(survey, census, ["x"], codes + ["99999"], n_boot=12,
                                            seed=3, n_jobs=1)
     b, _, _ = ebp_municipalities(survey, census, ["x"], codes + ["99999"], n_boot=12, seed=3,
                                  n_jobs=2)
@@ -263,3 +269,39 @@ def test_benchmarking_matches_reliable_state_estimates():
             assert st["cv"] <= 0.2
             np.testing.assert_allclose(mean, st["direct"], rtol=1e-9)
     assert summary["benchmark"]["n_states"] >= 1
+
+
+def test_no_area_effect_gives_a_small_sigma_and_the_single_level_fit():
+    from riskmap.model.logit import SurveyLogit
+
+    x, y, g = _simulate(seed=21, G=200, sigma=0.0)
+    mixed = MixedLogit().fit(x, y, g)
+    single = SurveyLogit().fit(x, y, np.ones(len(y)), design=False)
+    assert mixed.sigma_u_ < 0.2 and mixed.converged_
+    np.testing.assert_allclose(mixed.coef_, single.coef_, atol=0.03)
+
+
+def test_full_count_census_and_survey_municipalities_outside_the_codes():
+    survey, census, codes, _ = _frames(seed=4)
+    reported = codes[:60]  # survey children of the other 20 still enter the fit
+    rows, model, summary = ebp_municipalities(survey, census[census["cvegeo"].isin(reported)],
+                                              ["x"], reported, n_boot=4, n_jobs=1,
+                                              census_sample=False)
+    assert list(rows.index) == reported
+    assert model.n_groups_ == survey["cvegeo"].nunique() > summary["n_sampled"]
+    assert (rows["var_census"] == 0).all()
+    np.testing.assert_allclose(rows["se"] ** 2, rows["var_model"], rtol=1e-12)
+
+
+def test_bad_input_is_a_model_error():
+    from riskmap.errors import ModelError
+
+    x, y, g = _simulate(seed=2, G=20)
+    with pytest.raises(ModelError, match="0/1"):
+        MixedLogit().fit(x, y * 2, g)
+    with pytest.raises(ModelError, match="weights"):
+        MixedLogit().fit(x, y, g, sample_weight=-np.ones(len(y)))
+    with pytest.raises(ModelError, match="nothing to model"):
+        MixedLogit().fit(x, np.zeros(len(y)), g)
+    with pytest.raises(ModelError, match="n_nodes"):
+        MixedLogit(n_nodes=0).fit(x, y, g)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
 from cli_inputs import build_args, run
-from riskmap.publish.store import DataStore
 from test_pipeline import write_inputs
 from webdata import web_app
+
+from riskmap.publish.store import DataStore
 
 
 @pytest.fixture(scope="module")

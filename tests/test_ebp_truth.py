@@ -96,9 +96,9 @@ def test_card_records_the_estimator(ebp_edition):
 def test_demo_cards_carry_the_truth_check(demo_dir, ebp_edition):
     """The published (synthetic) demo editions record how their intervals fare against the
     truth; the methodology page shows it."""
-    from riskmap.publish.store import DataStore
-
     from webdata import web_app
+
+    from riskmap.publish.store import DataStore
 
     _, rows, _ = ebp_edition
     check = DataStore(demo_dir).load_card("2023")["truth_check"]

@@ -35,7 +35,7 @@ import pandas as pd
 from scipy.special import expit, logsumexp
 
 from ..errors import ModelError
-from .logit import SurveyLogit, Z95
+from .logit import Z95, SurveyLogit
 
 #: Lower bound of sigma_u (a boundary fit means "no detectable area effect").
 SIGMA_MIN = 1e-4
@@ -337,7 +337,7 @@ class MixedLogit:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "MixedLogit":
+    def from_dict(cls, d: dict) -> MixedLogit:
         """Rebuild a fitted model from :meth:`to_dict` output (no code is executed)."""
         if not isinstance(d, dict) or d.get("class") != "MixedLogit":
             raise ModelError("not a MixedLogit model dict")

@@ -54,7 +54,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit, logit
 
-from .ebp import MixedLogit, gauss_hermite, posterior_nodes
+from .ebp import MixedLogit, posterior_nodes
 from .logit import design_meat
 from .score import Z95, _columns, _groups
 
