@@ -384,7 +384,11 @@ def _summary(model, inp, sigmas, n_boot, seed, n_jobs, benchmark, state_index, d
         "n_sampled": int(len(np.unique(inp.gs_univ[inp.gs_univ < inp.M]))),
         "n_municipalities": int(inp.M),
         "variance_between": {"covariates": var_x, "area_effect": model.sigma_u_**2,
-                             "share_covariates": var_x / (var_x + model.sigma_u_**2)},
+                             "share_covariates": var_x / (var_x + model.sigma_u_**2),
+                             "definition": "logit scale: variance over municipalities of the "
+                             "children-weighted census mean of x beta (covariates), against "
+                             "sigma_u^2 (area effect); share = covariates / (covariates + "
+                             "sigma_u^2)"},
         "bootstrap": {"B": int(n_boot), "seed": int(seed), "replicates_used": int(len(sigmas)),
                       "processes": int(n_jobs), "kind": "parametric (Gonzalez-Manteiga et al. "
                       "2008), MSE of the final (benchmarked) estimator"},
