@@ -45,6 +45,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("tile_url", str, "", "Base-map tile URL template for deployments with a tile server; empty = no tiles."),
     Setting("tile_attribution", str, "", "Attribution shown with the base-map tiles."),
     Setting("min_records", int, 30, "Minimum census child records for a municipality to be classified."),
+    Setting("bootstrap", int, 200, "Parametric bootstrap replicates B of the EBP estimator (riskmap build --estimator ebp)."),
+    Setting("bootstrap_seed", int, 20240601, "Seed of the EBP parametric bootstrap."),
     Setting("page_size", int, 500, "Default page size of paginated API listings."),
     Setting("max_page_size", int, 5000, "Largest page size a client may ask for."),
     Setting("cache_max_age", int, 3600, "Seconds browsers may cache geometry and static assets."),

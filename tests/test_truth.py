@@ -3,6 +3,13 @@
 The demo keeps its true coefficients and true municipal probabilities beside the data
 (``<data_dir>/demo/truth/``); these tests measure how well the published editions recover
 them (docs/METHOD.md: statistical code is tested against known truth).
+
+The demo's truth has a municipal random effect (SD 0.4 on the logit scale) that the synthetic
+estimator of these editions cannot see. What it must still get right: the coefficients, the
+national rate, and the municipal probabilities averaged over the area effect
+(``true_probability_marginal``, its actual target). Against the municipalities' own true
+probabilities its ranking and levels are weaker, by an amount these tests bound and print;
+tests/test_ebp_truth.py shows the EBP estimator recovering that part.
 """
 
 from __future__ import annotations
@@ -78,27 +85,36 @@ def test_coefficient_errors_match_their_standard_errors(editions, truth):
 def test_levels_agree_with_true_probabilities(name, editions, truth):
     rows = editions[name].rows.set_index("cvegeo")
     rate = editions[name].card["national_rate"]["estimate"]
-    true_p = truth[1][name]["true_probability"].reindex(rows.index)
     alto = rows["level"] == "alto"
     bajo = rows["level"] == "bajo"
     assert alto.sum() > 0 and bajo.sum() > 0
-    share_alto = float((true_p[alto] > rate).mean())
-    share_bajo = float((true_p[bajo] < rate).mean())
+    shares = {}
+    for col in ("true_probability_marginal", "true_probability"):
+        true_p = truth[1][name][col].reindex(rows.index)
+        shares[col] = (float((true_p[alto] > rate).mean()), float((true_p[bajo] < rate).mean()))
     print(name, "levels", rows["level"].value_counts().to_dict(),
-          f"alto with true p > r: {share_alto:.3f}", f"bajo with true p < r: {share_bajo:.3f}")
-    assert share_alto >= 0.9
-    assert share_bajo >= 0.9
+          "alto with true p > r, bajo with true p < r:", shares)
+    # its own target (area effect averaged out): as before the area effect was added
+    assert min(shares["true_probability_marginal"]) >= 0.9
+    # the municipalities' own probabilities: the area effect costs some agreement
+    assert min(shares["true_probability"]) >= 0.8
 
 
 @pytest.mark.parametrize("name", list(EDITIONS))
 def test_estimated_probabilities_rank_like_the_truth(name, editions, truth):
     rows = editions[name].rows.set_index("cvegeo")
     known = rows["probability"].notna()
-    true_p = truth[1][name]["true_probability"].reindex(rows.index[known])
-    rho = spearmanr(rows.loc[known, "probability"], true_p).statistic
-    err = (rows.loc[known, "probability"] - true_p).abs()
-    print(name, f"Spearman {rho:.4f}", f"mean |P - true P| {err.mean():.4f}")
-    assert rho >= 0.9
+    rho = {}
+    for col in ("true_probability_marginal", "true_probability"):
+        true_p = truth[1][name][col].reindex(rows.index[known])
+        rho[col] = spearmanr(rows.loc[known, "probability"], true_p).statistic
+    err = (rows.loc[known, "probability"]
+           - truth[1][name]["true_probability"].reindex(rows.index[known])).abs()
+    print(name, "Spearman", {k: round(v, 4) for k, v in rho.items()},
+          f"mean |P - true P| {err.mean():.4f}")
+    assert rho["true_probability_marginal"] >= 0.9
+    # the covariates explain about 60 % of the between-municipality logit variance
+    assert 0.7 <= rho["true_probability"] < rho["true_probability_marginal"]
 
 
 @pytest.mark.parametrize("name", list(EDITIONS))

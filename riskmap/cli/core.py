@@ -112,16 +112,21 @@ def _summary(store) -> list[str]:
 @data_dir_option
 @click.option("--seed", type=int, default=None,
               help="Random seed of the synthetic country (default: the demo_seed setting).")
-def demo(data_dir, seed):
+@click.option("--estimator", type=click.Choice(["synthetic", "ebp"]), default="synthetic",
+              show_default=True, help="Estimator of the demo editions (ebp adds a few minutes).")
+def demo(data_dir, seed, estimator):
     """Build the synthetic demonstration atlas end to end."""
     from ..demo import build_demo
     from ..settings import resolve
     from ..publish.store import DataStore
 
     data_dir = resolve_data_dir(data_dir)
-    seed = resolve()["demo_seed"] if seed is None else seed
+    settings = resolve()
+    seed = settings["demo_seed"] if seed is None else seed
     with _warnings_as_lines(), _os_errors_as_input():
-        build_demo(data_dir, seed, progress=_progress())
+        extra = ({} if estimator == "synthetic" else
+                 {"estimator": estimator, "bootstrap": settings["bootstrap"]})
+        build_demo(data_dir, seed, progress=_progress(), **extra)
     click.echo(f"synthetic demo atlas in {data_dir} (seed {seed}); editions and level counts:")
     for line in _summary(DataStore(data_dir)):
         click.echo("  " + line)
@@ -165,9 +170,17 @@ def _parse_rasters(values) -> dict:
                    "(default: the min_records setting).")
 @click.option("--levels", "level_rule", default="mirti", show_default=True, metavar="RULE",
               help=LEVELS_HELP)
+@click.option("--estimator", type=click.Choice(["synthetic", "ebp"]), default="synthetic",
+              show_default=True,
+              help="synthetic: the classic MIRTI estimator; ebp: mixed model with a municipal "
+                   "random effect (empirical best predictor, bootstrap MSE).")
+@click.option("--bootstrap", "n_boot", type=click.IntRange(min=1), default=None,
+              help="EBP bootstrap replicates B (default: the bootstrap setting, 200).")
+@click.option("--benchmark/--no-benchmark", default=False, show_default=True,
+              help="EBP: ratio-benchmark to direct state estimates with CV <= 20 %.")
 @data_dir_option
 def build(name, survey, census, boundaries, spec, rasters, vintage, year, sources, synthetic,
-          full_count, min_records, level_rule, data_dir):
+          full_count, min_records, level_rule, estimator, n_boot, benchmark, data_dir):
     """Fit, score, classify and publish one edition."""
     from ..model.rules import get_rule
     from ..publish.pipeline import build_and_publish
@@ -175,14 +188,19 @@ def build(name, survey, census, boundaries, spec, rasters, vintage, year, source
 
     rule = get_rule(level_rule)  # a bad rule fails before any file is read
     data_dir = resolve_data_dir(data_dir)
-    min_records = resolve()["min_records"] if min_records is None else min_records
+    settings = resolve()
+    min_records = settings["min_records"] if min_records is None else min_records
+    n_boot = settings["bootstrap"] if n_boot is None else n_boot
     with _warnings_as_lines(), _os_errors_as_input():
         edition = build_and_publish(data_dir, name, survey, census, boundaries,
                                     spec_path=spec, rasters=_parse_rasters(rasters),
                                     vintage=vintage, year=year, progress=_progress(),
                                     sources=list(sources) or None, synthetic=synthetic,
                                     min_records=min_records, census_sample=not full_count,
-                                    level_rule=rule)
+                                    level_rule=rule,
+                                    estimator=estimator, bootstrap=n_boot,
+                                    bootstrap_seed=settings["bootstrap_seed"],
+                                    benchmark=benchmark)
     counts = edition.level_counts()
     click.echo(f"published edition {edition.name} ({len(edition.rows)} municipalities, "
                f"level rule {rule.spec}): "

@@ -5,7 +5,9 @@ municipality ``m`` living in a rural (or urban) locality gets covariates from th
 conditional distributions whichever instrument observes it. Children are grouped in clusters
 (census blocks, survey PSUs) that share a small shock on household-head characteristics, as
 neighbours do. The outcome follows a logistic model in the spec's covariates (the true
-model); it has no area effect, so a correctly specified survey logit recovers it.
+model) plus a municipal random intercept u_m ~ N(0, AREA_EFFECT_SD^2) (an "area effect": what
+sets a municipality apart beyond its covariates), so the synthetic estimator misses part of
+the between-municipality variation and a mixed model (EBP) can recover it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ RECORD_COVARIATES = ("age", "male", "attends_school", "indigenous_language", "ru
                      "head_schooling_years", "head_agriculture", "head_social_security",
                      "household_size", "dirt_floor")
 TERRITORIAL = "cropland_share"
+
+#: Standard deviation of the true municipal random intercept (logit scale); a moderate value
+#: for small-area data (docs/METHOD.md §9).
+AREA_EFFECT_SD = 0.4
 
 
 @dataclass(frozen=True)
@@ -238,7 +244,8 @@ def census_records(rng, profiles: pd.DataFrame, codes: np.ndarray, census: str,
 
 def survey_records(rng, profiles: pd.DataFrame, codes: np.ndarray, states: np.ndarray,
                    census: str, n_children: int, n_psu: int, model: TrueModel,
-                   intercept: float, cropland: np.ndarray) -> pd.DataFrame:
+                   intercept: float, cropland: np.ndarray,
+                   area_effect: np.ndarray | None = None) -> pd.DataFrame:
     """A stratified two-stage cluster sample of the population, with outcomes.
 
     Strata are state x urban/rural. PSUs (segments of localities) are allocated to strata in
@@ -246,6 +253,9 @@ def survey_records(rng, profiles: pd.DataFrame, codes: np.ndarray, states: np.nd
     probability proportional to size (municipality children in that locality type), and a
     fixed take of children is drawn in each, so weights are equal within a stratum up to a
     non-response adjustment.
+
+    ``area_effect`` (one value per row of ``profiles``), when given, is added to every child's
+    linear predictor: the municipal random intercept the covariates do not explain.
 
     Returns
     -------
@@ -279,6 +289,8 @@ def survey_records(rng, profiles: pd.DataFrame, codes: np.ndarray, states: np.nd
     mun, rural = psu_mun[psu], psu_rural[psu]
     records = draw_children(rng, profiles, mun, rural, psu, census)
     eta = intercept + linear_predictor(records, model.slopes, cropland[mun])
+    if area_effect is not None:  # the municipal random intercept u_m (additive, logit scale)
+        eta = eta + area_effect[mun]
     p = expit(eta)
     y = (rng.random(len(p)) < p).astype(int)
     base = stratum_size[psu_stratum] / (n_h[psu_stratum] * take)

@@ -38,6 +38,9 @@ class EditionJob:
         ``{covariate: Series by cvegeo}`` passed to :func:`riskmap.publish.pipeline.build_edition`.
     label : callable, optional
         Called with the model card before publishing, to add builder-specific labels.
+    check : callable, optional
+        Called with the built edition before publishing; its dict is stored in the card as
+        ``truth_check`` (the demo measures its intervals against the known truth).
     """
 
     edition: str
@@ -51,6 +54,7 @@ class EditionJob:
     census_file: str
     territorial: dict | None = None
     label: Callable[[dict], object] | None = None
+    check: Callable[[object], dict] | None = None
 
 
 def store_vintages(store, vintages: dict, crosswalks=()) -> dict:
@@ -89,7 +93,8 @@ def store_vintages(store, vintages: dict, crosswalks=()) -> dict:
 
 def publish_editions(store, jobs, spec, *, synthetic: bool,
                      progress: Callable[[str], None] | None = None,
-                     message: str = "edition {edition}") -> tuple[dict, dict]:
+                     message: str = "edition {edition}",
+                     options: dict | None = None) -> tuple[dict, dict]:
     """Build and publish editions one after the other.
 
     Parameters
@@ -103,6 +108,9 @@ def publish_editions(store, jobs, spec, *, synthetic: bool,
         Called with ``message`` before each edition and with the pipeline's own steps.
     message : str
         Progress message, formatted with ``edition``.
+    options : dict, optional
+        Further keyword arguments of :func:`riskmap.publish.pipeline.build_edition` (e.g.
+        ``estimator``, ``bootstrap``).
 
     Returns
     -------
@@ -121,9 +129,11 @@ def publish_editions(store, jobs, spec, *, synthetic: bool,
         edition = build_edition(job.edition, job.survey, job.census, job.boundaries, spec,
                                 vintage=job.vintage, year=job.year, sources=job.sources,
                                 synthetic=synthetic, territorial=job.territorial,
-                                progress=progress)
+                                progress=progress, **(options or {}))
         if job.label is not None:
             job.label(edition.card)
+        if job.check is not None:
+            edition.card["truth_check"] = job.check(edition)
         published[job.edition] = store.publish_edition(edition)
         timings[f"edition_{job.edition}"] = time.perf_counter() - clock
     return published, timings

@@ -16,8 +16,8 @@ from ..model.factors import FACTOR_COLUMNS
 from ..model.levels import LEVELS
 from ..model.rules import PUBLISHED
 
-__all__ = ["Edition", "ROW_COLUMNS", "EXTRA_COLUMNS", "FACTOR_COLUMNS", "LEVELS", "KINDS",
-           "rule_of"]
+__all__ = ["Edition", "ROW_COLUMNS", "EXTRA_COLUMNS", "ESTIMATOR_COLUMNS", "FACTOR_COLUMNS",
+           "LEVELS", "KINDS", "rule_of"]
 
 
 #: The edition output row of docs/DESIGN.md, in order (exports and the API return these).
@@ -37,6 +37,11 @@ EXTRA_COLUMNS = (
     "n_records",    # census child records behind the estimate
 )
 
+#: Columns an edition built with the EBP estimator adds (riskmap.model.ebp_predict): whether
+#: the survey reached the municipality, its survey children, the direct survey estimate, and
+#: the synthetic estimate kept beside the EBP one.
+ESTIMATOR_COLUMNS = ("sampled", "n_survey", "probability_direct", "probability_synthetic",
+                     "ci_low_synthetic", "ci_high_synthetic")
 
 KINDS = ("modelled", "imported")
 

@@ -49,6 +49,28 @@ LIMITATIONS_EN = (
 )
 
 
+#: Limits of the EBP estimator (docs/METHOD.md §9), for the card of an EBP edition.
+LIMITATIONS_EBP_ES = (
+    "Estimador EBP con efecto aleatorio municipal: los municipios sin niñas ni niños en la "
+    "encuesta reciben el promedio marginal del modelo y un intervalo que incluye la varianza "
+    "entre municipios.",
+    "El error cuadrático medio y los intervalos vienen de un bootstrap paramétrico que supone "
+    "correcto el modelo (logístico con intercepto aleatorio normal).",
+    "Las variables de la encuesta y del censo deben estar armonizadas (misma definición).",
+    "La encuesta y el censo corresponden a años distintos.",
+)
+LIMITATIONS_EBP_EN = (
+    "EBP estimator with a municipal random effect: municipalities without survey children get "
+    "the model's marginal mean and an interval that includes the between-municipality "
+    "variance.",
+    "Mean squared errors and intervals come from a parametric bootstrap that assumes the model "
+    "(logistic with a normal random intercept) is right.",
+    "Survey and census variables must be harmonised (same definitions).",
+    "The survey and the census are years apart.",
+)
+ESTIMATORS = ("synthetic", "ebp")
+
+
 def _noop(message: str) -> None:
     return None
 
@@ -57,7 +79,10 @@ def build_edition(name, survey: pd.DataFrame, census: pd.DataFrame,
                   boundaries: gpd.GeoDataFrame, spec, *, vintage, year, sources, synthetic,
                   territorial: dict | None = None, min_records: int = 30,
                   progress: Callable[[str], None] | None = None,
-                  census_sample: bool = True, level_rule=None) -> Edition:
+                  census_sample: bool = True, level_rule=None,
+                  estimator: str = "synthetic",
+                  bootstrap: int = 200, bootstrap_seed: int = 20240601,
+                  benchmark: bool = False, n_jobs: int | None = None) -> Edition:
     """Fit the model on the survey, score the census, classify and explain municipalities.
 
     Parameters
@@ -89,6 +114,17 @@ def build_edition(name, survey: pd.DataFrame, census: pd.DataFrame,
         census-sample variance. False for a full count (that variance is zero).
     level_rule : str or riskmap.model.rules.LevelRule, optional
         The level rule (:func:`riskmap.model.rules.get_rule`; default ``mirti``).
+    estimator : {"synthetic", "ebp"}, default "synthetic"
+        ``"synthetic"``: the classic MIRTI estimator (docs/METHOD.md §2). ``"ebp"``: the
+        empirical best predictor of a logistic mixed model with a municipal random intercept
+        (§9, :func:`riskmap.model.ebp_predict.ebp_municipalities`); the synthetic estimate is
+        kept in the ``*_synthetic`` columns.
+    bootstrap, bootstrap_seed : int
+        Parametric bootstrap replicates and seed of the EBP's MSE.
+    benchmark : bool, default False
+        EBP only: ratio-benchmark to direct state estimates with CV <= 20 %.
+    n_jobs : int, optional
+        EBP bootstrap worker processes (default: the available cores).
 
     Returns
     -------
@@ -107,6 +143,10 @@ def build_edition(name, survey: pd.DataFrame, census: pd.DataFrame,
     name = check_name(name)
     vintage = check_name(vintage, "vintage")
     rule = levels.get_rule(level_rule)
+    if estimator not in ESTIMATORS:
+        from ..errors import BadParameter
+
+        raise BadParameter("estimator", estimator, ESTIMATORS)
     covariates = spec.names
     survey_file = survey.attrs.get("file", "survey records")
     census_file = census.attrs.get("file", "census records")
@@ -141,6 +181,18 @@ def build_edition(name, survey: pd.DataFrame, census: pd.DataFrame,
     scores = score.score_municipalities(model, census, covariates, codes=codes,
                                         census_sample=census_sample)
     scores = scores.reindex(pd.Index(codes, name="cvegeo"))
+    synthetic_scores, ebp = scores, None
+    if estimator == "ebp":
+        from ..model.ebp_predict import ebp_municipalities
+
+        try:
+            scores, _, ebp = ebp_municipalities(
+                survey, census, covariates, codes, states=boundaries["cve_ent"],
+                n_boot=bootstrap, seed=bootstrap_seed, n_jobs=n_jobs, benchmark=benchmark,
+                census_sample=census_sample, progress=say)
+        except ModelError as exc:
+            raise ModelError(exc.message, file=survey_file) from None
+        scores = scores.reindex(pd.Index(codes, name="cvegeo"))
     rate = levels.national_rate(survey)
 
     say(f"classifying municipalities (level rule {rule.spec})")
@@ -161,8 +213,31 @@ def build_edition(name, survey: pd.DataFrame, census: pd.DataFrame,
     card = _card(name, vintage, year, sources, synthetic, spec, model, diagnostics, rate,
                  rule.describe(cutoffs, rate["estimate"], min_records), survey, census, rows)
     card["census_sample"] = bool(census_sample)
+    card["estimator"] = estimator
+    if ebp is not None:
+        _add_ebp(rows, card, scores, synthetic_scores, ebp)
     return Edition(name=name, rows=rows, factors=long, card=card,
                    census=census[["cvegeo", "weight", *covariates]])
+
+
+def _add_ebp(rows, card, scores, synthetic_scores, ebp) -> None:
+    """EBP edition: keep the synthetic estimate and survey counts beside the EBP columns."""
+    codes = rows["cvegeo"].to_numpy()
+    s, syn = scores.reindex(codes), synthetic_scores.reindex(codes)
+    rows["sampled"] = s["sampled"].fillna(False).to_numpy(dtype=bool)
+    rows["n_survey"] = s["n_survey"].fillna(0).to_numpy(dtype=int)
+    rows["probability_direct"] = s["direct"].to_numpy(dtype=float)
+    for col in ("probability", "ci_low", "ci_high"):
+        rows[f"{col}_synthetic"] = syn[col].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cv = (s["se"] / s["probability"]).to_numpy(dtype=float)
+    cv = cv[np.isfinite(cv)]
+    ebp["cv_quantiles"] = ({str(q): float(np.quantile(cv, q))
+                            for q in (0.1, 0.25, 0.5, 0.75, 0.9)} if cv.size else {})
+    ebp["cv_share_over_20"] = float(np.mean(cv > 0.2)) if cv.size else None
+    card["ebp"] = jsonable(ebp)
+    card["limitations_es"] = list(LIMITATIONS_EBP_ES)
+    card["limitations_en"] = list(LIMITATIONS_EBP_EN)
 
 
 def _nested_psu(survey: pd.DataFrame) -> np.ndarray:
@@ -281,7 +356,9 @@ def _card(name, vintage, year, sources, synthetic, spec, model, diagnostics, rat
 def build_and_publish(data_dir, name, survey_path, census_path, boundaries_path,
                       spec_path=None, rasters=None, vintage=None, year=None, progress=None, *,
                       sources=None, synthetic=False, min_records=30,
-                      census_sample=True, level_rule=None) -> Edition:
+                      census_sample=True, level_rule=None,
+                      estimator="synthetic", bootstrap=200,
+                      bootstrap_seed=20240601, benchmark=False) -> Edition:
     """Read the user's files, build the edition and publish it atomically.
 
     Parameters
@@ -315,6 +392,8 @@ def build_and_publish(data_dir, name, survey_path, census_path, boundaries_path,
         False when the census records are a full count (no census-sample variance).
     level_rule : str, optional
         Level rule (default ``mirti``); checked before any file is read.
+    estimator, bootstrap, bootstrap_seed, benchmark
+        As in :func:`build_edition`.
 
     Returns
     -------
@@ -362,7 +441,9 @@ def build_and_publish(data_dir, name, survey_path, census_path, boundaries_path,
     edition = build_edition(name, survey, census, boundaries, spec, vintage=vintage,
                             year=year, sources=sources, synthetic=synthetic,
                             min_records=min_records, progress=say,
-                            census_sample=census_sample, level_rule=level_rule)
+                            census_sample=census_sample, level_rule=level_rule,
+                            estimator=estimator, bootstrap=bootstrap,
+                            bootstrap_seed=bootstrap_seed, benchmark=benchmark)
     if vintage not in stored:
         say(f"storing geography vintage {vintage}")
     # Like import-edition: crosswalks to every stored vintage, so that editions on different

@@ -14,7 +14,7 @@ from collections import OrderedDict
 import numpy as np
 import pandas as pd
 
-from ..publish.edition import EXTRA_COLUMNS, LEVELS, ROW_COLUMNS, Edition
+from ..publish.edition import ESTIMATOR_COLUMNS, EXTRA_COLUMNS, LEVELS, ROW_COLUMNS, Edition
 from ..choices import fold
 from ..errors import InputError, NotFound
 from ..ingest.adjacency import adjacency as touching
@@ -605,7 +605,8 @@ class Atlas:
 
 def _plain_rows(edition: Edition) -> pd.DataFrame:
     """Edition rows without geometry, in contract column order, codes as str, ranks Int64."""
-    cols = [c for c in ROW_COLUMNS + EXTRA_COLUMNS if c in edition.rows.columns]
+    cols = [c for c in ROW_COLUMNS + EXTRA_COLUMNS + ESTIMATOR_COLUMNS
+            if c in edition.rows.columns]
     table = pd.DataFrame(edition.rows[cols]).copy()
     for col in ("rank_national", "rank_state", "children", "n_records"):
         if col in table.columns:

@@ -1,7 +1,8 @@
 """Geometry of the small inline-SVG charts of the pages (pure functions, no Flask).
 
 The templates draw the shapes; these functions only place them: the factor-contribution bars
-of the municipality page and the calibration plot of the methodology page.
+of the municipality page, and the calibration plot, the EBP-against-direct scatter and the
+CV histogram of the methodology page.
 """
 
 from __future__ import annotations
@@ -63,8 +64,12 @@ def calibration_plot(table: list[dict], size: int = 300) -> dict | None:
         ``size``, ``pad``, ``max`` (axis maximum), ``ticks`` and ``points`` (x, y, predicted,
         observed, n); None when the card has no calibration table.
     """
-    pts = [(float(r.get("predicted")), float(r.get("observed")), r.get("n"))
-           for r in table if r.get("predicted") is not None and r.get("observed") is not None]
+    # The pipeline's diagnostics call the column "mean_predicted"; older cards "predicted".
+    def predicted(r):
+        return r.get("predicted", r.get("mean_predicted"))
+
+    pts = [(float(predicted(r)), float(r.get("observed")), r.get("n"))
+           for r in table if predicted(r) is not None and r.get("observed") is not None]
     if not pts:
         return None
     pad = 40
@@ -148,3 +153,70 @@ def waterfall(steps: list[dict], width: int = 680) -> dict | None:
     height = top * 2 + len(steps) * (bar_h + gap)
     return {"width": width, "height": height, "label_w": label_w, "bars": bars,
             "low": lo, "high": hi}
+
+
+def scatter_plot(points: list[tuple[float, float]], size: int = 300) -> dict | None:
+    """Geometry of a scatter of two proportions (e.g. EBP against direct estimates).
+
+    Parameters
+    ----------
+    points : list of (x, y)
+        Proportions; pairs with a missing value are left out.
+    size : int
+        Width and height in pixels.
+
+    Returns
+    -------
+    dict or None
+        ``size``, ``pad``, ``max``, ``ticks`` (v, x, y), ``points`` (x, y, vx, vy) and ``diag``;
+        None without points.
+    """
+    pts = [(float(a), float(b)) for a, b in points
+           if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)]
+    if not pts:
+        return None
+    pad = 40
+    top = max(max(a for a, _ in pts), max(b for _, b in pts))
+    top = math.ceil(top * 10 - 1e-9) / 10 if top > 0 else 0.1
+    inner = size - 2 * pad
+
+    def sx(v):
+        return round(pad + inner * v / top, 1)
+
+    def sy(v):
+        return round(size - pad - inner * v / top, 1)
+
+    ticks = [round(top * k / 4, 4) for k in range(5)]
+    return {"size": size, "pad": pad, "max": top,
+            "ticks": [{"v": t, "x": sx(t), "y": sy(t)} for t in ticks],
+            "points": [{"x": sx(a), "y": sy(b), "vx": a, "vy": b} for a, b in pts],
+            "diag": {"x0": sx(0), "y0": sy(0), "x1": sx(top), "y1": sy(top)}}
+
+
+def histogram(values: list[float], edges: list[float], width: int = 300,
+              height: int = 160) -> dict | None:
+    """Geometry of a histogram with the given bin edges (the last bin takes larger values).
+
+    Returns
+    -------
+    dict or None
+        ``width``, ``height``, ``pad`` and ``bars`` (x, y, w, h, lo, hi, n, share); None without
+        finite values.
+    """
+    vals = [float(v) for v in values if v is not None and math.isfinite(v)]
+    if not vals or len(edges) < 2:
+        return None
+    counts = [0] * (len(edges) - 1)
+    for v in vals:
+        k = next((i for i in range(len(edges) - 1) if v < edges[i + 1]), len(edges) - 2)
+        counts[max(k, 0)] += 1
+    pad, n_bins = 30, len(counts)
+    bar_w = (width - 2 * pad) / n_bins
+    top = max(counts) or 1
+    bars = []
+    for i, c in enumerate(counts):
+        h = (height - 2 * pad) * c / top
+        bars.append({"x": round(pad + i * bar_w, 1), "y": round(height - pad - h, 1),
+                     "w": round(bar_w - 2, 1), "h": round(h, 1), "lo": edges[i],
+                     "hi": edges[i + 1], "n": c, "share": c / len(vals)})
+    return {"width": width, "height": height, "pad": pad, "bars": bars}

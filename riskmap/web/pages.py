@@ -21,7 +21,7 @@ from ..publish.edition import LEVELS
 from ..errors import BadParameter, NotFound
 from . import maps, notices, params
 from .http import current_lang
-from .charts import calibration_plot, factor_bars
+from .charts import calibration_plot, factor_bars, histogram, scatter_plot
 from .atlas import get_atlas
 
 bp = Blueprint("pages", __name__)
@@ -265,7 +265,15 @@ def municipio(cvegeo):
         "municipio.html", **_common(atlas, edition), m=info, map=parts, legends=legends,
         config=_map_config([spec], states=states), history=history, neighbours=neighbours,
         bars=factor_bars(info.get("factors", []), lang, _domain_labels(lang)),
-        change_labels=CHANGE_LABELS, trend=municipal(atlas, cvegeo))
+        change_labels=CHANGE_LABELS, trend=municipal(atlas, cvegeo),
+        estimator=_estimator(atlas.card(edition)))
+
+
+def _estimator(card: dict) -> str | None:
+    """Which estimator made a modelled edition's numbers (None for imported editions)."""
+    if card.get("kind", "modelled") != "modelled":
+        return None
+    return card.get("estimator") or "synthetic"
 
 
 @functools.lru_cache(maxsize=1)
@@ -309,7 +317,8 @@ def metodologia():
         coefficients=coefficients, diagnostics=diagnostics,
         calibration=calibration_plot(diagnostics.get("calibration") or []),
         rule_text=atlas.provenance(edition)["rule_text"][lang], sources=_sources(card),
-        shares=_level_shares(atlas.edition(edition).level_counts()))
+        shares=_level_shares(atlas.edition(edition).level_counts()),
+        ebp=_ebp_charts(atlas, edition, card, labels))
 
 
 def _level_shares(counts: dict) -> list[dict]:
@@ -319,6 +328,28 @@ def _level_shares(counts: dict) -> list[dict]:
         return []
     return [{"level": lv, "count": counts.get(lv, 0), "share": counts.get(lv, 0) / informed}
             for lv in ("alto", "medio", "bajo")]
+
+
+
+#: Bin edges of the CV histogram (the last bin takes every CV of 50 % or more).
+CV_EDGES = [0.0, 0.05, 0.10, 0.15, 0.20, 0.30, 0.50, 1.0]
+
+
+def _ebp_charts(atlas, edition: str, card: dict, labels: dict) -> dict | None:
+    """EBP diagnostics of the methodology page: EBP against direct, the CV histogram and the
+    mixed model's fixed effects (labelled like the synthetic coefficients)."""
+    if card.get("estimator") != "ebp":
+        return None
+    fixed = [dict(r, label=labels.get(r.get("name"), r.get("name")))
+             for r in (card.get("ebp") or {}).get("fixed_effects") or []]
+    rows = atlas.rows(edition)
+    known = rows["probability"].notna()
+    direct = rows["probability_direct"] if "probability_direct" in rows else None
+    points = [] if direct is None else list(zip(direct[known & direct.notna()],
+                                                rows.loc[known & direct.notna(), "probability"]))
+    cv = (rows.loc[known, "se"] / rows.loc[known, "probability"]).tolist()
+    return {"scatter": scatter_plot(points), "cv": histogram(cv, CV_EDGES),
+            "n_points": len(points), "fixed": fixed}
 
 
 def _spec_for(card: dict):
