@@ -276,7 +276,7 @@ class MixedLogit:
         theta[-1] = max(theta[-1], lo)
         ll, grad, H, S = marginal_loglik(theta, d, z, logw, order=2)
         converged, it = False, 0
-        for it in range(1, self.max_iter + 1):
+        for it in range(1, self.max_iter + 1):  # noqa: B007 - returned after the loop
             step = _newton_step(H, grad)
             t = 1.0
             for _ in range(40):
