@@ -28,6 +28,7 @@ CASES = [
     ("/api/v1/focalizacion?estados=99", 400, "allowed: 07, 12, 22, 30"),
     ("/api/v1/focalizacion?edicion=1999", 400, "allowed: 2017, 2023"),
     ("/api/v1/geometria/1999.geojson", 404, "stored: 2015, 2020"),
+    ("/api/v1/geometria/1999.topojson", 404, "stored: 2015, 2020"),
     ("/api/v1/no-existe", 404, "/api/v1/no-existe"),
 ]
 

@@ -214,7 +214,7 @@ def test_permalink_state_is_restored(client):
     config = json.loads(re.search(r'id="riskmap-config">(.*?)</script>', html, re.S).group(1))
     spec = config["maps"][0]
     assert spec["layer"] == "probabilidad" and spec["selected"] == "22006"
-    assert spec["geometry"].endswith("/2015.geojson")  # edition 2017 is on vintage 2015
+    assert spec["geometry"].endswith("/2015.topojson")  # edition 2017 is on vintage 2015
     assert ESCAPED_EVIL in html  # the selected municipality's card
 
 

@@ -305,7 +305,17 @@ def _require_expected_counts(atlas, edicion: str, names: list[str]) -> None:
 @bp.get("/geometria/<vintage>.geojson")
 def geometria(vintage: str):
     """Simplified web geometry of a vintage: ETag, conditional GET, gzip when accepted."""
-    body, etag = get_atlas().geometry(vintage)
+    return _geometry(vintage, "geojson", "application/geo+json")
+
+
+@bp.get("/geometria/<vintage>.topojson")
+def geometria_topo(vintage: str):
+    """The same geometry as TopoJSON (shared arcs, integer deltas): what the maps load."""
+    return _geometry(vintage, "topojson", "application/json")
+
+
+def _geometry(vintage: str, fmt: str, mimetype: str):
+    body, etag = get_atlas().geometry(vintage, fmt)
     max_age = current_app.config["RISKMAP"]["cache_max_age"]
     headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}",
                "Vary": "Accept-Encoding"}
@@ -313,11 +323,10 @@ def geometria(vintage: str):
     if etag in asked or "*" in asked:
         return Response(status=304, headers=headers)
     if _accepts_gzip():
-        response = Response(body, mimetype="application/geo+json", headers=headers)
+        response = Response(body, mimetype=mimetype, headers=headers)
         response.headers["Content-Encoding"] = "gzip"
     else:
-        response = Response(gzip.decompress(body), mimetype="application/geo+json",
-                            headers=headers)
+        response = Response(gzip.decompress(body), mimetype=mimetype, headers=headers)
     return response
 
 

@@ -93,7 +93,8 @@ def _labels() -> dict:
 
 
 def _geometry_url(vintage: str) -> str:
-    return url_for("api.geometria", vintage=vintage)
+    # TopoJSON: shared borders once, integer deltas (riskmap.web.topology); riskmap.js decodes it.
+    return url_for("api.geometria_topo", vintage=vintage)
 
 
 def _map_config(specs: list[dict], *, states=None, sync: bool = False) -> dict:

@@ -1,0 +1,423 @@
+"""Response cache: every public page and API answer is rendered once per data version.
+
+A GET (or HEAD) answer is stored under the key (data version, host, route path, normalised
+query, language) and later served from memory with a strong ETag (``304`` on
+``If-None-Match``) and gzip compressed once, when it is stored. Pages change only when the data
+directory does, so one rendering serves every later request until a new edition is published.
+
+What is never cached, whatever the route (so routes added later are covered by the rule, not by
+a list):
+
+- requests other than GET/HEAD, requests carrying the session cookie or an ``Authorization``
+  header (a signed-in user's answers may depend on who asks);
+- answers other than ``200``, streamed or file answers, answers that set a cookie, touch the
+  session, vary on anything but ``Accept-Encoding``, are already encoded, or say
+  ``Cache-Control: private`` / ``no-store``;
+- views marked with :func:`no_cache`.
+
+**Data version.** A digest of the name, size and modification time of every file in the data
+directory's folders (editions, geography, crosswalks, census records ...), looked at no more
+often than ``cache_check_seconds`` per worker. Every publication renames a file into place, so
+every gunicorn worker sees a new edition within that delay, without a restart; the cache is then
+emptied. The web layer's own disk cache and databases are left out of the digest (the service
+writes them itself; pages that read a database are session-bound and not cached).
+
+**Normalised query.** Parameters sorted by name (repeated values keep their order), blank values
+dropped (``riskmap.web.params`` treats a blank parameter as absent), ``lang`` replaced by the
+language the request resolves to (parameter, cookie or ``Accept-Language``), and the defaults a
+view declares with :func:`defaults` dropped, so ``/comparar`` and ``/comparar?a=2017&b=2023``
+share one entry.
+
+**Inline scripts.** Pages carry folium's inline scripts under a per-response CSP nonce. A cached
+page is the same bytes for everyone, so its answers allow those scripts by their SHA-256 hashes
+instead (``script-src 'sha256-...'``), which stays exact without a reusable secret.
+
+The cache is a per-process LRU bounded by bytes (``cache_bytes``; 0 disables it); its counts
+appear on ``/salud`` (:mod:`riskmap.web.health`).
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import os
+import re
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Response, current_app, g, request, session
+from werkzeug.datastructures import Headers
+
+EXTENSION_KEY = "riskmap_cache"
+#: Seconds a request waits for another thread rendering the same key before rendering itself.
+WAIT_SECONDS = 30.0
+#: Smallest body worth compressing (as the factory's on-the-fly gzip).
+MIN_GZIP = 1024
+_NO_CACHE = "_riskmap_no_cache"
+_DEFAULTS = "_riskmap_cache_defaults"
+# Headers rebuilt for every answer from the entry (or per request by the factory).
+_DROP = {"content-length", "content-encoding", "etag", "set-cookie", "date",
+         "content-security-policy"}
+# Files the service writes itself, or whose changes only session-bound pages show.
+_IGNORED = re.compile(r"(\.web\.(json\.gz|meta\.json|topojson\.gz)|\.(sqlite3?|db)"
+                      r"(-wal|-shm|-journal)?|\.lock|\.tmp(\.\w+)?)$")
+
+
+def no_cache(view):
+    """Mark a view whose answers must never be cached (the rule above is the usual guard)."""
+    setattr(view, _NO_CACHE, True)
+    return view
+
+
+def defaults(**values):
+    """Declare a view's parameter defaults for the cache key (``?capa=nivel`` = no ``capa``).
+
+    Values are strings or callables taking no argument, evaluated in the request (e.g. the
+    latest edition). Only declare a value the view really uses when the parameter is absent:
+    ``tests/test_cache.py`` renders every declared default both ways and compares.
+    """
+    def mark(view):
+        setattr(view, _DEFAULTS, dict(values))
+        return view
+
+    return mark
+
+
+def declared_defaults(view) -> dict:
+    """The defaults a view declared with :func:`defaults` (empty when none)."""
+    return dict(getattr(view, _DEFAULTS, None) or {})
+
+
+# -- data version -------------------------------------------------------------------------------
+class DataVersion:
+    """Digest of the data directory's files, recomputed at most every ``interval`` seconds.
+
+    Parameters
+    ----------
+    root : str or Path
+        The data directory.
+    interval : float
+        Seconds between two looks at the files (0: every call).
+    """
+
+    def __init__(self, root, interval: float = 1.0):
+        self.root = Path(root)
+        self.interval = float(interval)
+        self._lock = threading.Lock()
+        self._checked = -float("inf")
+        self._value = ""
+        self.readable = False
+
+    def current(self) -> str:
+        """The version: a short hex digest ("unreadable" when the directory cannot be read)."""
+        now = time.monotonic()
+        if now - self._checked < self.interval:
+            return self._value
+        with self._lock:
+            if now - self._checked >= self.interval:
+                self._value, self.readable = self._scan()
+                self._checked = time.monotonic()
+            return self._value
+
+    def _scan(self) -> tuple[str, bool]:
+        digest = hashlib.sha256()
+        try:
+            top = sorted(os.scandir(self.root), key=lambda e: e.name)
+        except OSError:
+            return "unreadable", False
+        for entry in top:
+            if entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_dir():
+                    files = sorted(os.scandir(entry.path), key=lambda e: e.name)
+                    prefix = entry.name + "/"
+                else:
+                    files, prefix = [entry], ""
+                for f in files:
+                    if f.name.startswith(".") or _IGNORED.search(f.name) or not f.is_file():
+                        continue
+                    st = f.stat()
+                    digest.update(f"{prefix}{f.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            except OSError:  # removed or renamed while listing: the next look sees it
+                digest.update(f"{entry.name}\0?\n".encode())
+        return digest.hexdigest()[:16], True
+
+
+# -- the store ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Entry:
+    """One cached answer: the view's headers, its bytes, their gzip form and a strong ETag."""
+
+    status: int
+    headers: tuple
+    body: bytes
+    gzipped: bytes | None
+    etag: str
+    script_hashes: tuple = ()
+
+    @property
+    def size(self) -> int:
+        return len(self.body) + len(self.gzipped or b"") + 64 * (len(self.headers) + 4)
+
+
+class ResponseCache:
+    """Thread-safe LRU of :class:`Entry` bounded by bytes, emptied when the data change.
+
+    Parameters
+    ----------
+    max_bytes : int
+        Capacity; 0 disables the cache (every lookup misses, nothing is stored).
+    """
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max(0, int(max_bytes))
+        self._lock = threading.Lock()
+        self._entries: OrderedDict = OrderedDict()
+        self._bytes = 0
+        self._version = None
+        self._rendering: dict = {}
+        self.hits = self.misses = self.stores = self.evictions = self.resets = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_bytes > 0
+
+    def sync(self, version: str) -> None:
+        """Empty the cache when the data version moved (entries of the old data are dead)."""
+        with self._lock:
+            if version != self._version:
+                if self._version is not None:
+                    self.resets += 1
+                self._entries.clear()
+                self._bytes = 0
+                self._version = version
+
+    def get(self, key) -> Entry | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry
+
+    def put(self, key, entry: Entry) -> bool:
+        """Store ``entry`` (evicting the least recently used); False when it cannot fit."""
+        size = entry.size
+        if not self.enabled or size > self.max_bytes:
+            return False
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old.size
+            self._entries[key] = entry
+            self._bytes += size
+            self.stores += 1
+            while self._bytes > self.max_bytes:
+                _, dropped = self._entries.popitem(last=False)
+                self._bytes -= dropped.size
+                self.evictions += 1
+        return True
+
+    def claim(self, key):
+        """``(True, event)`` for the first request rendering ``key``, ``(False, event)`` for
+        the others, which wait on the event instead of rendering the same answer again."""
+        with self._lock:
+            event = self._rendering.get(key)
+            if event is not None:
+                return False, event
+            event = self._rendering[key] = threading.Event()
+            return True, event
+
+    def release(self, key) -> None:
+        with self._lock:
+            event = self._rendering.pop(key, None)
+        if event is not None:
+            event.set()
+
+    def stats(self) -> dict:
+        """Counts for ``/salud``: hits, misses, stores, evictions, resets, entries, bytes."""
+        with self._lock:
+            lookups = self.hits + self.misses
+            return {"enabled": self.enabled, "hits": self.hits, "misses": self.misses,
+                    "hit_ratio": round(self.hits / lookups, 4) if lookups else None,
+                    "stores": self.stores, "evictions": self.evictions, "resets": self.resets,
+                    "entries": len(self._entries), "bytes": self._bytes,
+                    "max_bytes": self.max_bytes, "data_version": self._version}
+
+
+class CacheState:
+    """What :func:`init_app` attaches to the app: the cache and the data version."""
+
+    def __init__(self, data_dir, max_bytes: int, interval: float):
+        self.cache = ResponseCache(max_bytes)
+        self.version = DataVersion(data_dir, interval)
+
+
+def get_state(app=None) -> CacheState:
+    return (app or current_app).extensions[EXTENSION_KEY]
+
+
+# -- Flask wiring -------------------------------------------------------------------------------
+def init_app(app) -> None:
+    """Attach the cache to ``app``. Call after the factory's own ``after_request`` hook, so
+    that it runs first (Flask runs them in reverse) and stores the view's answer before the
+    per-request headers (CSP, language cookie) are added."""
+    settings = app.config["RISKMAP"]
+    app.extensions[EXTENSION_KEY] = CacheState(settings["data_dir"], settings["cache_bytes"],
+                                               settings["cache_check_seconds"])
+    app.before_request(_lookup)
+    app.after_request(_store)
+    app.teardown_request(_release)
+
+
+def request_key():
+    """The cache key of the current request, or None when it must not be cached."""
+    if request.method not in ("GET", "HEAD") or request.endpoint in (None, "static"):
+        return None
+    view = current_app.view_functions.get(request.endpoint)
+    if view is None or getattr(view, _NO_CACHE, False):
+        return None
+    if "Authorization" in request.headers or \
+            current_app.config["SESSION_COOKIE_NAME"] in request.cookies:
+        return None
+    from . import current_lang
+
+    return (request.host, request.script_root, request.path, _query(view), current_lang())
+
+
+def _query(view) -> tuple:
+    args = request.args
+    drop = {"lang"}
+    for name, value in declared_defaults(view).items():
+        given = [v for v in args.getlist(name) if v.strip()]
+        if len(given) == 1:
+            try:
+                default = value() if callable(value) else value
+            except Exception:  # noqa: BLE001 - no default resolvable: keep the parameter
+                continue
+            if given[0].strip() == str(default):
+                drop.add(name)
+    out = []
+    for name in sorted(set(args.keys()) - drop):
+        values = tuple(v for v in args.getlist(name) if v.strip())
+        if values:
+            out.append((name, values))
+    return tuple(out)
+
+
+def _lookup():
+    state = get_state()
+    if not state.cache.enabled:
+        return None
+    key = request_key()
+    if key is None:
+        return None
+    version = state.version.current()
+    state.cache.sync(version)
+    # The version is part of the key too: an answer rendered while a publication lands is
+    # stored under the version its request saw, never under the next one.
+    key = (version,) + key
+    entry = state.cache.get(key)
+    if entry is None:
+        leader, event = state.cache.claim(key)
+        if not leader:
+            event.wait(WAIT_SECONDS)
+            entry = state.cache.get(key)
+        else:
+            g.riskmap_cache_claim = key
+    if entry is not None:
+        g.riskmap_cache_hit = True
+        return answer(entry)
+    g.riskmap_cache_key = key
+    return None
+
+
+def _store(response):
+    key = g.pop("riskmap_cache_key", None)
+    if key is None or g.get("riskmap_cache_hit"):
+        return response
+    if not cacheable(response):
+        return response
+    entry = make_entry(response, g.get("csp_nonce"))
+    get_state().cache.put(key, entry)
+    return answer(entry)
+
+
+def _release(_exc=None):
+    key = g.pop("riskmap_cache_claim", None)
+    if key is not None:
+        get_state().cache.release(key)
+
+
+def cacheable(response) -> bool:
+    """Whether a view's answer may be shared with every other client (the rule above)."""
+    if response.status_code != 200 or response.is_streamed or response.direct_passthrough:
+        return False
+    headers = response.headers
+    if "Set-Cookie" in headers or "Content-Encoding" in headers:
+        return False
+    cc = response.cache_control
+    if cc.private or cc.no_store:
+        return False
+    if any(v.strip().lower() not in ("accept-encoding", "") for v in
+           headers.get("Vary", "").split(",")):
+        return False
+    return not (session.accessed or session.modified)
+
+
+def make_entry(response, nonce: str | None = None) -> Entry:
+    """Freeze a view's answer: its bytes, their gzip (once), ETag and inline-script hashes."""
+    from . import _COMPRESSIBLE
+
+    body = response.get_data()
+    gzipped = None
+    if response.mimetype in _COMPRESSIBLE and len(body) >= MIN_GZIP:
+        gzipped = gzip.compress(body, compresslevel=6, mtime=0)
+        if len(gzipped) >= len(body):
+            gzipped = None
+    hashes = ()
+    if nonce and response.mimetype == "text/html":
+        hashes = tuple(_script_hashes(body.decode(response.charset or "utf-8"), nonce))
+    headers = tuple((k, v) for k, v in response.headers.items() if k.lower() not in _DROP)
+    if gzipped is not None and not any(k.lower() == "vary" for k, _ in headers):
+        headers += (("Vary", "Accept-Encoding"),)
+    if not any(k.lower() == "cache-control" for k, _ in headers):
+        # Browsers keep the page but ask again (a cheap 304) once the data may have changed.
+        headers += (("Cache-Control", "no-cache"),)
+    etag = hashlib.sha256(body).hexdigest()[:32]
+    return Entry(response.status_code, headers, body, gzipped, etag, hashes)
+
+
+def _script_hashes(html: str, nonce: str):
+    pattern = re.compile(r"<script\b[^>]*\bnonce=\"" + re.escape(nonce) + r"\"[^>]*>(.*?)</script>",
+                         re.S | re.I)
+    for match in pattern.finditer(html):
+        text = match.group(1).replace("\r\n", "\n").replace("\r", "\n")
+        yield base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
+
+
+def answer(entry: Entry) -> Response:
+    """The response for ``entry``: ``304`` when the client holds it, gzip when accepted."""
+    zipped = entry.gzipped is not None and request.accept_encodings["gzip"] > 0
+    tag = entry.etag + ("-gz" if zipped else "")
+    headers = Headers(list(entry.headers))
+    headers["ETag"] = f'"{tag}"'
+    g.csp_script_hashes = entry.script_hashes
+    asked = {t.strip().removeprefix("W/").strip('"')
+             for t in request.headers.get("If-None-Match", "").split(",") if t.strip()}
+    if asked & {entry.etag, entry.etag + "-gz", "*"}:
+        keep = {"etag", "cache-control", "vary", "expires", "content-location"}
+        return Response(status=304, headers=[(k, v) for k, v in headers.items()
+                                             if k.lower() in keep])
+    response = Response(entry.gzipped if zipped else entry.body, status=entry.status,
+                        headers=headers)
+    if zipped:
+        response.headers["Content-Encoding"] = "gzip"
+    return response
