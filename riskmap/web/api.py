@@ -19,7 +19,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from ..publish.edition import LEVELS, ROW_COLUMNS
 from ..errors import BadParameter
-from . import _accepts_gzip, params
+from . import _accepts_gzip, cache, params
 from .atlas import clean, get_atlas, record
 
 bp = Blueprint("api", __name__)
@@ -220,6 +220,7 @@ def municipio(edicion: str, cvegeo: str):
 
 # -- comparison and targeting -------------------------------------------------------------------
 @bp.get("/comparar")
+@cache.defaults(a=cache.previous_edition, b=cache.latest_edition, formato="json")
 def comparar():
     """Compare two editions: level counts, transition matrix, significant changes."""
     atlas = get_atlas()

@@ -49,7 +49,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from flask import Response, current_app, g, request, session
+from flask import Response, current_app, g, request
+from flask.globals import _cv_request
 from werkzeug.datastructures import Headers
 
 EXTENSION_KEY = "riskmap_cache"
@@ -85,6 +86,22 @@ def defaults(**values):
         return view
 
     return mark
+
+
+def latest_edition() -> str:
+    """The latest published edition (a default for :func:`defaults`)."""
+    from .atlas import get_atlas
+
+    return get_atlas().latest()
+
+
+def previous_edition() -> str:
+    """The edition before the latest (the latest when it is the only one): the comparison's
+    default first edition."""
+    from .atlas import get_atlas
+
+    names = get_atlas().names()
+    return names[-2] if len(names) > 1 else names[-1]
 
 
 def declared_defaults(view) -> dict:
@@ -369,7 +386,20 @@ def cacheable(response) -> bool:
     if any(v.strip().lower() not in ("accept-encoding", "") for v in
            headers.get("Vary", "").split(",")):
         return False
-    return not (session.accessed or session.modified)
+    return not _session_used()
+
+
+def _session_used() -> bool:
+    """Whether the view read or wrote the session (a signed-in page, a CSRF token...).
+
+    Read from the request context's own session object: since Flask 3.1 merely touching the
+    ``flask.session`` proxy marks the session accessed, which would make this check true.
+    """
+    ctx = _cv_request.get(None)
+    state = vars(ctx) if ctx is not None else {}
+    sess = state.get("_session", state.get("session"))
+    return bool(sess is not None and (getattr(sess, "accessed", True)
+                                      or getattr(sess, "modified", True)))
 
 
 def make_entry(response, nonce: str | None = None) -> Entry:
@@ -384,7 +414,7 @@ def make_entry(response, nonce: str | None = None) -> Entry:
             gzipped = None
     hashes = ()
     if nonce and response.mimetype == "text/html":
-        hashes = tuple(_script_hashes(body.decode(response.charset or "utf-8"), nonce))
+        hashes = tuple(_script_hashes(body.decode(response.mimetype_params.get("charset", "utf-8"), "replace"), nonce))
     headers = tuple((k, v) for k, v in response.headers.items() if k.lower() not in _DROP)
     if gzipped is not None and not any(k.lower() == "vary" for k, _ in headers):
         headers += (("Vary", "Accept-Encoding"),)

@@ -18,7 +18,7 @@ from flask_babel import lazy_gettext as _l
 
 from ..publish.edition import LEVELS
 from ..errors import BadParameter, NotFound
-from . import current_lang, maps, notices, params
+from . import cache, current_lang, maps, notices, params
 from .charts import calibration_plot, factor_bars
 from .atlas import get_atlas
 
@@ -142,6 +142,7 @@ def _layer_map(map_id, atlas, edition, *, layer, states, rows=None, estado=None,
 
 # -- national map -----------------------------------------------------------------------------
 @bp.get("/")
+@cache.defaults(edicion=cache.latest_edition, capa="nivel")
 def index():
     """National map of the latest (or chosen) edition."""
     atlas = get_atlas()
@@ -196,6 +197,7 @@ def _counts(rows: pd.DataFrame) -> list[dict]:
 
 # -- state ------------------------------------------------------------------------------------
 @bp.get("/estado/<cve_ent>")
+@cache.defaults(edicion=cache.latest_edition, capa="nivel")
 def estado(cve_ent):
     """One state's map, level counts, sortable table and downloads."""
     atlas = get_atlas()
@@ -271,6 +273,7 @@ def _domain_labels(lang: str) -> dict:
 
 # -- methodology ------------------------------------------------------------------------------
 @bp.get("/metodologia")
+@cache.defaults(edicion=cache.latest_edition)
 def metodologia():
     """The model card of an edition, rendered for people."""
     atlas = get_atlas()
@@ -471,6 +474,7 @@ def focalizacion_xlsx():
 
 # -- comparison -------------------------------------------------------------------------------
 @bp.get("/comparar")
+@cache.defaults(a=cache.previous_edition, b=cache.latest_edition)
 def comparar():
     """Compare two editions: counts, transitions, change map, entries/exits of alto."""
     atlas = get_atlas()
