@@ -121,6 +121,26 @@ def test_head_served_from_cache_without_body(app):
     assert head.status_code == 200 and head.data == b"" and len(calls) == 1
 
 
+def test_exact_repeats_answered_by_the_fast_path(app):
+    calls = count_calls(app, "pages.estado")
+    client = app.test_client()
+    client.get("/estado/07?lang=es", headers=GZ)  # rendered and stored
+    second = client.get("/estado/07", headers=GZ)  # the same entry, through Flask
+    assert stats(app)["fast_hits"] == 0 and stats(app)["hits"] == 1
+    third = client.get("/estado/07", headers=GZ)  # the same request again: fast path
+    assert stats(app)["fast_hits"] == 1 and len(calls) == 1
+    assert third.data == second.data and dict(third.headers) == dict(second.headers)
+    assert third.headers["Content-Encoding"] == "gzip"
+    assert "'sha256-" in third.headers["Content-Security-Policy"]
+    cond = client.get("/estado/07", headers={**GZ, "If-None-Match": third.headers["ETag"]})
+    assert cond.status_code == 304 and cond.data == b"" and stats(app)["fast_hits"] == 2
+    assert client.head("/estado/07", headers=GZ).data == b""
+    # Another language or encoding is another request: not answered with these bytes.
+    plain = client.get("/estado/07")
+    assert "Content-Encoding" not in plain.headers
+    assert gzip.decompress(third.data) == plain.data
+
+
 def test_cached_page_allows_its_inline_scripts_by_hash(app):
     client = app.test_client()
     client.get("/estado/07")
@@ -320,10 +340,10 @@ def test_new_edition_reaches_every_worker_without_restart(tmp_path):
     workers = [web_app(root, cache_check_seconds=0) for _ in range(2)]  # one data directory
     clients = [w.test_client() for w in workers]
     for c in clients:
-        for _ in range(2):  # stored, then served from memory
+        for _ in range(3):  # stored, served from memory, then by the fast path
             assert "2029" not in c.get("/").get_data(as_text=True)
             assert c.get("/api/v1/ediciones").get_json()["latest"] == "2023"
-    assert all(stats(w)["hits"] >= 2 for w in workers)
+    assert all(stats(w)["fast_hits"] >= 2 for w in workers)
     version = clients[0].get("/salud").get_json()["data_version"]
     _publish_2029(root)
     for c in clients:

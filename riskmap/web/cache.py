@@ -32,6 +32,14 @@ share one entry.
 page is the same bytes for everyone, so its answers allow those scripts by their SHA-256 hashes
 instead (``script-src 'sha256-...'``), which stays exact without a reusable secret.
 
+**Fast path.** Once Flask has served a cached answer for a request, a WSGI middleware
+(:class:`FastPath`) remembers the exact request (path, raw query, ``Accept-Language``,
+``Accept-Encoding``, ``lang`` cookie) and answers its repeats with the same status, headers
+and bytes without entering Flask: the per-request cost of a hit drops from Flask's request
+handling to a dictionary look-up. Answers that set a cookie are never remembered, and the
+same bypass rules (method, session cookie, ``Authorization``) apply. Request hooks do not run
+for these repeats; a route that needs them per request should be marked :func:`no_cache`.
+
 The cache is a per-process LRU bounded by bytes (``cache_bytes``; 0 disables it); its counts
 appear on ``/salud`` (:mod:`riskmap.web.health`).
 """
@@ -58,6 +66,8 @@ EXTENSION_KEY = "riskmap_cache"
 WAIT_SECONDS = 30.0
 #: Smallest body worth compressing (as the factory's on-the-fly gzip).
 MIN_GZIP = 1024
+#: Exact requests the fast path remembers (each points to a cached entry; about 1 KB each).
+MAX_ALIASES = 8192
 _NO_CACHE = "_riskmap_no_cache"
 _DEFAULTS = "_riskmap_cache_defaults"
 # Headers rebuilt for every answer from the entry (or per request by the factory).
@@ -195,10 +205,12 @@ class ResponseCache:
         self.max_bytes = max(0, int(max_bytes))
         self._lock = threading.Lock()
         self._entries: OrderedDict = OrderedDict()
+        self._aliases: OrderedDict = OrderedDict()
         self._bytes = 0
         self._version = None
         self._rendering: dict = {}
         self.hits = self.misses = self.stores = self.evictions = self.resets = 0
+        self.fast_hits = 0
 
     @property
     def enabled(self) -> bool:
@@ -211,6 +223,7 @@ class ResponseCache:
                 if self._version is not None:
                     self.resets += 1
                 self._entries.clear()
+                self._aliases.clear()
                 self._bytes = 0
                 self._version = version
 
@@ -242,6 +255,33 @@ class ResponseCache:
                 self.evictions += 1
         return True
 
+    def alias(self, raw):
+        """The fast path's ``(entry, zipped, status, headers)`` for exact request ``raw``, or
+        None (unknown request, or its entry was evicted)."""
+        with self._lock:
+            found = self._aliases.get(raw)
+            if found is None:
+                return None
+            key, zipped, status, headers = found
+            entry = self._entries.get(key)
+            if entry is None:
+                del self._aliases[raw]
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            self.fast_hits += 1
+            return entry, zipped, status, headers
+
+    def remember(self, raw, key, zipped: bool, status: str, headers: list) -> None:
+        """Let the fast path answer request ``raw`` with entry ``key`` and these headers."""
+        with self._lock:
+            if key not in self._entries:
+                return
+            self._aliases[raw] = (key, zipped, status, headers)
+            self._aliases.move_to_end(raw)
+            while len(self._aliases) > MAX_ALIASES:
+                self._aliases.popitem(last=False)
+
     def claim(self, key):
         """``(True, event)`` for the first request rendering ``key``, ``(False, event)`` for
         the others, which wait on the event instead of rendering the same answer again."""
@@ -262,10 +302,12 @@ class ResponseCache:
         """Counts for ``/salud``: hits, misses, stores, evictions, resets, entries, bytes."""
         with self._lock:
             lookups = self.hits + self.misses
-            return {"enabled": self.enabled, "hits": self.hits, "misses": self.misses,
+            return {"enabled": self.enabled, "hits": self.hits, "fast_hits": self.fast_hits,
+                    "misses": self.misses,
                     "hit_ratio": round(self.hits / lookups, 4) if lookups else None,
                     "stores": self.stores, "evictions": self.evictions, "resets": self.resets,
-                    "entries": len(self._entries), "bytes": self._bytes,
+                    "entries": len(self._entries), "aliases": len(self._aliases),
+                    "bytes": self._bytes,
                     "max_bytes": self.max_bytes, "data_version": self._version}
 
 
@@ -292,6 +334,7 @@ def init_app(app) -> None:
     app.before_request(_lookup)
     app.after_request(_store)
     app.teardown_request(_release)
+    app.wsgi_app = FastPath(app, app.wsgi_app)
 
 
 def request_key():
@@ -351,7 +394,7 @@ def _lookup():
             g.riskmap_cache_claim = key
     if entry is not None:
         g.riskmap_cache_hit = True
-        return answer(entry)
+        return answer(entry, key)
     g.riskmap_cache_key = key
     return None
 
@@ -362,9 +405,9 @@ def _store(response):
         return response
     if not cacheable(response):
         return response
-    entry = make_entry(response, g.get("csp_nonce"))
+    entry = make_entry(response, g.pop("csp_nonce", None))  # its scripts go by hash now
     get_state().cache.put(key, entry)
-    return answer(entry)
+    return answer(entry, key)
 
 
 def _release(_exc=None):
@@ -425,6 +468,82 @@ def make_entry(response, nonce: str | None = None) -> Entry:
     return Entry(response.status_code, headers, body, gzipped, etag, hashes)
 
 
+# -- fast path ----------------------------------------------------------------------------------
+_SERVED = "riskmap.cache.served"
+_LANG_COOKIE = re.compile(r"(?:^|;)\s*lang=([^;]*)")
+
+
+class FastPath:
+    """WSGI middleware answering exact repeats of cached requests without entering Flask.
+
+    Parameters
+    ----------
+    app : flask.Flask
+        The application (its cache state and session cookie name).
+    wsgi_app : callable
+        The WSGI application it wraps (``app.wsgi_app``).
+    """
+
+    def __init__(self, app, wsgi_app):
+        self.app = app
+        self.wsgi_app = wsgi_app
+        name = re.escape(app.config["SESSION_COOKIE_NAME"])
+        self._session = re.compile(r"(?:^|;)\s*" + name + "=")
+
+    def __call__(self, environ, start_response):
+        state = self.app.extensions[EXTENSION_KEY]
+        raw = self._raw_key(environ) if state.cache.enabled else None
+        if raw is None:
+            return self.wsgi_app(environ, start_response)
+        version = state.version.current()
+        state.cache.sync(version)
+        raw = (version,) + raw
+        found = state.cache.alias(raw)
+        if found is not None:
+            entry, zipped, status, headers = found
+            asked = environ.get("HTTP_IF_NONE_MATCH")
+            if asked and _matches(asked, entry):
+                keep = {"etag", "cache-control", "vary", "expires", "content-location"}
+                start_response("304 NOT MODIFIED", [(k, v) for k, v in headers
+                                                    if k.lower() in keep])
+                return []
+            start_response(status, list(headers))
+            if environ["REQUEST_METHOD"] == "HEAD":
+                return []
+            return [entry.gzipped if zipped else entry.body]
+
+        def remembering(status, headers, exc_info=None):
+            served = environ.get(_SERVED)
+            if (served is not None and status.startswith("200")
+                    and not any(k.lower() == "set-cookie" for k, _ in headers)):
+                state.cache.remember(raw, served[0], served[1], status,
+                                     [(k, v) for k, v in headers if k.lower() != "date"])
+            return start_response(status, headers, exc_info)
+
+        return self.wsgi_app(environ, remembering)
+
+    def _raw_key(self, environ):
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD") or \
+                "HTTP_AUTHORIZATION" in environ:
+            return None
+        cookies = environ.get("HTTP_COOKIE", "")
+        lang = ""
+        if cookies:
+            if self._session.search(cookies):
+                return None
+            match = _LANG_COOKIE.search(cookies)
+            lang = match.group(1).strip() if match else ""
+        return (environ.get("HTTP_HOST", ""), environ.get("SCRIPT_NAME", ""),
+                environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""),
+                environ.get("HTTP_ACCEPT_LANGUAGE", ""), environ.get("HTTP_ACCEPT_ENCODING", ""),
+                lang)
+
+
+def _matches(header: str, entry: Entry) -> bool:
+    asked = {t.strip().removeprefix("W/").strip('"') for t in header.split(",") if t.strip()}
+    return bool(asked & {entry.etag, entry.etag + "-gz", "*"})
+
+
 def _script_hashes(html: str, nonce: str):
     pattern = re.compile(r"<script\b[^>]*\bnonce=\"" + re.escape(nonce) + r"\"[^>]*>(.*?)</script>",
                          re.S | re.I)
@@ -433,16 +552,19 @@ def _script_hashes(html: str, nonce: str):
         yield base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
 
 
-def answer(entry: Entry) -> Response:
-    """The response for ``entry``: ``304`` when the client holds it, gzip when accepted."""
+def answer(entry: Entry, key=None) -> Response:
+    """The response for ``entry``: ``304`` when the client holds it, gzip when accepted.
+
+    ``key`` (the entry's cache key) lets the fast path remember the request.
+    """
     zipped = entry.gzipped is not None and request.accept_encodings["gzip"] > 0
+    if key is not None:
+        request.environ[_SERVED] = (key, zipped)
     tag = entry.etag + ("-gz" if zipped else "")
     headers = Headers(list(entry.headers))
     headers["ETag"] = f'"{tag}"'
     g.csp_script_hashes = entry.script_hashes
-    asked = {t.strip().removeprefix("W/").strip('"')
-             for t in request.headers.get("If-None-Match", "").split(",") if t.strip()}
-    if asked & {entry.etag, entry.etag + "-gz", "*"}:
+    if _matches(request.headers.get("If-None-Match", ""), entry):
         keep = {"etag", "cache-control", "vary", "expires", "content-location"}
         return Response(status=304, headers=[(k, v) for k, v in headers.items()
                                              if k.lower() in keep])
@@ -451,3 +573,47 @@ def answer(entry: Entry) -> Response:
     if zipped:
         response.headers["Content-Encoding"] = "gzip"
     return response
+
+
+# -- warming ------------------------------------------------------------------------------------
+def warm(app, languages=("es", "en")) -> dict:
+    """Render the service's main answers once, so the first visitors find them in memory.
+
+    Called by ``gunicorn.conf.py`` in the master process before the workers are forked
+    (``preload_app``): every worker then starts with the atlas loaded and these answers
+    cached, shared copy-on-write. Asks every GET route without arguments (except files and
+    the health check), the latest edition's API summary, one state and one municipality
+    (which derive the tables every state and municipality page reuses) and the map geometry
+    of every vintage, in each language.
+
+    Returns
+    -------
+    dict
+        ``path -> status`` of what was asked (for the log).
+    """
+    from .atlas import get_atlas
+
+    paths = []
+    for rule in app.url_map.iter_rules():
+        if ("GET" in rule.methods and not rule.arguments and rule.endpoint not in
+                ("static", "salud") and not rule.rule.endswith((".csv", ".xlsx"))):
+            paths.append(rule.rule)
+    with app.app_context():
+        atlas = get_atlas()
+        names = atlas.names()
+        if names:
+            latest = atlas.latest()
+            rows = atlas.rows(latest)
+            paths += [f"/estado/{rows['cve_ent'].iloc[0]}", f"/municipio/{rows['cvegeo'].iloc[0]}",
+                      f"/api/v1/ediciones/{latest}",
+                      f"/api/v1/ediciones/{latest}/municipios/{rows['cvegeo'].iloc[0]}"]
+            paths += [f"/api/v1/geometria/{v}.topojson" for v in atlas.vintages()]
+    client = app.test_client()
+    done = {}
+    for lang in languages:
+        for path in dict.fromkeys(paths):
+            response = client.get(path, headers={"Accept-Language": lang,
+                                                 "Accept-Encoding": "gzip"})
+            done[f"{path} [{lang}]"] = response.status_code
+            response.close()
+    return done
