@@ -10,7 +10,8 @@ Starts ``gunicorn -c gunicorn.conf.py -w 2 wsgi:app`` (the production defaults: 
 ``preload_app`` with warming) on 127.0.0.1 twice in the same run: with the response cache
 (``RISKMAP_CACHE_BYTES`` default) and without it (``RISKMAP_CACHE_BYTES=0``), the baseline.
 For each, it reports the time to ready, the first request of each target after start, then
-loads each target in turn with ``wrk`` (64 connections for 10 s, 2 s timeout; a Python load
+loads each target in turn (on the cached service, after asking each of its URLs a few times, so
+that the figures are the steady state; the first rendering is what the first request shows) with ``wrk`` (64 connections for 10 s, 2 s timeout; a Python load
 generator when ``/usr/bin/wrk`` is absent) and prints req/s, p50, p99, errors and timeouts,
 and the cached/uncached throughput ratio. Finally, on the cached service, it reports the
 resident memory (RSS) of each worker before and after 60 s of mixed load.
@@ -246,6 +247,9 @@ def measure(label: str, data_dir: Path, args, cache_bytes: int | None, load) -> 
     proc = start_gunicorn(data_dir, port, args.workers, cache_bytes)
     try:
         ready = wait_ready(proc, port)
+        deadline = time.monotonic() + 30
+        while len(worker_rss(proc)) < args.workers and time.monotonic() < deadline:
+            time.sleep(0.2)
         rss_start = worker_rss(proc)
         found = targets(port)
         first = {}
@@ -255,6 +259,10 @@ def measure(label: str, data_dir: Path, args, cache_bytes: int | None, load) -> 
             first[name] = (time.perf_counter() - t0, status)
         results = {}
         for name, kind, urls in found:
+            if cache_bytes is None:  # steady state: every URL once per worker, likely
+                for url in urls:
+                    for _ in range(3 * args.workers):
+                        get(port, url, headers=GZIP)
             results[name] = dict(load(port, urls, args.duration, args.connections), kind=kind)
             print(f"  [{label}] {name}: {results[name]['rps']:.0f} req/s, p99 "
                   f"{results[name]['p99_ms']:.0f} ms", flush=True)
@@ -278,7 +286,8 @@ def measure(label: str, data_dir: Path, args, cache_bytes: int | None, load) -> 
 def report(cached: dict, uncached: dict, args, engine: str) -> int:
     failures = []
     print(f"\n# Load: gunicorn -w {args.workers} (gunicorn.conf.py), {args.connections} "
-          f"connections, {args.duration} s per target, {engine}, {TIMEOUT_S} s timeout\n")
+          f"connections, {args.duration} s per target, {engine}, {TIMEOUT_S} s timeout; "
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end\n")
     print("| target | cached req/s | p50 | p99 | errors | timeouts | uncached req/s | p99 "
           "| errors | timeouts | ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
