@@ -397,3 +397,19 @@ def test_salud_503_without_editions_or_data(tmp_path):
     body = client.get("/salud").get_json()
     assert body["status"] == "error" and "no edition" in body["errors"][0]
     assert client.get("/salud").status_code == 503
+
+
+# -- warming before fork ------------------------------------------------------------------------
+def test_warm_renders_the_main_answers_into_the_cache(fake_dir):
+    app = web_app(fake_dir)
+    done = cache_mod.warm(app)
+    assert done and set(done.values()) == {200}, done
+    for path in ("/", "/comparar", "/focalizacion", "/metodologia", "/descargas",
+                 "/api/v1/ediciones", "/api/v1/geometria/2015.topojson"):
+        assert f"{path} [es]" in done and f"{path} [en]" in done
+    assert any(k.startswith("/municipio/") for k in done)
+    calls = count_calls(app, "pages.comparar")
+    hits = stats(app)["hits"]
+    english = app.test_client().get("/comparar", headers={"Accept-Language": "en"})
+    assert english.status_code == 200 and '<html lang="en">' in english.get_data(as_text=True)
+    assert calls == [] and stats(app)["hits"] == hits + 1

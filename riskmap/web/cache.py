@@ -584,7 +584,10 @@ def warm(app, languages=("es", "en")) -> dict:
     cached, shared copy-on-write. Asks every GET route without arguments (except files and
     the health check), the latest edition's API summary, one state and one municipality
     (which derive the tables every state and municipality page reuses) and the map geometry
-    of every vintage, in each language.
+    of every vintage, in each language. The answers are stored under the test client's host
+    (``localhost``; the host is part of the key, so that no page rendered for one host name
+    is served to another): for requests under the public name, the warm-up's gain is the
+    loaded data and derived tables, which keep every first rendering short.
 
     Returns
     -------
