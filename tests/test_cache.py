@@ -313,8 +313,24 @@ def test_session_cookie_private_and_errors_are_never_cached(fake_dir):
     before = calls.count("plain")
     assert signed.get("/x/plain").data == b"same for everyone"
     assert calls.count("plain") == before + 1
+    # Nor is a client with Flask-Login's "remember me" cookie (even by the fast path).
+    remembered = app.test_client()
+    remembered.set_cookie("remember_token", "1|abc")
+    for _ in range(2):
+        remembered.get("/x/plain")
+    assert calls.count("plain") == before + 3
     # ...and writes never are.
     assert client.post("/x/plain").status_code == 405
+
+
+def test_views_with_their_own_etag_keep_their_answers(app):
+    """The geometry endpoint keeps its layer in memory and answers If-None-Match with its own
+    tag for both encodings: the cache must not replace that tag by another one."""
+    client = app.test_client()
+    plain = client.get("/api/v1/geometria/2020.topojson")
+    zipped = client.get("/api/v1/geometria/2020.topojson", headers=GZ)
+    assert plain.headers["ETag"] == zipped.headers["ETag"]
+    assert stats(app)["stores"] == 0
 
 
 def test_error_answers_are_not_cached(app):

@@ -8,12 +8,16 @@ directory does, so one rendering serves every later request until a new edition 
 What is never cached, whatever the route (so routes added later are covered by the rule, not by
 a list):
 
-- requests other than GET/HEAD, requests carrying the session cookie or an ``Authorization``
-  header (a signed-in user's answers may depend on who asks);
+- requests other than GET/HEAD, requests carrying the session or "remember me" cookie or an
+  ``Authorization`` header (a signed-in user's answers may depend on who asks);
 - answers other than ``200``, streamed or file answers, answers that set a cookie, touch the
-  session, vary on anything but ``Accept-Encoding``, are already encoded, or say
-  ``Cache-Control: private`` / ``no-store``;
+  session, vary on anything but ``Accept-Encoding``, are already encoded, carry their own
+  ETag (the view keeps its own copy and answers conditional requests itself: geometry,
+  downloads, Leaflet's files), or say ``Cache-Control: private`` / ``no-store``;
 - views marked with :func:`no_cache`.
+
+So a page that reads the session (``current_user`` in a shared template, for instance) is never
+cached: show who is signed in only on the pages that need it.
 
 **Data version.** A digest of the name, size and modification time of every file in the data
 directory's folders (editions, geography, crosswalks, census records ...), looked at no more
@@ -345,11 +349,17 @@ def request_key():
     if view is None or getattr(view, _NO_CACHE, False):
         return None
     if "Authorization" in request.headers or \
-            current_app.config["SESSION_COOKIE_NAME"] in request.cookies:
+            any(name in request.cookies for name in identity_cookies(current_app)):
         return None
     from . import current_lang
 
     return (request.host, request.script_root, request.path, _query(view), current_lang())
+
+
+def identity_cookies(app) -> tuple[str, ...]:
+    """Cookies that say who is asking: Flask's session and Flask-Login's "remember me"."""
+    return (app.config["SESSION_COOKIE_NAME"],
+            app.config.get("REMEMBER_COOKIE_NAME", "remember_token"))
 
 
 def _query(view) -> tuple:
@@ -421,7 +431,7 @@ def cacheable(response) -> bool:
     if response.status_code != 200 or response.is_streamed or response.direct_passthrough:
         return False
     headers = response.headers
-    if "Set-Cookie" in headers or "Content-Encoding" in headers:
+    if "Set-Cookie" in headers or "Content-Encoding" in headers or "ETag" in headers:
         return False
     cc = response.cache_control
     if cc.private or cc.no_store:
@@ -487,8 +497,8 @@ class FastPath:
     def __init__(self, app, wsgi_app):
         self.app = app
         self.wsgi_app = wsgi_app
-        name = re.escape(app.config["SESSION_COOKIE_NAME"])
-        self._session = re.compile(r"(?:^|;)\s*" + name + "=")
+        names = "|".join(re.escape(n) for n in identity_cookies(app))
+        self._session = re.compile(r"(?:^|;)\s*(?:" + names + ")=")
 
     def __call__(self, environ, start_response):
         state = self.app.extensions[EXTENSION_KEY]
