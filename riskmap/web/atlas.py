@@ -458,14 +458,16 @@ class Atlas:
     def vintage_attribution(self, vintage: str) -> dict | None:
         """Attribution of the latest edition published on ``vintage`` (None when none is):
         :func:`riskmap.web.weblayer.vintage_attribution` over the cached cards."""
-        for name in reversed(self.names()):
-            try:
-                card = self.card(name)
-            except NotFound:  # removed since the listing was read
-                continue
-            if str(card.get("vintage")) == vintage and isinstance(card.get("attribution"), dict):
-                return card["attribution"]
-        return None
+        from .weblayer import attribution_of
+
+        def cards():
+            for name in reversed(self.names()):
+                try:
+                    yield self.card(name)
+                except NotFound:  # removed since the listing was read
+                    continue
+
+        return attribution_of(cards(), vintage)
 
     def states(self, vintage: str) -> list[dict]:
         """``[{cve_ent, nom_ent, bounds, bbox}]`` sorted by code.

@@ -108,11 +108,19 @@ def vintage_attribution(store: DataStore, vintage: str) -> dict | None:
     """The attribution of the latest edition published on ``vintage`` (its boundaries come
     from the same producer, e.g. INEGI's Marco Geoestadístico), or None when no edition
     uses it."""
-    for name in reversed(store.edition_names()):
-        try:
-            card = store.load_card(name)
-        except (OSError, ValueError):
-            continue
+    def cards():
+        for name in reversed(store.edition_names()):
+            try:
+                yield store.load_card(name)
+            except (OSError, ValueError):
+                continue
+
+    return attribution_of(cards(), vintage)
+
+
+def attribution_of(cards, vintage: str) -> dict | None:
+    """The attribution of the first card (newest first) published on ``vintage``, if any."""
+    for card in cards:
         if str(card.get("vintage")) == vintage and isinstance(card.get("attribution"), dict):
             return card["attribution"]
     return None
