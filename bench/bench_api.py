@@ -10,10 +10,11 @@ Starts ``gunicorn -c gunicorn.conf.py -w 2 wsgi:app`` (the production defaults: 
 ``preload_app`` with warming) on 127.0.0.1 twice in the same run: with the response cache
 (``RISKMAP_CACHE_BYTES`` default) and without it (``RISKMAP_CACHE_BYTES=0``), the baseline.
 For each, it reports the time to ready, the first request of each target after start, then
-loads each target in turn (on the cached service, after asking each of its URLs a few times, so
-that the figures are the steady state; the first rendering is what the first request shows) with ``wrk`` (64 connections for 10 s, 2 s timeout; a Python load
+loads each target in turn with ``wrk`` (64 connections for 10 s, 2 s timeout; a Python load
 generator when ``/usr/bin/wrk`` is absent) and prints req/s, p50, p99, errors and timeouts,
-and the cached/uncached throughput ratio. Finally, on the cached service, it reports the
+and the cached/uncached throughput ratio. On the cached service each URL is asked a few times
+before its load, so that the figures are the steady state (the cost of a first rendering is
+what the first request shows). Finally, on the cached service, it reports the
 resident memory (RSS) of each worker before and after 60 s of mixed load.
 
 Targets (those of issue 8; municipality targets cycle through 20 municipalities and the state
@@ -343,7 +344,8 @@ def report(cached: dict, uncached: dict, args, engine: str) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", type=Path, help="existing data directory (else build the demo)")
+    parser.add_argument("--data-dir", type=Path,
+                        help="existing data directory (else build the demo)")
     parser.add_argument("--seed", type=int, default=20240601, help="demo seed when building")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--engine", choices=("auto", "wrk", "python"), default="auto")

@@ -11,9 +11,10 @@ and TopoJSON (:mod:`riskmap.web.topology`: shared borders stored once, integer d
 the pages load because it is about 40 % smaller on the wire.
 
 Cache: ``<data_dir>/geography/<vintage>.web.json.gz`` and ``.web.topojson.gz`` plus a small
-``.meta.json`` that records the key they were built from (size, modification time and sha256 of the vintage GeoPackage, and
-the simplification parameters). A changed vintage file rebuilds the layer; writes are atomic,
-and a data directory that cannot be written (read-only mount) only loses the disk cache.
+``.meta.json`` that records the key they were built from (size, modification time and sha256
+of the vintage GeoPackage, and the simplification parameters). A changed vintage file rebuilds
+the layer; writes are atomic, and a data directory that cannot be written (read-only mount) only
+loses the disk cache.
 """
 
 from __future__ import annotations
