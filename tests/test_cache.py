@@ -429,3 +429,26 @@ def test_warm_renders_the_main_answers_into_the_cache(fake_dir):
     english = app.test_client().get("/comparar", headers={"Accept-Language": "en"})
     assert english.status_code == 200 and '<html lang="en">' in english.get_data(as_text=True)
     assert calls == [] and stats(app)["hits"] == hits + 1
+
+
+def test_gunicorn_conf_warms_the_preloaded_app_before_forking(fake_dir):
+    """gunicorn.conf.py's when_ready hook renders into the preloaded app and freezes it."""
+    import gc
+    import runpy
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    conf = runpy.run_path(str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py"))
+    assert conf["preload_app"] is True and conf["workers"] >= 2 and conf["threads"] >= 2
+    assert "%(U)s" in conf["access_log_format"] and "%(r)s" not in conf["access_log_format"]
+    app = web_app(fake_dir)
+    logged = []
+    server = SimpleNamespace(cfg=SimpleNamespace(preload_app=True),
+                             app=SimpleNamespace(wsgi=lambda: app),
+                             log=SimpleNamespace(info=lambda *a: logged.append(a)))
+    try:
+        conf["when_ready"](server)
+    finally:
+        gc.unfreeze()
+    assert stats(app)["entries"] > 10
+    assert logged and "server errors" not in logged[0][0] % logged[0][1:]
