@@ -452,3 +452,69 @@ def test_gunicorn_conf_warms_the_preloaded_app_before_forking(fake_dir):
         gc.unfreeze()
     assert stats(app)["entries"] > 10
     assert logged and "server errors" not in logged[0][0] % logged[0][1:]
+
+
+# -- concurrency ----------------------------------------------------------------------------------
+def test_data_version_is_throttled(tmp_path):
+    root = build_fake_atlas(tmp_path)
+    slow = cache_mod.DataVersion(root, interval=3600)
+    eager = cache_mod.DataVersion(root, interval=0)
+    assert slow.current() == eager.current()
+    (root / "crosswalks" / "2020__2015.csv").write_text("cvegeo_from,cvegeo_to,share\n")
+    assert slow.current() != eager.current()  # the slow one has not looked again yet
+
+
+def test_lru_accounting_under_threads():
+    import threading
+
+    lru = ResponseCache(max_bytes=50 * _entry(100).size)
+    lru.sync("v")
+
+    def work(k):
+        for i in range(300):
+            lru.put((k, i % 40), _entry(100 + i % 7))
+            lru.get((k, (i * 7) % 40))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    s = lru.stats()
+    assert s["bytes"] == sum(e.size for e in lru._entries.values()) <= lru.max_bytes
+    assert s["hits"] + s["misses"] == 8 * 300 and s["stores"] == 8 * 300
+
+
+def test_concurrent_misses_render_once(fake_dir):
+    """Requests arriving while the same answer is being rendered wait for it."""
+    import threading
+
+    app = web_app(fake_dir, cache_check_seconds=0)
+    started, go, calls = threading.Event(), threading.Event(), []
+
+    def slow():
+        calls.append(1)
+        started.set()
+        go.wait(30)
+        return "x" * 5000
+
+    app.add_url_rule("/x/slow", "slow", slow)
+    results = []
+
+    def ask():
+        results.append(app.test_client().get("/x/slow").data)
+
+    first = threading.Thread(target=ask)
+    first.start()
+    assert started.wait(30)
+    others = [threading.Thread(target=ask) for _ in range(3)]
+    for t in others:
+        t.start()
+    for _ in range(3000):  # until the three have missed and wait on the first rendering
+        if stats(app)["misses"] == 4:
+            break
+        threading.Event().wait(0.01)
+    go.set()
+    for t in [first, *others]:
+        t.join(30)
+    assert len(calls) == 1 and results == [b"x" * 5000] * 4
