@@ -50,6 +50,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("page_size", int, 500, "Default page size of paginated API listings."),
     Setting("max_page_size", int, 5000, "Largest page size a client may ask for."),
     Setting("cache_max_age", int, 3600, "Seconds browsers may cache geometry and static assets."),
+    Setting("cache_bytes", int, 128 * 2**20, "Bytes of rendered pages and API answers each worker keeps in memory (LRU); 0 disables the response cache."),
+    Setting("cache_check_seconds", float, 1.0, "At most this often (seconds) a worker looks at the data directory's files for a new publication."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -217,6 +217,54 @@ def test_geometry_is_gzipped_geojson_with_etag(atlas):
         atlas.geometry("1990")
 
 
+def test_geometry_attribution_follows_a_new_edition_on_its_vintage(tmp_path):
+    """A new edition on a vintage, with another credit, changes the layer's attribution
+    (the layer was cached by the vintage file only, so the old credit stayed)."""
+    root = build_fake_atlas(tmp_path)
+    atlas = Atlas(root)
+    before = {}
+    for fmt in ("geojson", "topojson"):
+        body, before[fmt] = atlas.geometry("2020", fmt)
+        assert "attribution" not in json.loads(gzip.decompress(body))
+    store = DataStore(root)
+    edition = store.load_edition("2023")
+    edition.name = "2024"
+    credit = {"es": "Fuente: INEGI, Marco Geoestadístico 2020.",
+              "en": "Source: INEGI, Geostatistical Framework 2020."}
+    edition.card = dict(edition.card, edition="2024", year=2024, attribution=credit)
+    store.publish_edition(edition)
+    for fmt in ("geojson", "topojson"):
+        body, etag = atlas.geometry("2020", fmt)
+        assert json.loads(gzip.decompress(body))["attribution"] == credit
+        assert etag != before[fmt]  # clients holding the old layer get the new one
+    # The other vintage carries no edition with a credit: unchanged.
+    assert "attribution" not in json.loads(gzip.decompress(atlas.geometry("2015")[0]))
+
+
+def test_comparison_recomputed_when_a_crosswalk_is_stored(tmp_path):
+    pytest.importorskip("riskmap.model.compare")
+    root = build_fake_atlas(tmp_path)
+    atlas = Atlas(root)
+    first = atlas.comparison("2017", "2023")
+    assert atlas.comparison("2017", "2023") is first
+    assert atlas.comparison_summary("2017", "2023") is atlas.comparison_summary("2017", "2023")
+    store = DataStore(root)
+    store.save_crosswalk("2020", "2015", store.load_crosswalk("2015", "2020").rename(
+        columns={"cvegeo_from": "cvegeo_to", "cvegeo_to": "cvegeo_from"}))
+    assert atlas.comparison("2017", "2023") is not first
+
+
+def test_worklists_computed_once_per_key_and_bounded(atlas):
+    from riskmap.web.atlas import WORKLIST_CACHE
+
+    first = atlas.targeting_records("2023", 50, 0.05)
+    assert atlas.targeting_records("2023", 50, 0.05) is first
+    for visits in range(1, WORKLIST_CACHE + 1):
+        atlas.targeting_records("2023", visits, 0.05)
+    assert atlas.targeting_records("2023", 50, 0.05) is not first  # evicted, rebuilt
+    assert atlas.targeting_records("2023", 50, 0.05) == first
+
+
 def test_comparison_delegates_and_is_cached(atlas):
     comparison = atlas.comparison("2017", "2023")
     assert atlas.comparison("2017", "2023") is comparison

@@ -118,6 +118,18 @@ def test_maps_draw_without_console_errors(server, browser, path, features, name)
     assert _severe(browser) == []
 
 
+@pytest.mark.parametrize("path,features", [("/estado/07?capa=esperados", 11),
+                                           ("/comparar?a=2017&b=2023", 42 + 40 + 42)])
+def test_cached_pages_draw_with_hashed_scripts(server, browser, path, features):
+    """Served again from the response cache, a page allows its inline map scripts by hash
+    (riskmap.web.cache): the maps still draw and no CSP violation is logged."""
+    for _ in range(3):  # rendered, then from the cache, then by the fast path
+        browser.get_log("browser")
+        assert _open(browser, server + path) == features
+        assert _painted_pixels(browser) > 300
+        assert _severe(browser) == []
+
+
 def test_layer_switch_updates_legend_and_permalink(server, browser):
     from selenium.webdriver.support.ui import Select
 

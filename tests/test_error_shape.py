@@ -32,6 +32,7 @@ CASES = [
     ("/api/v1/focalizacion?edicion=1999", 400, "allowed: 2017, 2023"),
     ("/api/v1/geometria/1999.geojson", 404, "stored: 2015, 2020"),
     ("/api/v1/geometria/no%20v%C3%A1lido.geojson", 404, "stored: 2015, 2020"),
+    ("/api/v1/geometria/1999.topojson", 404, "stored: 2015, 2020"),
     ("/api/v1/no-existe", 404, "/api/v1/no-existe"),
 ]
 

@@ -100,6 +100,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.context_processor(_template_context)
     app.before_request(_read_only)
     app.after_request(_finish_response)
+    from . import cache, health
+
+    cache.init_app(app)  # after _finish_response: its hook must run first
+    health.init_app(app)
     return app
 
 
@@ -156,6 +160,8 @@ def _finish_response(response):
     script_src = "'self'"
     if "csp_nonce" in g:
         script_src += f" 'nonce-{g.csp_nonce}'"
+    for digest in g.get("csp_script_hashes", ()):  # a cached page's inline scripts (cache.py)
+        script_src += f" 'sha256-{digest}'"
     img_src = "'self' data:"
     tile_url = settings.get("tile_url") or ""
     if tile_url:

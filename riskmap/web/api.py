@@ -17,7 +17,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from ..publish.edition import LEVELS, ROW_COLUMNS
 from ..errors import BadParameter
-from . import params
+from . import cache, params
 from .openapi import VERSION as API_VERSION, document
 from .params import LIST_COLUMNS
 from .http import accepts_gzip
@@ -218,6 +218,7 @@ def municipio(edicion: str, cvegeo: str):
 
 # -- comparison and targeting -------------------------------------------------------------------
 @bp.get("/comparar")
+@cache.defaults(a=cache.previous_edition, b=cache.latest_edition, formato="json")
 def comparar():
     """Compare two editions: level counts, transition matrix, significant changes."""
     atlas = get_atlas()
@@ -303,7 +304,17 @@ def _require_expected_counts(atlas, edicion: str, names: list[str]) -> None:
 @bp.get("/geometria/<vintage>.geojson")
 def geometria(vintage: str):
     """Simplified web geometry of a vintage: ETag, conditional GET, gzip when accepted."""
-    body, etag = get_atlas().geometry(vintage)
+    return _geometry(vintage, "geojson", "application/geo+json")
+
+
+@bp.get("/geometria/<vintage>.topojson")
+def geometria_topo(vintage: str):
+    """The same geometry as TopoJSON (shared arcs, integer deltas): what the maps load."""
+    return _geometry(vintage, "topojson", "application/json")
+
+
+def _geometry(vintage: str, fmt: str, mimetype: str):
+    body, etag = get_atlas().geometry(vintage, fmt)
     max_age = current_app.config["RISKMAP"]["cache_max_age"]
     headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}",
                "Vary": "Accept-Encoding"}
@@ -311,11 +322,10 @@ def geometria(vintage: str):
     if etag in asked or "*" in asked:
         return Response(status=304, headers=headers)
     if accepts_gzip():
-        response = Response(body, mimetype="application/geo+json", headers=headers)
+        response = Response(body, mimetype=mimetype, headers=headers)
         response.headers["Content-Encoding"] = "gzip"
     else:
-        response = Response(gzip.decompress(body), mimetype="application/geo+json",
-                            headers=headers)
+        response = Response(gzip.decompress(body), mimetype=mimetype, headers=headers)
     return response
 
 

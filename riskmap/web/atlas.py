@@ -46,7 +46,7 @@ class Atlas:
         self._loaded: dict[str, tuple[int, Edition, pd.DataFrame]] = {}
         self._cache: dict[tuple, object] = {}
         self._names: tuple[int, list[str]] | None = None
-        self._worklists: OrderedDict = OrderedDict()
+        self._bounded: OrderedDict = OrderedDict()
 
     # -- editions ---------------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -109,9 +109,23 @@ class Atlas:
         return self._entry(name)[1]
 
     def card(self, name: str) -> dict:
-        """The model card of edition ``name``."""
+        """The model card of edition ``name``.
+
+        Keyed by the card file's own modification time too: a publication renames the
+        GeoPackage and then the card, and a card read between the two must not stick.
+        """
         self._check(name)
-        return self.derived(name, "card", lambda: self.store.load_card(name))
+        try:
+            card_mtime = self.store.edition_path(name).with_suffix(
+                ".model_card.json").stat().st_mtime_ns
+        except FileNotFoundError:
+            card_mtime = None
+        return self.derived(name, "card", lambda: self.store.load_card(name), card_mtime)
+
+    def loaded(self) -> list[str]:
+        """Names of the editions held in memory now (what ``/salud`` reports)."""
+        with self._lock:
+            return sorted(self._loaded)
 
     def editions(self) -> list[dict]:
         """``[{name, year, kind, vintage, synthetic, semi_synthetic}]``, oldest first.
@@ -186,10 +200,41 @@ class Atlas:
             table[["cve_ent", "nom_ent"]].drop_duplicates("cve_ent").sort_values("cve_ent")
             .itertuples(index=False, name=None)))
 
-    def derived(self, name: str, what: str, build):
+    def derived(self, name, what: str, build, *extra, bounded: bool = False):
         """``build()``, computed once per file of edition ``name`` and shared (callers must
-        not mutate it): for what views derive from a whole edition."""
-        return self._cached((what, name, self._mtime(name)), build)
+        not mutate it): for what views derive from a whole edition.
+
+        Parameters
+        ----------
+        name : str or tuple of str
+            The edition, or the editions (a comparison, a trend) the value derives from; a
+            new file of any of them gives a new value.
+        what : str
+            What is derived (part of the key).
+        build : callable
+            Computes the value (called once per key).
+        *extra
+            Further key parts: parameters, or the modification time of another file the
+            value depends on (a crosswalk).
+        bounded : bool
+            Keep the value in a small LRU (:data:`WORKLIST_CACHE` entries) instead of for
+            the life of the files: for keys with free parameters (worklists), whose number
+            is unbounded.
+        """
+        names = (name,) if isinstance(name, str) else tuple(name)
+        key = (what, *names, *(self._mtime(n) for n in names), *extra)
+        if not bounded:
+            return self._cached(key, build)
+        with self._lock:
+            if key in self._bounded:
+                self._bounded.move_to_end(key)
+                return self._bounded[key]
+        value = build()
+        with self._lock:
+            self._bounded[key] = value
+            while len(self._bounded) > WORKLIST_CACHE:
+                self._bounded.popitem(last=False)
+        return value
 
     def layer_table(self, name: str) -> tuple[dict, dict]:
         """:func:`riskmap.web.maps.layer_table` of all an edition's rows (built once, shared:
@@ -341,16 +386,36 @@ class Atlas:
         """Stored geography vintages."""
         return self.store.vintage_names()
 
-    def geometry(self, vintage: str) -> tuple[bytes, str]:
-        """The vintage's web layer as ``(gzip-compressed GeoJSON bytes, etag)``."""
+    def geometry(self, vintage: str, fmt: str = "geojson") -> tuple[bytes, str]:
+        """The vintage's web layer as ``(gzip-compressed bytes, etag)``.
+
+        ``fmt`` is ``"geojson"`` or ``"topojson"`` (:mod:`riskmap.web.weblayer`). The layer
+        carries the attribution of the latest edition published on the vintage, so the key
+        holds that attribution too: a new edition with another credit rebuilds the layer.
+        """
         mtime = self._vintage_mtime(vintage)
+        attribution = self.vintage_attribution(vintage)
 
         def build():
             from .weblayer import cached_web_layer
 
-            return cached_web_layer(self.store, vintage)
+            return cached_web_layer(self.store, vintage, fmt=fmt)
 
-        return self._cached(("geometry", vintage, mtime), build)
+        return self._cached(("geometry", vintage, mtime, fmt, repr(attribution)), build)
+
+    def vintage_attribution(self, vintage: str) -> dict | None:
+        """Attribution of the latest edition published on ``vintage`` (None when none is):
+        :func:`riskmap.web.weblayer.vintage_attribution` over the cached cards."""
+        from .weblayer import attribution_of
+
+        def cards():
+            for name in reversed(self.names()):
+                try:
+                    yield self.card(name)
+                except NotFound:  # removed since the listing was read
+                    continue
+
+        return attribution_of(cards(), vintage)
 
     def states(self, vintage: str) -> list[dict]:
         """``[{cve_ent, nom_ent, bounds, bbox}]`` sorted by code.
@@ -480,19 +545,20 @@ class Atlas:
     # -- comparison and targeting -------------------------------------------------------------
     def comparison(self, a: str, b: str, rule=None):
         """The comparison of editions ``a`` and ``b`` under one level rule (default
-        ``mirti``; riskmap.model.compare), cached per pair of files and rule."""
+        ``mirti``; riskmap.model.compare), computed once per pair of files, crosswalks and
+        rule (shared by the page, the API and its CSV)."""
         from ..model.rules import get_rule
 
         spec = get_rule(rule, "regla").spec
         ea, eb = self.under_rule(a, spec), self.under_rule(b, spec)
-        key = ("comparison", a, b, spec, self._mtime(a), self._mtime(b))
 
         def build():
             from ..model import compare
 
             return compare.compare(ea, eb, store=self.store)
 
-        return self._cached(key, build)
+        return self.derived((a, b), "comparison", build, spec,
+                            self._crosswalk_mtimes(ea.vintage, eb.vintage))
 
     def comparison_summary(self, a: str, b: str, rule=None) -> dict:
         """JSON-ready summary of :meth:`comparison` (without the per-municipality table),
@@ -501,7 +567,6 @@ class Atlas:
         from ..model.rules import get_rule
 
         spec = get_rule(rule, "regla").spec
-        key = ("comparison_summary", a, b, spec, self._mtime(a), self._mtime(b))
 
         def build():
             comparison = self.comparison(a, b, spec)
@@ -512,7 +577,20 @@ class Atlas:
             data["counts_by_rule"] = self.counts_by_rule(a, b, spec)
             return data
 
-        return self._cached(key, build)
+        ea, eb = self.edition(a), self.edition(b)
+        return self.derived((a, b), "comparison_summary", build, spec,
+                            self._crosswalk_mtimes(ea.vintage, eb.vintage))
+
+    def _crosswalk_mtimes(self, *vintages: str) -> tuple:
+        """Modification times of the crosswalks between ``vintages`` (None when absent): a
+        crosswalk stored later changes what a comparison can align."""
+        out = []
+        for src in vintages:
+            for dst in vintages:
+                if src != dst:
+                    path = self.store.crosswalk_path(src, dst)
+                    out.append(path.stat().st_mtime_ns if path.exists() else None)
+        return tuple(out)
 
     def trend(self, a: str, b: str):
         """The trend decomposition of editions ``a`` and ``b`` (riskmap.model.trend), computed
@@ -575,22 +653,15 @@ class Atlas:
         states = params.choices("estados", states, sorted(table["cve_ent"].unique()))
         levels = params.choices("niveles", levels, LEVELS)
         by = params.choice("criterio", by, params.CRITERIA, "conteo")
-        key = (edition, self._mtime(edition), int(visits), float(q), tuple(states),
-               tuple(levels), by)
-        with self._lock:
-            if key in self._worklists:
-                self._worklists.move_to_end(key)
-                return self._worklists[key]
-        worklist = targeting.allocate(table, visits=visits, q=q, states=states or None,
-                                      levels=levels or None,
-                                      by="count" if by == "conteo" else "rate")
-        entry = [worklist, None]
-        # The form's defaults and permalinks repeat; arbitrary combinations do not.
-        with self._lock:
-            self._worklists[key] = entry
-            while len(self._worklists) > WORKLIST_CACHE:
-                self._worklists.popitem(last=False)
-        return entry
+        def build():
+            worklist = targeting.allocate(table, visits=visits, q=q, states=states or None,
+                                          levels=levels or None,
+                                          by="count" if by == "conteo" else "rate")
+            return [worklist, None]
+
+        # The form's defaults and permalinks repeat; arbitrary combinations do not: bounded.
+        return self.derived(edition, "worklist", build, int(visits), float(q), tuple(states),
+                            tuple(levels), by, bounded=True)
 
     # -- cache ------------------------------------------------------------------------------
     def _cached(self, key: tuple, build):

@@ -249,6 +249,21 @@ def document(api_root: str = "/api/v1", editions=None, vintages=None) -> dict:
                         "content": {"application/geo+json": {"schema": {"type": "object"}}}},
                 "304": {"description": "Not modified."},
                 **_errors(404, 405)}}},
+        "/geometria/{vintage}.topojson": {"get": {
+            "operationId": "getGeometryTopology",
+            "summary": "The same geometry as TopoJSON: shared borders stored once as "
+                       "delta-encoded integer arcs (what the maps load; about 40 % smaller).",
+            "parameters": [
+                _param("vintage", "path", _STR, "Geography vintage, e.g. 2020."),
+                _param("If-None-Match", "header", _STR, "ETag of a cached copy."),
+            ],
+            "responses": {
+                "200": {"description": "TopoJSON Topology with one GeometryCollection, "
+                                       "'municipios' (properties as the GeoJSON's).",
+                        "headers": {"ETag": {"schema": _STR}},
+                        "content": {"application/json": {"schema": {"type": "object"}}}},
+                "304": {"description": "Not modified."},
+                **_errors(404, 405)}}},
         "/openapi.json": {"get": {
             "operationId": "getOpenAPI", "summary": "This document.",
             "responses": {"200": {"description": "OpenAPI document.", "content": {

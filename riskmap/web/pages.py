@@ -19,7 +19,7 @@ from flask_babel import lazy_gettext as _l
 from ..choices import match_state
 from ..publish.edition import LEVELS
 from ..errors import BadParameter, NotFound
-from . import maps, notices, params
+from . import cache, maps, notices, params
 from .http import current_lang
 from .charts import calibration_plot, factor_bars, histogram, scatter_plot
 from .atlas import get_atlas
@@ -103,7 +103,8 @@ def _labels() -> dict:
 
 
 def _geometry_url(vintage: str) -> str:
-    return url_for("api.geometria", vintage=vintage)
+    # TopoJSON: shared borders once, integer deltas (riskmap.web.topology); riskmap.js decodes it.
+    return url_for("api.geometria_topo", vintage=vintage)
 
 
 def _map_config(specs: list[dict], *, states=None, sync: bool = False) -> dict:
@@ -151,6 +152,7 @@ def _layer_map(map_id, atlas, edition, *, layer, states, rows=None, estado=None,
 
 # -- national map -----------------------------------------------------------------------------
 @bp.get("/")
+@cache.defaults(edicion=cache.latest_edition, capa="nivel")
 def index():
     """National map of the latest (or chosen) edition."""
     atlas = get_atlas()
@@ -205,6 +207,7 @@ def _counts(rows: pd.DataFrame) -> list[dict]:
 
 # -- state ------------------------------------------------------------------------------------
 @bp.get("/estado/<cve_ent>")
+@cache.defaults(edicion=cache.latest_edition, capa="nivel")
 def estado(cve_ent):
     """One state's map, level counts, sortable table and downloads."""
     atlas = get_atlas()
@@ -294,6 +297,7 @@ def _domain_labels(lang: str) -> dict:
 
 # -- methodology ------------------------------------------------------------------------------
 @bp.get("/metodologia")
+@cache.defaults(edicion=cache.latest_edition)
 def metodologia():
     """The model card of an edition, rendered for people."""
     atlas = get_atlas()
@@ -530,6 +534,7 @@ def focalizacion_xlsx():
 
 # -- comparison -------------------------------------------------------------------------------
 @bp.get("/comparar")
+@cache.defaults(a=cache.previous_edition, b=cache.latest_edition)
 def comparar():
     """Compare two editions: counts, transitions, change map, entries/exits of alto.
 

@@ -6,10 +6,15 @@ shared border is simplified once, so neighbours stay edge-matched (no gaps or ov
 between municipalities). Coordinates are then rounded (5 decimals is about 1 m), which keeps
 shared vertices identical on both sides.
 
-Cache: ``<data_dir>/geography/<vintage>.web.json.gz`` plus a small ``.meta.json`` that records
-the key it was built from (size, modification time and sha256 of the vintage GeoPackage, and
-the simplification parameters). A changed vintage file rebuilds the layer; writes are atomic,
-and a data directory that cannot be written (read-only mount) only loses the disk cache.
+The layer is served in two encodings of the same simplified shapes: GeoJSON for API clients,
+and TopoJSON (:mod:`riskmap.web.topology`: shared borders stored once, integer deltas), which
+the pages load because it is about 40 % smaller on the wire.
+
+Cache: ``<data_dir>/geography/<vintage>.web.json.gz`` and ``.web.topojson.gz`` plus a small
+``.meta.json`` that records the key they were built from (size, modification time and sha256
+of the vintage GeoPackage, and the simplification parameters). A changed vintage file rebuilds
+the layer; writes are atomic, and a data directory that cannot be written (read-only mount) only
+loses the disk cache.
 """
 
 from __future__ import annotations
@@ -35,7 +40,9 @@ from ..publish.store import DataStore
 WEB_PROPERTIES = ("cvegeo", "cve_ent", "nom_mun", "nom_ent")
 DEFAULT_TOLERANCE_M = 500.0
 DEFAULT_QUANTIZE = 5
-_LAYER_VERSION = 2  # bump when the output format changes, to invalidate old caches
+#: Encodings of the layer: format -> cache file suffix.
+FORMATS = {"geojson": "web.json.gz", "topojson": "web.topojson.gz"}
+_LAYER_VERSION = 3  # bump when the output format changes, to invalidate old caches
 
 _memo: dict = {}
 _lock = threading.Lock()
@@ -103,24 +110,40 @@ def vintage_attribution(store: DataStore, vintage: str) -> dict | None:
     """The attribution of the latest edition published on ``vintage`` (its boundaries come
     from the same producer, e.g. INEGI's Marco Geoestadístico), or None when no edition
     uses it."""
-    for name in reversed(store.edition_names()):
-        try:
-            card = store.load_card(name)
-        except (OSError, ValueError):
-            continue
+    def cards():
+        for name in reversed(store.edition_names()):
+            try:
+                yield store.load_card(name)
+            except (OSError, ValueError):
+                continue
+
+    return attribution_of(cards(), vintage)
+
+
+def attribution_of(cards, vintage: str) -> dict | None:
+    """The attribution of the first card (newest first) published on ``vintage``, if any."""
+    for card in cards:
         if str(card.get("vintage")) == vintage and isinstance(card.get("attribution"), dict):
             return card["attribution"]
     return None
 
 
-def encode_layer(layer: dict) -> bytes:
-    """Compact UTF-8 JSON, gzip-compressed deterministically (no timestamp in the header)."""
+def encode_layer(layer: dict, fmt: str = "geojson", quantize: int = DEFAULT_QUANTIZE) -> bytes:
+    """Compact UTF-8 JSON, gzip-compressed deterministically (no timestamp in the header).
+
+    ``fmt="topojson"`` encodes the layer as a topology first
+    (:func:`riskmap.web.topology.to_topology` on the ``quantize`` grid).
+    """
+    if fmt == "topojson":
+        from .topology import to_topology
+
+        layer = to_topology(layer, quantize)
     raw = json.dumps(layer, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     return gzip.compress(raw, compresslevel=9, mtime=0)
 
 
 def cached_web_layer(store: DataStore, vintage: str, tolerance_m: float = DEFAULT_TOLERANCE_M,
-                     quantize: int = DEFAULT_QUANTIZE) -> tuple[bytes, str]:
+                     quantize: int = DEFAULT_QUANTIZE, fmt: str = "geojson") -> tuple[bytes, str]:
     """Return the gzip-compressed web layer of a stored vintage and its ETag.
 
     Built on first use and cached on disk (and in memory) until the vintage file, or the
@@ -133,51 +156,61 @@ def cached_web_layer(store: DataStore, vintage: str, tolerance_m: float = DEFAUL
         A geography vintage stored in ``store``.
     tolerance_m, quantize
         As in :func:`web_layer`; part of the cache key.
+    fmt : {"geojson", "topojson"}
+        The encoding (both are built and cached together).
 
     Returns
     -------
     (bytes, str)
-        The gzip bytes of the GeoJSON and a strong ETag (quoted hex digest).
+        The gzip bytes of the layer and a strong ETag (quoted hex digest).
 
     Raises
     ------
     riskmap.errors.NotFound
         When the vintage is not stored.
     """
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown web layer format {fmt!r}; known: {', '.join(FORMATS)}")
     source = store.vintage_path(vintage)
     if not source.exists():
         store.load_vintage(vintage)  # raises NotFound listing the stored vintages
     stat = source.stat()
     attribution = vintage_attribution(store, vintage)
     quick_key = (str(source), stat.st_size, stat.st_mtime_ns, float(tolerance_m), int(quantize),
-                 json.dumps(attribution, sort_keys=True))
+                 json.dumps(attribution, sort_keys=True), fmt)
     with _lock:
         hit = _memo.get(quick_key)
     if hit is not None:
         return hit
-    target = source.with_name(f"{source.stem}.web.json.gz")
+    targets = {f: source.with_name(f"{source.stem}.{suffix}") for f, suffix in FORMATS.items()}
     meta_path = source.with_name(f"{source.stem}.web.meta.json")
     meta = _read_meta(meta_path)
     params = {"tolerance_m": float(tolerance_m), "quantize": int(quantize),
               "version": _LAYER_VERSION, "attribution": attribution}
-    reusable = bool(meta) and meta.get("params") == params and target.exists()
+    reusable = (bool(meta) and meta.get("params") == params
+                and isinstance(meta.get("etags"), dict) and targets[fmt].exists())
     if (reusable and meta.get("size") == stat.st_size
             and meta.get("mtime_ns") == stat.st_mtime_ns):
-        result = (target.read_bytes(), meta["etag"])
+        result = (targets[fmt].read_bytes(), meta["etags"][fmt])
     else:
         digest = sha256_file(source)
         if reusable and meta.get("sha256") == digest:
-            result = (target.read_bytes(), meta["etag"])  # touched but unchanged
+            result = (targets[fmt].read_bytes(), meta["etags"][fmt])  # touched but unchanged
+            etags = meta["etags"]
         else:
             gdf = store.load_vintage(vintage)
-            body = encode_layer(web_layer(gdf, tolerance_m=tolerance_m, quantize=quantize,
-                                          attribution=attribution))
-            etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-            result = (body, etag)
-            _write_cache(target, body)
+            layer = web_layer(gdf, tolerance_m=tolerance_m, quantize=quantize,
+                              attribution=attribution)
+            etags = {}
+            for name, path in targets.items():
+                body = encode_layer(layer, name, quantize)
+                etags[name] = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+                _write_cache(path, body)
+                if name == fmt:
+                    result = (body, etags[name])
         _write_cache(meta_path, json.dumps({"size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
                                             "sha256": digest, "params": params,
-                                            "etag": result[1]}).encode("utf-8"))
+                                            "etags": etags}).encode("utf-8"))
     with _lock:
         _memo[quick_key] = result
     return result

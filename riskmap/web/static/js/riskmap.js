@@ -70,13 +70,38 @@
     });
   }
 
+  /* TopoJSON (riskmap.web.topology) -> GeoJSON: arcs are delta-encoded integers on the
+     transform's grid; a ring lists arc indexes, ~i meaning arc i backwards. */
+  function fromTopology(topo) {
+    var tf = topo.transform, sx = tf.scale[0], sy = tf.scale[1], tx = tf.translate[0], ty = tf.translate[1];
+    var arcs = topo.arcs.map(function (arc) {
+      var x = 0, y = 0;
+      return arc.map(function (d) { x += d[0]; y += d[1]; return [x * sx + tx, y * sy + ty]; });
+    });
+    function ring(ids) {
+      var out = [];
+      ids.forEach(function (id, k) {
+        var a = id < 0 ? arcs[~id].slice().reverse() : arcs[id];
+        for (var i = k ? 1 : 0; i < a.length; i++) { out.push(a[i]); }
+      });
+      return out;
+    }
+    var obj = topo.objects[Object.keys(topo.objects)[0]];
+    return { type: 'FeatureCollection', features: obj.geometries.map(function (g) {
+      var geom = null;
+      if (g.type === 'Polygon') { geom = { type: 'Polygon', coordinates: g.arcs.map(ring) }; }
+      if (g.type === 'MultiPolygon') { geom = { type: 'MultiPolygon', coordinates: g.arcs.map(function (p) { return p.map(ring); }) }; }
+      return { type: 'Feature', properties: g.properties, geometry: geom };
+    }) };
+  }
+
   var geometryCache = {};
   function geometry(url) {
     if (!geometryCache[url]) {
       geometryCache[url] = fetch(url, { credentials: 'same-origin' }).then(function (r) {
         if (!r.ok) { throw new Error('geometry ' + url + ': HTTP ' + r.status); }
         return r.json();
-      });
+      }).then(function (data) { return data.type === 'Topology' ? fromTopology(data) : data; });
     }
     return geometryCache[url];
   }
