@@ -19,7 +19,7 @@ from flask_babel import Babel, gettext
 from werkzeug.exceptions import MethodNotAllowed, NotFound as HTTPNotFound
 
 from .. import paths, settings as settings_mod
-from .http import accepts_gzip, current_lang
+from .http import COMPRESSIBLE, accepts_gzip, current_lang
 
 #: Former name of :func:`riskmap.web.http.accepts_gzip` (web modules import it from there).
 _accepts_gzip = accepts_gzip
@@ -32,9 +32,6 @@ LEAFLET_FILES = ("leaflet.js", "leaflet.css", "images/layers.png", "images/layer
                  "images/marker-icon.png", "images/marker-icon-2x.png",
                  "images/marker-shadow.png")
 
-# Responses worth compressing when the client accepts gzip (geometry is pre-compressed).
-_COMPRESSIBLE = ("text/html", "text/css", "text/csv", "application/javascript",
-                 "text/javascript", "application/json", "application/geo+json", "image/svg+xml")
 
 
 def leaflet_dir() -> Path:
@@ -191,7 +188,7 @@ def _maybe_gzip(response):
     if (response.direct_passthrough
             or response.status_code < 200 or response.status_code >= 300
             or "Content-Encoding" in response.headers
-            or response.mimetype not in _COMPRESSIBLE):
+            or response.mimetype not in COMPRESSIBLE):
         return response
     response.vary.add("Accept-Encoding")
     if not accepts_gzip():

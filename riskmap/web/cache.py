@@ -258,11 +258,11 @@ def _session_used() -> bool:
 
 def make_entry(response, nonce: str | None = None) -> Entry:
     """Freeze a view's answer: its bytes, their gzip (once), ETag and inline-script hashes."""
-    from . import _COMPRESSIBLE
+    from .http import COMPRESSIBLE
 
     body = response.get_data()
     gzipped = None
-    if response.mimetype in _COMPRESSIBLE and len(body) >= MIN_GZIP:
+    if response.mimetype in COMPRESSIBLE and len(body) >= MIN_GZIP:
         gzipped = gzip.compress(body, compresslevel=6, mtime=0)
         if len(gzipped) >= len(body):
             gzipped = None

@@ -10,6 +10,11 @@ from flask import request
 from flask_babel import get_locale
 
 
+#: Responses worth compressing when the client accepts gzip (geometry is pre-compressed).
+COMPRESSIBLE = ("text/html", "text/css", "text/csv", "application/javascript",
+                "text/javascript", "application/json", "application/geo+json", "image/svg+xml")
+
+
 def current_lang() -> str:
     """Language of the current request ("es" or "en")."""
     locale = get_locale()
