@@ -39,3 +39,23 @@ def demo_store(demo_dir):
     from riskmap.publish.store import DataStore
 
     return DataStore(demo_dir)
+
+
+# -- inspection outcomes: every database test runs on SQLite and on PostgreSQL ------------------
+def _postgres_url() -> str | None:
+    return os.environ.get("RISKMAP_TEST_DATABASE_URL") or None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    """An empty outcomes database: SQLite in tmp_path, or the PostgreSQL server named by
+    RISKMAP_TEST_DATABASE_URL (skipped when unset; .ci/postgres.sh starts one)."""
+    from outcome_helpers import reset_database
+
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'riskmap.sqlite'}"
+    url = _postgres_url()
+    if not url:
+        pytest.skip("no PostgreSQL server (set RISKMAP_TEST_DATABASE_URL; see .ci/postgres.sh)")
+    reset_database(url)
+    return url
