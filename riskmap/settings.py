@@ -44,6 +44,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("page_size", int, 500, "Default page size of paginated API listings."),
     Setting("max_page_size", int, 5000, "Largest page size a client may ask for."),
     Setting("cache_max_age", int, 3600, "Seconds browsers may cache geometry and static assets."),
+    Setting("database_url", str, "", "SQLAlchemy URL of the inspection-outcomes database (e.g. postgresql+psycopg://user@host/db); empty = SQLite at <data_dir>/riskmap.sqlite."),
+    Setting("secret_key", str, "", "Key signing session cookies and CSRF tokens; empty = a random key kept in <data_dir>/.riskmap_secret_key."),
+    Setting("https", _bool, False, "The service is reached over HTTPS: session cookies are marked Secure."),
+    Setting("establishments_file", str, "", "CSV cvegeo,count of inspectable workplaces per municipality for targeting (K_m); empty = 0.2 x children."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

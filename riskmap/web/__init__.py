@@ -79,13 +79,15 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["SEND_FILE_MAX_AGE_DEFAULT"] = settings["cache_max_age"]
     Babel(app, locale_selector=select_locale)
 
-    from . import atlas, errors, pages, api, downloads
+    from . import atlas, errors, pages, api, downloads, auth, outcomes
 
     atlas.init_app(app)
     errors.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     app.register_blueprint(downloads.bp)
+    auth.init_app(app)  # login, sessions, CSRF; the outcomes pages and API need it
+    outcomes.init_app(app)
 
     app.add_url_rule("/assets/leaflet/<path:filename>", "leaflet_asset", _leaflet_asset)
     app.jinja_env.globals.update(_=gettext, url_for=url_for, csp_nonce=_csp_nonce,
@@ -145,8 +147,12 @@ def _leaflet_bytes(filename: str) -> bytes:
 
 
 def _read_only():
-    # The service publishes; it never accepts writes. OPTIONS stays for CORS-less clients.
-    if request.method not in ("GET", "HEAD", "OPTIONS"):
+    # The service publishes; it accepts writes only on the login and inspection-outcome
+    # routes (riskmap.web.auth.WRITE_ENDPOINTS). OPTIONS stays for CORS-less clients.
+    from .auth import WRITE_ENDPOINTS
+
+    if (request.method not in ("GET", "HEAD", "OPTIONS")
+            and request.endpoint not in WRITE_ENDPOINTS):
         raise MethodNotAllowed(valid_methods=["GET", "HEAD"])
 
 
