@@ -3,6 +3,7 @@
 - :mod:`riskmap.cli.core`  demo, build, export, show
 - :mod:`riskmap.cli.web`   serve
 - :mod:`riskmap.cli.real`  crosswalk, simulate, import-edition, fetch
+- :mod:`riskmap.cli.outcomes`  users add|list|disable|token, outcomes import|export
 
 Errors the user can cause (:class:`~riskmap.errors.RiskmapError`, and Click's usage errors
 such as a missing option or a directory given for a file) print one line
@@ -58,4 +59,4 @@ def main(argv=None):
 
 
 # Register the commands (imported for their side effect on ``cli``).
-from . import core, real, web  # noqa: E402, F401
+from . import core, real, web, outcomes  # noqa: E402, F401

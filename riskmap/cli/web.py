@@ -28,6 +28,9 @@ def serve(data_dir, host, port, debug):
     click.echo(f"riskmap: data directory {data_dir}", err=True)
     app = create_app({"data_dir": data_dir})
     names = app.extensions[EXTENSION_KEY].names()
+    from .outcomes import print_demo_account, setup_demo_outcomes
+
+    print_demo_account(setup_demo_outcomes(data_dir))  # a demo built on start: its account
     click.echo(f"riskmap: editions {', '.join(names) or 'none'}; "
                f"open http://{host}:{port}/", err=True)
     app.run(host=host, port=port, debug=debug, use_reloader=debug)

@@ -89,16 +89,21 @@ def _private(response):
     return response
 
 
-def current_user() -> users.User | None:
+def current_user(bearer_only: bool = False) -> users.User | None:
     """The user of this request: a bearer token, else the session (``None`` if anonymous).
 
-    Only requests that present credentials touch the session or the database.
+    Only requests that present credentials touch the session or the database. With
+    ``bearer_only`` (the JSON API) a session cookie does not count: API writes carry no CSRF
+    token, so a cookie alone must never authorise them.
     """
-    if "user" in g:
+    if bearer_only:
+        g.pop("user", None)
+    elif "user" in g:
         return g.user
     user = None
     header = request.headers.get("Authorization", "")
-    cookie = request.cookies.get(current_app.config["SESSION_COOKIE_NAME"])
+    cookie = None if bearer_only else request.cookies.get(
+        current_app.config["SESSION_COOKIE_NAME"])
     if header:
         g.private = True
         scheme, _sep, token = header.partition(" ")
@@ -124,7 +129,7 @@ def require(*roles: str, api: bool = False):
         @functools.wraps(view)
         def inner(*args, **kwargs):
             g.private = True
-            user = current_user()
+            user = current_user(bearer_only=api)
             if user is None:
                 if api:
                     raise Unauthorized("authentication required: send 'Authorization: Bearer "
