@@ -42,8 +42,13 @@ def demo_store(demo_dir):
 
 
 # -- inspection outcomes: every database test runs on SQLite and on PostgreSQL ------------------
+# Read once and removed from the environment: it is a test variable, not a riskmap setting
+# (the settings table refuses unknown RISKMAP_* names).
+_POSTGRES_URL = os.environ.pop("RISKMAP_TEST_DATABASE_URL", "") or None
+
+
 def _postgres_url() -> str | None:
-    return os.environ.get("RISKMAP_TEST_DATABASE_URL") or None
+    return _POSTGRES_URL
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

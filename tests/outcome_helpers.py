@@ -50,3 +50,17 @@ def xlsx_bytes(df: pd.DataFrame) -> bytes:
     buf = io.BytesIO()
     df.to_excel(buf, index=False)
     return buf.getvalue()
+
+
+#: A child process importing a CSV (argv: url, path, actor); prints "importing" first.
+IMPORT_CHILD = """
+import sys
+from riskmap.outcomes import db, visits
+url, path, actor = sys.argv[1:4]
+engine = db.get_engine(url)
+data = open(path, "rb").read()
+records = visits.validate(visits.read_table(data, path), path)
+print("importing", flush=True)
+result = visits.import_records(engine, records, path, actor)
+print("done", result.inserted, result.unchanged, flush=True)
+"""
