@@ -26,6 +26,7 @@ def child(db_url, path, actor="t", **kw):
                             cwd=ROOT, **kw)
 
 
+@pytest.mark.slow
 def test_eight_concurrent_overlapping_imports(db_url, tmp_path):
     db.get_engine(db_url)  # migrate once before the race
     paths = []
@@ -48,6 +49,7 @@ def test_eight_concurrent_overlapping_imports(db_url, tmp_path):
     assert (merged["nna_encontrados"] == merged["nna_encontrados_want"]).all()
 
 
+@pytest.mark.slow
 def test_kill_during_a_100k_import_leaves_all_or_none(db_url, tmp_path):
     db.get_engine(db_url)
     path = tmp_path / "big.csv"
