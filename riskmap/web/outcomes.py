@@ -9,6 +9,7 @@ import math
 import threading
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
+from flask_babel import gettext as _
 
 from ..errors import InputError, NotFound
 from ..model import targeting
@@ -110,7 +111,7 @@ def resultados():
     if request.method == "POST":
         upload = request.files.get("archivo")
         if upload is None or not upload.filename:
-            errors, status = [_t("Elija un archivo CSV o XLSX.")], 400
+            errors, status = [_("Elija un archivo CSV o XLSX.")], 400
         else:
             try:
                 report = _import(upload.read(), upload.filename).to_dict()
@@ -119,23 +120,17 @@ def resultados():
     data = summary(atlas, edition)
     vintage = atlas.edition(edition).vintage
     parts = maps.build_map("resultados", **_tile_kwargs())
-    word = _t("visitas")
+    word = _("visitas")
     values = {c: ["v", f"{n:,} {word}"] for c, n in data["visited"].items()}
     spec = {"var": parts.name, "geometry": _geometry_url(vintage), "values": values,
             "mode": "keyed", "keyColours": {"v": maps.VISIT_COLOURS[3]},
             "link": _municipio_link(edition), "fit": True}
     cfg = _map_config([spec], states=atlas.states(vintage))
-    cfg["labels"].update({"v": _t("Municipio visitado")})
+    cfg["labels"].update({"v": _("Municipio visitado")})
     return render_template("resultados.html", **_common(atlas, edition), data=data,
                            lam=lambda_for(atlas, edition), chart=calibration(data),
                            report=report, errors=errors, user=current_user(), map=parts,
                            config=cfg, total=visits.count(engine())), status
-
-
-def _t(text: str) -> str:
-    from flask_babel import gettext
-
-    return gettext(text)
 
 
 def _import(data: bytes, name: str):
