@@ -210,7 +210,8 @@ def test_wrong_role_is_403(client, app):
     login(client)
     r = client.get("/usuarios")
     assert r.status_code == 403
-    r = client.post("/usuarios/root/desactivar", data={"csrf_token": csrf_of(client, "/resultados")})
+    token_form = {"csrf_token": csrf_of(client, "/resultados")}
+    r = client.post("/usuarios/root/desactivar", data=token_form)
     assert r.status_code == 403
     assert all(not u["disabled"] for u in users.list_users(app.config["ENGINE"]))
     admin = app.test_client()

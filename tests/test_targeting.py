@@ -154,4 +154,7 @@ def test_demo_plan_of_2000_visits_is_credible(demo_store):
     assert 2000 * DEFAULT_LAMBDA <= total <= 2000 * DEFAULT_LAMBDA * ratio.max()
     assert total < 5 * 2000 * DEFAULT_LAMBDA
     assert (wl["expected_found"] <= wl["expected_child_labour"] + 1e-9).all()
-    assert wl["expected_found"].max() < 200  # no municipality promises thousands
+    # No municipality promises more than λ · P/r children per visit (the old model promised
+    # 17,409 children from 34 visits to one municipality).
+    per_visit_bound = DEFAULT_LAMBDA * wl["probability"] / national_rate(data)
+    assert (wl["found_per_visit"] <= per_visit_bound + 1e-9).all()

@@ -144,7 +144,8 @@ def _group(df: pd.DataFrame, lam: float | None) -> dict:
     found = int(df["nna_encontrados"].sum())
     work = float(df["establecimientos"].sum())
     out = {"visits": visits, "workplaces": int(work), "found": found,
-           "hazardous": int(df["nna_peligroso"].sum()), "municipalities": int(df["cvegeo"].nunique())}
+           "hazardous": int(df["nna_peligroso"].sum()),
+           "municipalities": int(df["cvegeo"].nunique())}
     out["hit_rate"] = hits / visits if visits else math.nan
     out["hit_ci_low"], out["hit_ci_high"] = wilson(hits, visits)
     out["per_workplace"] = found / work if work else math.nan

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from ..publish.edition import LEVELS, ROW_COLUMNS
+from ..publish.edition import ROW_COLUMNS
 from ..errors import BadParameter
 from . import _accepts_gzip, params
 from .atlas import clean, get_atlas, record
