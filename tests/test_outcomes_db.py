@@ -166,3 +166,10 @@ def test_recently_visited(engine):
     visits.import_bytes(engine, csv_bytes(rows), "r.csv", "ana", today=dt.date(2025, 7, 1))
     assert visits.recently_visited(engine, 180, today=dt.date(2025, 7, 1)) == {"01001", "01002"}
     assert visits.recently_visited(engine, 0, today=dt.date(2025, 7, 1)) == set()
+
+
+def test_stats_frame_matches_frame(engine):
+    visits.import_bytes(engine, csv_bytes(visit_rows(25)), "a.csv", "ana")
+    full = visits.frame(engine)[list(visits.STATS_FIELDS)].sort_values("folio")
+    fast = visits.stats_frame(engine).sort_values("folio")
+    pd.testing.assert_frame_equal(full.reset_index(drop=True), fast.reset_index(drop=True))

@@ -257,3 +257,10 @@ def test_resultados_page_shows_validation(client, app):
     html = client.get("/resultados?edicion=2023").get_data(as_text=True)
     assert "data-lambda" in html and "<svg" in html and "AUC" in html
     assert client.get("/resultados?edicion=2023&lang=en").status_code == 200
+
+
+def test_public_targeting_works_without_a_usable_database(atlas_dir):
+    app = web_app(atlas_dir, database_url="postgresql+psycopg://nobody@127.0.0.1:1/none",
+                  secret_key="k")
+    body = app.test_client().get("/api/v1/focalizacion?visitas=20").get_json()
+    assert body["ok"] and body["units"]["lambda"] == {"value": 0.5, "source": "default"}

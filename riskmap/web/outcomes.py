@@ -41,7 +41,7 @@ def summary(atlas, edition: str) -> dict:
     with _cache_lock:
         if key in _cache:
             return _cache[key]
-    result = fieldstats.summary(visits.frame(eng), atlas.rows(edition))
+    result = fieldstats.summary(visits.stats_frame(eng), atlas.rows(edition))
     with _cache_lock:
         if len(_cache) > 64:
             _cache.clear()
@@ -58,7 +58,18 @@ def lambda_for(atlas, edition: str) -> dict:
         ``value``, ``source`` ("estimated" or "default"), and for an estimate ``ci_low``,
         ``ci_high`` and ``n_visits``.
     """
-    reg = summary(atlas, edition)["regression"]
+    import sqlalchemy as sa
+
+    from ..errors import ConfigError
+
+    try:
+        reg = summary(atlas, edition)["regression"]
+    except (ConfigError, sa.exc.SQLAlchemyError, OSError) as exc:
+        # The public targeting page must work without the outcomes database (e.g. a
+        # read-only data directory): it falls back to the documented default.
+        current_app.logger.warning("outcomes database unavailable, default lambda used: %s",
+                                   type(exc).__name__)
+        reg = None
     if reg is None:
         return {"value": targeting.DEFAULT_LAMBDA, "source": "default"}
     lam = reg["lambda"]
