@@ -119,3 +119,32 @@ def test_cli_users_and_outcomes(tmp_path, capsys, monkeypatch):
     code, out, err = run(["users", "disable", "nobody", "--data-dir", data], capsys)
     assert code == 2 and "no user named 'nobody'" in err
     db.dispose_all()
+
+
+def test_serve_takes_a_workplace_table(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+    from flask import Flask
+
+    from riskmap.cli import cli
+    from webdata import build_fake_atlas
+
+    data = build_fake_atlas(tmp_path / "atlas")
+    seen = {}
+    monkeypatch.setattr(Flask, "run", lambda self, **kw: seen.update(
+        file=self.config["RISKMAP"]["establishments_file"]))
+    table = tmp_path / "k.csv"
+    table.write_text("cvegeo,count\n22001,0\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["serve", "--data-dir", str(data), "--establishments",
+                                      str(table)])
+    assert result.exit_code != 0 and "expected an integer >= 1" in str(result.exception)
+    table.write_text("cvegeo,count\n22001,3\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["serve", "--data-dir", str(data), "--establishments",
+                                      str(table)])
+    assert result.exit_code == 0 and seen["file"] == str(table)
+    from webdata import web_app
+    body = web_app(data, establishments_file=str(table), secret_key="k").test_client().get(
+        "/api/v1/focalizacion?visitas=50&niveles=alto,medio,bajo").get_json()
+    assert body["units"]["workplaces"] == "table"
+    rows = {r["cvegeo"]: r for r in body["data"]}
+    if "22001" in rows:
+        assert rows["22001"]["workplaces"] == 3 and rows["22001"]["visits"] <= 3

@@ -264,3 +264,11 @@ def test_public_targeting_works_without_a_usable_database(atlas_dir):
                   secret_key="k")
     body = app.test_client().get("/api/v1/focalizacion?visitas=20").get_json()
     assert body["ok"] and body["units"]["lambda"] == {"value": 0.5, "source": "default"}
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "javascript:x"])
+def test_login_never_redirects_to_another_host(client, target):
+    token = csrf_of(client)
+    r = client.post("/login", query_string={"siguiente": target},
+                    data={"usuario": "ana", "contrasena": PASSWORD, "csrf_token": token})
+    assert r.status_code == 302 and r.headers["Location"].endswith("/resultados")
