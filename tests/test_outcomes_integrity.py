@@ -148,3 +148,30 @@ def test_serve_takes_a_workplace_table(tmp_path, monkeypatch):
     rows = {r["cvegeo"]: r for r in body["data"]}
     if "22001" in rows:
         assert rows["22001"]["workplaces"] == 3 and rows["22001"]["visits"] <= 3
+
+
+@pytest.mark.slow
+def test_demo_account_and_outcomes(demo_dir, tmp_path, capsys):
+    """'riskmap demo' imports the synthetic visits and creates the inspector account once."""
+    import shutil
+
+    from riskmap.cli.outcomes import DEMO_USER, print_demo_account, setup_demo_outcomes
+    from riskmap.demo.outcomes import FILE_NAME, N_VISITS
+
+    data = tmp_path / "data"
+    (data / "demo").mkdir(parents=True)
+    shutil.copy(demo_dir / "demo" / FILE_NAME, data / "demo" / FILE_NAME)
+    password = setup_demo_outcomes(data)
+    print_demo_account(password)
+    out = capsys.readouterr().out
+    assert password and f"password '{password}'" in out
+    engine = db.get_engine(db.database_url({"data_dir": str(data)}))
+    assert users.authenticate(engine, DEMO_USER, password).role == "inspector"
+    assert visits.count(engine) == N_VISITS
+    with engine.connect() as conn:  # the password is stored nowhere in clear
+        dump = "\n".join(str(r) for t in ("users", "audit") for r in
+                         conn.exec_driver_sql(f"SELECT * FROM {t}"))
+    assert password not in dump
+    assert setup_demo_outcomes(data) is None  # a second run: no new password, no new rows
+    assert visits.count(engine) == N_VISITS
+    db.dispose_all()
