@@ -553,6 +553,10 @@ def test_targeting_exports_match_the_table(client):
     xlsx = client.get(f"/focalizacion.xlsx?{query}&lang=es")
     sheet = pd.read_excel(io.BytesIO(xlsx.data), sheet_name="focalizacion", dtype=str)
     assert list(sheet.columns) == list(table.columns) and len(sheet) == n_rows
+    first = pd.read_excel(io.BytesIO(xlsx.data), sheet_name=0, header=None, dtype=str)
+    text = " ".join(first[0].dropna())  # the first sheet states units and assumptions
+    assert first[0].iloc[0] == "Unidades y supuestos" and "λ = 0.5" in text
+    assert "supuesto por defecto" in text and "0.2 ×" in text
 
 
 @needs_targeting
