@@ -379,8 +379,8 @@ def assumptions(query: dict, inputs: dict) -> list[str]:
     else:
         lines.append(str(_l("K (establecimientos inspeccionables) de la tabla de "
                             "establecimientos configurada.")))
-    lines.append(str(_l("Un municipio nunca rinde más que su número esperado de niñas y niños en "
-                        "trabajo infantil.")))
+    lines.append(str(_l("Un municipio nunca rinde más que su número esperado de niñas y "
+                        "niños en trabajo infantil.")))
     if inputs["cooldown_applied"]:
         lines.append(str(_l("Se excluyen %(n)s municipios visitados en los últimos %(d)s días.",
                             n=inputs["excluded"], d=query["enfriamiento"])))
