@@ -21,11 +21,11 @@ def engine(db_url):
 
 def test_migrations_create_the_schema_once(engine):
     names = set(sa.inspect(engine).get_table_names())
-    assert {"users", "api_tokens", "visits", "audit", "login_failures",
+    assert {"users", "api_tokens", "visits", "audit", "login_failures", "workplaces",
             "alembic_version"} <= names
     db.upgrade(engine)  # a second upgrade is a no-op
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0002"
 
 
 def test_users_roles_tokens(engine):
@@ -173,3 +173,36 @@ def test_stats_frame_matches_frame(engine):
     full = visits.frame(engine)[list(visits.STATS_FIELDS)].sort_values("folio")
     fast = visits.stats_frame(engine).sort_values("folio")
     pd.testing.assert_frame_equal(full.reset_index(drop=True), fast.reset_index(drop=True))
+
+
+def test_upgrade_from_the_first_revision_keeps_the_data(db_url):
+    """A database left at revision 0001 (visits stored) upgrades to head on first use."""
+    from alembic import command
+    from alembic.config import Config
+
+    engine = sa.create_engine(db_url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(db.MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    assert "workplaces" not in sa.inspect(engine).get_table_names()
+    visits.import_bytes(engine, csv_bytes(visit_rows(5)), "a.csv", "ana")  # data at 0001
+    engine.dispose()
+    upgraded = db.get_engine(db_url)
+    assert "workplaces" in sa.inspect(upgraded).get_table_names()
+    assert visits.count(upgraded) == 5
+    db.dispose_all()
+
+
+def test_workplace_table_replace(engine):
+    assert visits.stored_workplaces(engine) is None
+    assert visits.replace_workplaces(engine, b"cvegeo,count\n1001,4\n02001,9\n", "k.csv",
+                                     "root") == 2
+    table = visits.stored_workplaces(engine).set_index("cvegeo")["count"].to_dict()
+    assert table == {"01001": 4, "02001": 9}
+    with pytest.raises(InputError, match="k.csv, column 'count', row 3"):
+        visits.replace_workplaces(engine, b"cvegeo,count\n1001,4\n02001,0\n", "k.csv", "root")
+    with pytest.raises(InputError, match="appears twice"):
+        visits.replace_workplaces(engine, b"cvegeo,count\n1001,4\n01001,5\n", "k.csv", "root")
+    assert visits.stored_workplaces(engine).set_index("cvegeo")["count"].to_dict() == table

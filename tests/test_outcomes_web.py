@@ -272,3 +272,31 @@ def test_login_never_redirects_to_another_host(client, target):
     r = client.post("/login", query_string={"siguiente": target},
                     data={"usuario": "ana", "contrasena": PASSWORD, "csrf_token": token})
     assert r.status_code == 302 and r.headers["Location"].endswith("/resultados")
+
+
+def test_admin_uploads_the_workplace_table_targeting_uses(client, app, atlas_dir):
+    from riskmap.publish.store import DataStore
+
+    codes = DataStore(atlas_dir).load_edition("2023").rows["cvegeo"].astype(str)
+    table = ("cvegeo,count\n" + "".join(f"{c},2\n" for c in codes)).encode()
+    login(client)  # an inspector may not
+    token = csrf_of(client, "/resultados")
+    r = client.post("/resultados/establecimientos",
+                    data={"csrf_token": token, "archivo": (io.BytesIO(table), "k.csv")},
+                    content_type="multipart/form-data")
+    assert r.status_code == 403 and visits.stored_workplaces(app.config["ENGINE"]) is None
+    admin = app.test_client()
+    login(admin, "root", ADMIN_PASSWORD)
+    token = csrf_of(admin, "/resultados")
+    r = admin.post("/resultados/establecimientos", content_type="multipart/form-data",
+                   data={"csrf_token": token, "archivo": (io.BytesIO(table), "k.csv")})
+    assert r.status_code == 302
+    body = client.get("/api/v1/focalizacion?visitas=100&niveles=alto,medio,bajo").get_json()
+    assert body["units"]["workplaces"] == "table"
+    # Two workplaces everywhere: no municipality gets a third visit.
+    assert body["data"] and all(r["workplaces"] == 2 and r["visits"] <= 2 for r in body["data"])
+    assert sum(r["visits"] for r in body["data"]) < 100
+    bad = admin.post("/resultados/establecimientos", content_type="multipart/form-data",
+                     data={"csrf_token": token,
+                           "archivo": (io.BytesIO(b"cvegeo,count\n22001,x\n"), "bad.csv")})
+    assert bad.status_code == 400 and "bad.csv" in bad.get_data(as_text=True)

@@ -69,6 +69,13 @@ audit = sa.Table(
     sa.Column("detail", sa.Text, nullable=False),
 )
 
+workplaces = sa.Table(
+    "workplaces", metadata,
+    sa.Column("cvegeo", sa.String(5), primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.CheckConstraint("count >= 1", name="ck_workplaces_count"),
+)
+
 login_failures = sa.Table(
     "login_failures", metadata,
     sa.Column("id", sa.Integer, primary_key=True),

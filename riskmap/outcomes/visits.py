@@ -20,7 +20,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from ..errors import InputError, RiskmapError
-from .db import visits as visits_table, writing
+from .db import visits as visits_table, workplaces as workplaces_table, writing
 from .users import record_audit
 
 FIELDS = ("folio", "cvegeo", "fecha", "establecimientos", "nna_encontrados", "nna_peligroso",
@@ -372,3 +372,43 @@ def export(engine, path) -> Path:
         else:
             table.to_excel(tmp, index=False, sheet_name="visitas", engine="openpyxl")
     return path
+
+
+# -- workplace table (K_m for targeting) --------------------------------------------------
+def replace_workplaces(engine, data: bytes, name: str, actor: str) -> int:
+    """Replace the stored workplace table with a CSV ``cvegeo,count`` (one transaction).
+
+    Raises :class:`InputError` (file, column, row) for a bad table; nothing changes then.
+    """
+    import tempfile
+
+    from ..model.targeting import read_workplaces
+
+    if len(data) > MAX_BYTES:
+        raise TooLarge(f"file of {len(data):,} bytes; the limit is {MAX_BYTES:,} bytes",
+                       file=name)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(name).name
+        path.write_bytes(data)
+        try:
+            table = read_workplaces(path)
+        except InputError as exc:
+            raise InputError(exc.message.replace(str(path), name)) from None
+    if table["cvegeo"].duplicated().any():
+        code = table.loc[table["cvegeo"].duplicated(), "cvegeo"].iloc[0]
+        raise InputError(f"municipality {code} appears twice", file=name, column="cvegeo")
+    with writing(engine).begin() as conn:
+        conn.execute(workplaces_table.delete())
+        conn.execute(workplaces_table.insert(), table.to_dict("records"))
+        record_audit(conn, actor, "workplaces", file=name, rows=len(table))
+    return len(table)
+
+
+def stored_workplaces(engine) -> pd.DataFrame | None:
+    """The stored workplace table (``cvegeo, count``), or ``None`` when empty."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(workplaces_table.c.cvegeo,
+                                      workplaces_table.c["count"])).all()
+    if not rows:
+        return None
+    return pd.DataFrame(rows, columns=["cvegeo", "count"])

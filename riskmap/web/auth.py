@@ -28,7 +28,7 @@ bp = Blueprint("auth", __name__)
 csrf = CSRFProtect()
 #: Endpoints that accept POST (the rest of the service is read-only).
 WRITE_ENDPOINTS = {"auth.login", "auth.logout", "auth.desactivar", "outcomes.resultados",
-                   "outcomes_api.importar"}
+                   "outcomes.establecimientos", "outcomes_api.importar"}
 SESSION_HOURS = 8
 
 

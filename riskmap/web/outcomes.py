@@ -5,6 +5,7 @@ and the λ and cool-down list the targeting page and API use.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 
@@ -78,18 +79,37 @@ def lambda_for(atlas, edition: str) -> dict:
 
 
 def workplaces():
-    """The workplace table of the ``establishments_file`` setting, as (key, DataFrame)."""
+    """The workplace table for targeting, as (cache key, DataFrame), or ``None``.
+
+    The ``establishments_file`` setting (``serve --establishments``) wins; else the table an
+    admin uploaded on /resultados (stored in the outcomes database).
+    """
     from pathlib import Path
 
     path = current_app.config["RISKMAP"].get("establishments_file") or ""
-    if not path:
-        return None
-    stat = Path(path).stat()
-    key = ("workplaces", path, stat.st_mtime_ns, stat.st_size)
+    if path:
+        stat = Path(path).stat()
+        key = ("workplaces", path, stat.st_mtime_ns, stat.st_size)
+        loader = functools.partial(targeting.read_workplaces, path)
+    else:
+        import sqlalchemy as sa
+
+        from ..errors import ConfigError
+
+        try:
+            eng = engine()
+            key = ("workplaces", _version(eng))
+        except (ConfigError, sa.exc.SQLAlchemyError, OSError):
+            return None
+        loader = functools.partial(visits.stored_workplaces, eng)
     with _cache_lock:
-        if key not in _cache:
-            _cache[key] = (key, targeting.read_workplaces(path))
-        return _cache[key]
+        if key in _cache:
+            return _cache[key]
+    table = loader()
+    entry = None if table is None else (key, table)
+    with _cache_lock:
+        _cache[key] = entry
+    return entry
 
 
 def targeting_inputs(atlas, query: dict) -> dict:
@@ -177,6 +197,20 @@ def calibration(data: dict, size: int = 300) -> dict | None:
             "points": [{"x": sx(p), "y": sy(o), "y0": sy(lo), "y1": sy(hi), "decile": d,
                         "predicted": p, "observed": o} for p, o, lo, hi, d in pts],
             "diag": {"x0": sx(0), "y0": sy(0), "x1": sx(top), "y1": sy(top)}}
+
+
+@bp.post("/resultados/establecimientos")
+@require("admin")
+def establecimientos():
+    """Replace the workplace table targeting uses (admins only; CSV cvegeo,count)."""
+    from flask import redirect
+
+    upload = request.files.get("archivo")
+    if upload is None or not upload.filename:
+        raise InputError("choose a CSV file with the columns cvegeo, count")
+    visits.replace_workplaces(engine(), upload.read(), upload.filename[-200:],
+                              current_user().name)
+    return redirect(url_for(".resultados", edicion=request.args.get("edicion")))
 
 
 @bp.get("/resultados.csv")
