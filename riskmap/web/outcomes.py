@@ -31,8 +31,12 @@ def _version(eng) -> tuple:
 
     from ..outcomes.db import audit
 
+    # Every write adds an audit row: its id and time identify the database's state (the time
+    # too, so that a database recreated under the same URL never matches a cached state).
     with eng.connect() as conn:
-        return (str(eng.url), conn.execute(sa.select(sa.func.max(audit.c.id))).scalar())
+        last = conn.execute(sa.select(audit.c.id, audit.c.at)
+                            .order_by(audit.c.id.desc()).limit(1)).first()
+    return (str(eng.url), None if last is None else (last[0], str(last[1])))
 
 
 def summary(atlas, edition: str) -> dict:
