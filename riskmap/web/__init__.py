@@ -1,6 +1,7 @@
 """The web service: Flask app factory (``create_app``) wiring blueprints, i18n and security.
 
-Run with ``riskmap serve`` or ``gunicorn wsgi:app``. The service is read-only (GET/HEAD only),
+Run with ``riskmap serve`` or ``gunicorn wsgi:app``. The service is read-only (GET/HEAD only)
+except the login and inspection-outcome routes (:mod:`.auth`, :mod:`.outcomes`),
 Spanish first with English available, and never asks the browser to contact another host:
 Leaflet is served from the installed ``django-js-lib-leaflet`` package.
 """
