@@ -52,6 +52,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cache_max_age", int, 3600, "Seconds browsers may cache geometry and static assets."),
     Setting("cache_bytes", int, 128 * 2**20, "Bytes of rendered pages and API answers each worker keeps in memory (LRU); 0 disables the response cache."),
     Setting("cache_check_seconds", float, 1.0, "At most this often (seconds) a worker looks at the data directory's files for a new publication."),
+    Setting("database_url", str, "", "SQLAlchemy URL of the inspection-outcomes database (e.g. postgresql+psycopg://user@host/db); empty = SQLite at <data_dir>/riskmap.sqlite."),
+    Setting("secret_key", str, "", "Key signing session cookies and CSRF tokens; empty = a random key kept in <data_dir>/.riskmap_secret_key."),
+    Setting("https", _bool, False, "The service is reached over HTTPS: session cookies are marked Secure."),
+    Setting("establishments_file", str, "", "CSV cvegeo,count of inspectable workplaces per municipality for targeting (K_m); empty = 0.2 x children."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -88,3 +88,28 @@ def imported_app(imported_dir):
     from webdata import web_app
 
     return web_app(imported_dir)
+
+
+# -- inspection outcomes: every database test runs on SQLite and on PostgreSQL ------------------
+# Read once and removed from the environment: it is a test variable, not a riskmap setting
+# (the settings table refuses unknown RISKMAP_* names).
+_POSTGRES_URL = os.environ.pop("RISKMAP_TEST_DATABASE_URL", "") or None
+
+
+def _postgres_url() -> str | None:
+    return _POSTGRES_URL
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    """An empty outcomes database: SQLite in tmp_path, or the PostgreSQL server named by
+    RISKMAP_TEST_DATABASE_URL (skipped when unset; .ci/postgres.sh starts one)."""
+    from outcome_helpers import reset_database
+
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'riskmap.sqlite'}"
+    url = _postgres_url()
+    if not url:
+        pytest.skip("no PostgreSQL server (set RISKMAP_TEST_DATABASE_URL; see .ci/postgres.sh)")
+    reset_database(url)
+    return url

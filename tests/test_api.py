@@ -191,18 +191,20 @@ def test_focalizacion_bad_parameters(client):
     assert "allowed: conteo, tasa" in bad["error"]
     bad = get_json(client, "/api/v1/focalizacion?niveles=alto,extremo", 400)
     assert "allowed: alto, medio, bajo, sin_informacion" in bad["error"]
-    bad = get_json(client, "/api/v1/focalizacion?q=0", 400)
-    assert "(0.0, 1.0]" in bad["error"]
+    bad = get_json(client, "/api/v1/focalizacion?visitas=100001", 400)
+    assert "integer from 1 to 100000" in bad["error"]  # the page's limit, one parser
     bad = get_json(client, "/api/v1/focalizacion?edicion=1900", 400)
     assert "allowed: 2017, 2023" in bad["error"]
 
 
 def test_focalizacion_worklist(client):
-    body = get_json(client, "/api/v1/focalizacion?edicion=2023&visitas=50&q=0.1"
+    body = get_json(client, "/api/v1/focalizacion?edicion=2023&visitas=50"
                             "&estados=22&estados=07&niveles=alto,medio&criterio=tasa")
-    assert body["parameters"] == {"edicion": "2023", "visitas": 50, "q": 0.1,
-                                  "criterio": "tasa", "estados": "22,07",
-                                  "niveles": "alto,medio"}
+    assert body["parameters"] == {"edicion": "2023", "visitas": 50, "criterio": "tasa",
+                                  "estados": "22,07", "niveles": "alto,medio",
+                                  "enfriamiento": 180, "recientes": 0}
+    assert body["units"]["lambda"] == {"value": 0.5, "source": "default"}
+    assert body["units"]["cooldown_applied"] is False
     rows = body["data"]
     assert rows and all(r["cvegeo"][:2] in ("22", "07") for r in rows)
     assert all(r["level"] in ("alto", "medio") for r in rows)

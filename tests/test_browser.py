@@ -331,3 +331,28 @@ def test_certainty_layer_colours_and_tooltip(server, browser):
         assert "Certeza del nivel:" in tip
         assert ("(incierto)" in tip) == (certainty < 0.8)
     _shot(browser, "capa_certeza")
+
+
+def test_outcomes_page_after_login_draws_the_visited_map(tmp_path_factory, browser):
+    """Sign in through the form (CSRF token included), upload nothing, see the field page."""
+    from outcome_helpers import csv_bytes, visit_rows
+    from riskmap.outcomes import db, users, visits
+
+    data = build_fake_atlas(tmp_path_factory.mktemp("browser-outcomes"))
+    engine = db.get_engine(db.database_url({"data_dir": str(data)}))
+    users.add_user(engine, "ana", "inspector", "browser password 1")
+    visits.import_bytes(engine, csv_bytes(visit_rows(120, codes=("22001", "07001", "12003"))),
+                        "v.csv", "ana")
+    for url in _serve(data):
+        browser.get(url + "/resultados")
+        assert "/login" in browser.current_url
+        browser.find_element("name", "usuario").send_keys("ana")
+        browser.find_element("name", "contrasena").send_keys("browser password 1")
+        browser.find_element("css selector", "form button[type=submit]").click()
+        browser.get_log("browser")
+        drawn = _open(browser, url + "/resultados?edicion=2023")
+        _shot(browser, "resultados")
+        assert drawn == 42 and _painted_pixels(browser) > 300
+        assert _severe(browser) == []
+        assert "λ" in browser.page_source
+    db.dispose_all()

@@ -525,21 +525,28 @@ def test_calibration_plot_geometry():
 
 # -- targeting ---------------------------------------------------------------------------------
 def test_targeting_exports_match_the_table(client):
-    query = "edicion=2023&visitas=50&q=0.1&criterio=conteo&niveles=alto&niveles=medio&enviado=1"
+    query = "edicion=2023&visitas=50&criterio=conteo&niveles=alto&niveles=medio&enviado=1"
     html = client.get(f"/focalizacion?{query}&lang=es").get_data(as_text=True)
     n_rows = html.count("<tr>") - 1  # minus the header row
     csv = client.get(f"/focalizacion.csv?{query}&lang=es")
     assert csv.status_code == 200 and csv.content_type.startswith("text/csv")
-    table = pd.read_csv(io.StringIO(csv.get_data(as_text=True).lstrip("\ufeff")), dtype=str)
+    text = csv.get_data(as_text=True).lstrip("\ufeff")
+    assert text.startswith("# ") and "un establecimiento inspeccionado" in text  # units first
+    table = pd.read_csv(io.StringIO(text), dtype=str, comment="#")
     assert len(table) == n_rows > 0
     assert table["Visitas"].astype(int).sum() == 50
     xlsx = client.get(f"/focalizacion.xlsx?{query}&lang=es")
     sheet = pd.read_excel(io.BytesIO(xlsx.data), sheet_name="focalizacion", dtype=str)
     assert list(sheet.columns) == list(table.columns) and len(sheet) == n_rows
+    first = pd.read_excel(io.BytesIO(xlsx.data), sheet_name=0, header=None, dtype=str)
+    text = " ".join(first[0].dropna())  # the first sheet states units and assumptions
+    assert first[0].iloc[0] == "Unidades y supuestos" and "λ = 0.5" in text
+    assert "supuesto por defecto" in text and "0.2 ×" in text
 
 
-@pytest.mark.parametrize("query", ["visitas=0", "visitas=abc", "q=0", "q=2", "criterio=x",
-                                   "niveles=rojo", "estados=99"])
+@pytest.mark.parametrize("query", ["visitas=0", "visitas=abc", "visitas=100001", "criterio=x",
+                                   "niveles=rojo", "estados=99", "enfriamiento=-1",
+                                   "recientes=2"])
 def test_targeting_rejects_bad_form_values(client, query):
     assert client.get(f"/focalizacion?{query}").status_code == 400
 

@@ -130,6 +130,9 @@ def demo(data_dir, seed, estimator):
     click.echo(f"synthetic demo atlas in {data_dir} (seed {seed}); editions and level counts:")
     for line in _summary(DataStore(data_dir)):
         click.echo("  " + line)
+    from .outcomes import print_demo_account, setup_demo_outcomes
+
+    print_demo_account(setup_demo_outcomes(data_dir))
 
 
 def _parse_rasters(values) -> dict:

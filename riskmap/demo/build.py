@@ -393,5 +393,9 @@ def build_demo(data_dir, seed: int = DEFAULT_SEED, progress: Callable[[str], Non
         message="demo: edition {edition}",
         options={"estimator": estimator, "bootstrap": bootstrap})
     timings.update({k: round(v, 3) for k, v in edition_times.items()})
+    from .outcomes import write_synthetic_visits
+
+    # Synthetic inspection outcomes of the newest edition ('riskmap demo' imports them).
+    paths["outcomes"] = write_synthetic_visits(data_dir / "demo", TRUE_MODELS[-1].edition, seed)
     _say(progress, "demo: done (synthetic demo data / datos sintéticos de demostración)")
     return paths

@@ -1,6 +1,7 @@
 """The web service: Flask app factory (``create_app``) wiring blueprints, i18n and security.
 
-Run with ``riskmap serve`` or ``gunicorn wsgi:app``. The service is read-only (GET/HEAD only),
+Run with ``riskmap serve`` or ``gunicorn wsgi:app``. The service is read-only (GET/HEAD only)
+except the login and inspection-outcome routes (:mod:`.auth`, :mod:`.outcomes`),
 Spanish first with English available, and never asks the browser to contact another host:
 Leaflet is served from the installed ``django-js-lib-leaflet`` package.
 """
@@ -81,7 +82,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["SEND_FILE_MAX_AGE_DEFAULT"] = settings["cache_max_age"]
     Babel(app, locale_selector=select_locale)
 
-    from . import atlas, errors, pages, api, downloads, method, trends
+    from . import atlas, errors, pages, api, downloads, method, trends, auth, outcomes
 
     atlas.init_app(app)
     errors.init_app(app)
@@ -90,6 +91,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(downloads.bp)
     app.register_blueprint(method.bp)
     app.register_blueprint(trends.bp)
+    auth.init_app(app)  # login, sessions, CSRF; the outcomes pages and API need it
+    outcomes.init_app(app)
 
     app.add_url_rule("/assets/leaflet/<path:filename>", "leaflet_asset", _leaflet_asset)
     app.jinja_env.globals.update(_=gettext, url_for=url_for, csp_nonce=_csp_nonce,
@@ -147,8 +150,12 @@ def _leaflet_bytes(filename: str) -> bytes:
 
 
 def _read_only():
-    # The service publishes; it never accepts writes. OPTIONS stays for CORS-less clients.
-    if request.method not in ("GET", "HEAD", "OPTIONS"):
+    # The service publishes; it accepts writes only on the login and inspection-outcome
+    # routes (riskmap.web.auth.WRITE_ENDPOINTS). OPTIONS stays for CORS-less clients.
+    from .auth import WRITE_ENDPOINTS
+
+    if (request.method not in ("GET", "HEAD", "OPTIONS")
+            and request.endpoint not in WRITE_ENDPOINTS):
         raise MethodNotAllowed(valid_methods=["GET", "HEAD"])
 
 

@@ -15,7 +15,7 @@ import json
 import pandas as pd
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from ..publish.edition import LEVELS, ROW_COLUMNS
+from ..publish.edition import ROW_COLUMNS
 from ..errors import BadParameter
 from . import cache, params
 from .openapi import VERSION as API_VERSION, document
@@ -28,7 +28,6 @@ bp = Blueprint("api", __name__)
 
 COMPARE_FORMATS = ("json", "csv")
 WORKLIST_FORMATS = ("json", "csv")
-MAX_VISITS = params.MAX_VISITS
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -237,7 +236,7 @@ def comparar():
     return ok(payload, meta_for(a, b), links, editions={"a": a, "b": b}, rule=regla)
 
 
-def _plain_csv(table: pd.DataFrame, filename: str, editions: list[str]):
+def _plain_csv(table: pd.DataFrame, filename: str, editions: list[str], notes=()):
     from ..publish.export import defuse_frame
 
     meta = meta_for(*editions)
@@ -246,41 +245,43 @@ def _plain_csv(table: pd.DataFrame, filename: str, editions: list[str]):
     out = defuse_frame(table)
     out["synthetic"] = meta["synthetic"]
     out["source"] = meta["attribution"]["es"]
-    text = out.to_csv(index=False, lineterminator="\n")
+    text = "".join(f"# {line}\n" for line in notes) + out.to_csv(index=False, lineterminator="\n")
     return Response(text, mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 @bp.get("/focalizacion")
 def focalizacion():
-    """Greedy allocation of inspection visits: the worklist."""
+    """Greedy allocation of inspection visits (one visit = one workplace): the worklist."""
+    from .outcomes import targeting_inputs
+    from .pages import assumptions
+
     atlas = get_atlas()
     names = atlas.names()
-    edicion = params.edition(request.args.get("edicion"), names, names[-1] if names else None)
+    query = params.targeting(request.args, names, names[-1] if names else None,
+                             lambda e: atlas.rows(e)["cve_ent"].unique())
+    edicion = query["edicion"]
     _require_expected_counts(atlas, edicion, names)
-    visits = params.integer("visitas", request.args.get("visitas"), minimum=1,
-                            maximum=MAX_VISITS, default=2000)
-    q = params.number("q", request.args.get("q"), minimum=0.0, maximum=1.0, default=0.05,
-                      open_low=True)
-    states = request.args.getlist("estados")
-    levels = request.args.getlist("niveles")
-    by = params.choice("criterio", request.args.get("criterio"), params.CRITERIA, "conteo")
     formato = params.choice("formato", request.args.get("formato"), WORKLIST_FORMATS, "json")
-    states = params.choices("estados", states, [s["cve_ent"] for s in
-                                                atlas.states(atlas.edition(edicion).vintage)])
-    levels = params.choices("niveles", levels, LEVELS)
-    query = {"edicion": edicion, "visitas": visits, "q": q, "criterio": by}
-    if states:
-        query["estados"] = ",".join(states)
-    if levels:
-        query["niveles"] = ",".join(levels)
+    inputs = targeting_inputs(atlas, query)
+    args = (edicion, query["visitas"], inputs["lam"]["value"], query["estados"],
+            query["niveles"], query["criterio"])
+    kwargs = {"exclude": inputs["exclude"], "workplaces": inputs["workplaces"]}
+    link = {k: (",".join(v) if isinstance(v, list) else int(v) if isinstance(v, bool) else v)
+            for k, v in query.items() if v != []}
     if formato == "csv":
-        worklist = atlas.targeting(edicion, visits, q, states, levels, by)
-        return _plain_csv(worklist, f"riskmap_focalizacion_{edicion}.csv", [edicion])
-    links = {"self": url_for(".focalizacion", **query),
-             "csv": url_for(".focalizacion", formato="csv", **query)}
-    worklist = atlas.targeting_records(edicion, visits, q, states, levels, by)
-    return ok(worklist, meta_for(edicion), links, parameters=query)
+        worklist = atlas.targeting(*args, **kwargs)
+        return _plain_csv(worklist, f"riskmap_focalizacion_{edicion}.csv", [edicion],
+                          notes=assumptions(query, inputs))
+    links = {"self": url_for(".focalizacion", **link),
+             "csv": url_for(".focalizacion", formato="csv", **link)}
+    worklist = atlas.targeting_records(*args, **kwargs)
+    units = {"visit": "one inspected workplace", "expected_found": "children in child labour",
+             "lambda": inputs["lam"], "cooldown_applied": inputs["cooldown_applied"],
+             "excluded_recently_visited": inputs["excluded"],
+             "workplaces": "table" if inputs["workplaces"] else "0.2 x children (assumption)",
+             "assumptions": assumptions(query, inputs)}
+    return ok(worklist, meta_for(edicion), links, parameters=link, units=units)
 
 
 def _require_expected_counts(atlas, edicion: str, names: list[str]) -> None:

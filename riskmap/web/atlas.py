@@ -620,32 +620,38 @@ class Atlas:
             out[spec] = {lev: {"a": ca[lev], "b": cb[lev]} for lev in LEVELS}
         return out
 
-    def targeting(self, edition: str, visits: int, q: float, states=None, levels=None,
-                  by: str = "conteo") -> pd.DataFrame:
+    def targeting(self, edition: str, visits: int, lam: float, states=None, levels=None,
+                  by: str = "conteo", exclude=(), workplaces=None) -> pd.DataFrame:
         """Greedy allocation of ``visits`` inspections (riskmap.model.targeting.allocate).
 
         Parameters
         ----------
         edition : str
         visits : int
-        q : float
-            Share of a municipality's child labour one visit reaches, in (0, 1].
+        lam : float
+            λ, children found per visited workplace at the national rate.
         states, levels : list of str, optional
             Restrict to these state codes / levels (validated; empty = all).
         by : {"conteo", "tasa"}
-            Rank by expected children in child labour or by probability.
+            Order by expected children found in total or per visit.
+        exclude : iterable of str
+            Municipalities left out (visited within the cool-down window).
+        workplaces : (key, DataFrame) or None
+            Workplace table ``cvegeo, count`` with a hashable cache key.
         """
-        return self._worklist(edition, visits, q, states, levels, by)[0].copy()
+        return self._worklist(edition, visits, lam, states, levels, by, exclude,
+                              workplaces)[0].copy()
 
-    def targeting_records(self, edition: str, visits: int, q: float, states=None, levels=None,
-                          by: str = "conteo") -> list[dict]:
+    def targeting_records(self, edition: str, visits: int, lam: float, states=None,
+                          levels=None, by: str = "conteo", exclude=(), workplaces=None
+                          ) -> list[dict]:
         """:meth:`targeting` as JSON-ready dicts (converted once per cached worklist)."""
-        entry = self._worklist(edition, visits, q, states, levels, by)
+        entry = self._worklist(edition, visits, lam, states, levels, by, exclude, workplaces)
         if entry[1] is None:
             entry[1] = [jsonable(r) for r in entry[0].to_dict("records")]
         return entry[1]
 
-    def _worklist(self, edition, visits, q, states, levels, by) -> list:
+    def _worklist(self, edition, visits, lam, states, levels, by, exclude, workplaces) -> list:
         """``[worklist, records or None]`` from a small LRU keyed by the parameters."""
         from ..model import targeting
 
@@ -653,15 +659,20 @@ class Atlas:
         states = params.choices("estados", states, sorted(table["cve_ent"].unique()))
         levels = params.choices("niveles", levels, LEVELS)
         by = params.choice("criterio", by, params.CRITERIA, "conteo")
+        exclude = tuple(sorted(exclude or ()))
+
         def build():
-            worklist = targeting.allocate(table, visits=visits, q=q, states=states or None,
+            worklist = targeting.allocate(table, visits=visits, lam=lam, states=states or None,
                                           levels=levels or None,
-                                          by="count" if by == "conteo" else "rate")
+                                          by="count" if by == "conteo" else "rate",
+                                          workplaces=workplaces[1] if workplaces else None,
+                                          exclude=exclude)
             return [worklist, None]
 
         # The form's defaults and permalinks repeat; arbitrary combinations do not: bounded.
-        return self.derived(edition, "worklist", build, int(visits), float(q), tuple(states),
-                            tuple(levels), by, bounded=True)
+        return self.derived(edition, "worklist", build, int(visits), float(lam), tuple(states),
+                            tuple(levels), by, exclude, workplaces[0] if workplaces else None,
+                            bounded=True)
 
     # -- cache ------------------------------------------------------------------------------
     def _cached(self, key: tuple, build):

@@ -80,7 +80,10 @@ def _errors(*codes: int) -> dict:
     text = {400: "Bad parameter; the message lists the allowed values.",
             404: "Unknown edition, municipality or vintage.",
             405: "Method not allowed (the service is read-only).",
-            500: "Unexpected server error (no internal detail is shown)."}
+            500: "Unexpected server error (no internal detail is shown).",
+            401: "Authentication required: Authorization: Bearer <token>.",
+            403: "The token's role may not do this.",
+            413: "Upload beyond 10 MB or 100,000 rows."}
     return {str(c): {"description": text[c], "content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/Error"}}}} for c in (*codes, 500)}
 
@@ -211,23 +214,34 @@ def document(api_root: str = "/api/v1", editions=None, vintages=None) -> dict:
                 **_errors(400, 404, 405)}}},
         "/focalizacion": {"get": {
             "operationId": "targetVisits",
-            "summary": "Greedy allocation of inspection visits maximising expected detections "
-                       "E_m (1 - (1 - q)^v).",
+            "summary": "Greedy allocation of inspection visits (one visit = one inspected "
+                       "workplace) maximising the children expected to be found: the v-th "
+                       "visit to m finds lambda (P_m/r) (1 - (v-1)/K_m)+, at most E_m in all. "
+                       "With a bearer token, municipalities visited within the cool-down "
+                       "window are left out.",
             "parameters": [
                 _param("edicion", "query", an_edition, "Edition; default the latest."),
                 _param("visitas", "query", {"type": "integer", "minimum": 1,
-                                            "maximum": params.MAX_VISITS, "default": 2000},
-                       "Number of visits to allocate."),
-                _param("q", "query", {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
-                                      "default": 0.05},
-                       "Share of a municipality's child labour one visit reaches."),
+                                            "maximum": params.MAX_VISITS,
+                                            "default": params.DEFAULT_VISITS},
+                       "Number of visits (workplaces) to allocate."),
+                _param("enfriamiento", "query", {"type": "integer", "minimum": 0,
+                                                 "maximum": params.MAX_COOLDOWN,
+                                                 "default": params.DEFAULT_COOLDOWN},
+                       "Cool-down window in days (applies to authenticated requests)."),
+                _param("recientes", "query", {"type": "string", "enum": ["0", "1"]},
+                       "1: keep municipalities visited within the cool-down window."),
+                _param("enviado", "query", _STR,
+                       "Any value: no `niveles` means all levels (else alto and medio)."),
                 _param("estados", "query", {"type": "array", "items": _STR},
                        "State codes (repeated or comma-separated); default all.", explode=True),
                 _param("niveles", "query", {"type": "array",
                                             "items": {"type": "string", "enum": list(LEVELS)}},
-                       "Levels (repeated or comma-separated); default all.", explode=True),
+                       "Levels (repeated or comma-separated); default alto and medio.",
+                       explode=True),
                 _param("criterio", "query", {"type": "string", "enum": list(params.CRITERIA)},
-                       "conteo: by expected children in child labour; tasa: by probability."),
+                       "Worklist order: conteo, by children expected in total; tasa, per "
+                       "visit."),
                 _param("formato", "query", {"type": "string", "enum": ["json", "csv"]},
                        "Response format."),
             ],
@@ -269,6 +283,7 @@ def document(api_root: str = "/api/v1", editions=None, vintages=None) -> dict:
             "responses": {"200": {"description": "OpenAPI document.", "content": {
                 "application/json": {"schema": {"type": "object"}}}}}}},
     }
+    paths.update(_outcome_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "riskmap API", "version": VERSION,
@@ -285,9 +300,52 @@ def document(api_root: str = "/api/v1", editions=None, vintages=None) -> dict:
             "Meta": {"type": "object", "required": ["synthetic", "attribution"], "properties": {
                 "synthetic": {"type": "boolean"},
                 "attribution": {"type": "object", "properties": {"es": _STR, "en": _STR}}}},
+            "Resumen": {"type": "object", "description": "Field validation: hit rate and "
+                        "children per workplace by level and decile of P_m (95 % Wilson / "
+                        "exact Poisson intervals), lift, municipal AUC, lambda and slope."},
             "Error": {"type": "object", "required": ["ok", "status", "error", "errors"],
                       "properties": {"ok": {"const": False}, "status": {"type": "integer"},
                                      "error": _STR,
                                      "errors": {"type": "array", "items": _STR}}},
-        }},
+        }, "securitySchemes": {"bearer": {
+            "type": "http", "scheme": "bearer",
+            "description": "API token from `riskmap users token NAME` (inspector or admin)."}}},
+    }
+
+
+def _outcome_paths() -> dict:
+    """Inspection outcomes: authenticated with a bearer token (inspector or admin)."""
+    secured = [{"bearer": []}]
+    result = {"type": "object", "properties": {
+        "file": _STR, "rows": {"type": "integer"}, "inserted": {"type": "integer"},
+        "unchanged": {"type": "integer"}, "audit_id": {"type": "integer"}}}
+    imported = {"content": {"application/json": {"schema": {
+        "type": "object", "required": ["ok", "data"],
+        "properties": {"ok": {"const": True}, "data": result}}}}}
+    return {
+        "/resultados": {"post": {
+            "operationId": "importVisits", "security": secured,
+            "summary": "Import visit records (CSV UTF-8/latin-1 or XLSX) in one transaction: "
+                       "any bad row or conflicting folio imports nothing and the 400 lists "
+                       "them (file, row, column, expected). Re-importing stored rows is a "
+                       "no-op.",
+            "parameters": [_param("nombre", "query", _STR,
+                                  "File name when the file is sent as the raw body.")],
+            "requestBody": {"required": True, "content": {
+                "multipart/form-data": {"schema": {"type": "object", "properties": {
+                    "archivo": {"type": "string", "format": "binary"}}}},
+                "text/csv": {"schema": _STR},
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+                    "schema": {"type": "string", "format": "binary"}}}},
+            "responses": {"201": dict(imported, description="Rows inserted."),
+                          "200": dict(imported, description="Nothing new (all rows stored)."),
+                          **_errors(400, 401, 403, 413)}}},
+        "/resultados/resumen": {"get": {
+            "operationId": "fieldSummary", "security": secured,
+            "summary": "Field validation of an edition against the recorded visits.",
+            "parameters": [_param("edicion", "query", _STR, "Edition; default the latest.")],
+            "responses": {"200": {"description": "Summary.", "content": {"application/json": {
+                "schema": {"type": "object", "properties": {
+                    "ok": {"const": True}, "data": {"$ref": "#/components/schemas/Resumen"}}}}}},
+                **_errors(400, 401, 403, 404)}}},
     }

@@ -393,49 +393,77 @@ WORKLIST_COLUMNS = {
     "nom_ent": _l("Estado"), "level": _l("Nivel"), "probability": _l("Probabilidad"),
     "ci_low": _l("Límite inferior (95 %)"), "ci_high": _l("Límite superior (95 %)"),
     "children": _l("Niñas y niños 5–17"),
-    "expected_child_labour": _l("Esperados en trabajo infantil"), "visits": _l("Visitas"),
-    "expected_detections": _l("Detecciones esperadas"),
-    "cumulative_detections": _l("Detecciones acumuladas"),
+    "expected_child_labour": _l("Esperados en trabajo infantil"),
+    "workplaces": _l("Establecimientos inspeccionables (K)"), "visits": _l("Visitas"),
+    "expected_found": _l("Niñas y niños que se espera encontrar"),
+    "found_per_visit": _l("Por visita"),
+    "cumulative_found": _l("Acumulado"),
 }
-DEFAULT_LEVELS = ("alto", "medio")
-MAX_VISITS = 100_000
 
 
 def _targeting_query(atlas) -> dict:
     """Validated targeting form values (also the permalink and the export query)."""
-    edition = _edition(atlas)
-    args = request.args
-    visits = params.integer("visitas", args.get("visitas"), minimum=1, maximum=MAX_VISITS,
-                            default=2000)
-    q = params.number("q", args.get("q"), minimum=0.0, maximum=1.0, default=0.05, open_low=True)
-    by = params.choice("criterio", args.get("criterio"), params.CRITERIA, "conteo")
-    all_states = sorted(atlas.rows(edition)["cve_ent"].unique())
-    states = params.choices("estados", args.getlist("estados"), all_states)
-    # A submitted form (enviado=1) with no level ticked means all levels; a first visit
-    # starts with the levels a national plan would target.
-    levels = params.choices("niveles", args.getlist("niveles"), LEVELS)
-    if not levels and not args.get("enviado"):
-        levels = list(DEFAULT_LEVELS)
-    return {"edicion": edition, "visitas": visits, "q": q, "criterio": by,
-            "estados": states, "niveles": levels}
+    names = atlas.names()
+    if not names:
+        raise NotFound("no edition is published in the data directory")
+    return params.targeting(request.args, names, names[-1],
+                            lambda e: atlas.rows(e)["cve_ent"].unique())
 
 
-def _worklist(atlas, query: dict) -> pd.DataFrame:
-    table = atlas.targeting(query["edicion"], query["visitas"], query["q"], query["estados"],
-                            query["niveles"], query["criterio"])
+def _worklist(atlas, query: dict, inputs: dict) -> pd.DataFrame:
+    table = atlas.targeting(query["edicion"], query["visitas"], inputs["lam"]["value"],
+                            query["estados"], query["niveles"], query["criterio"],
+                            exclude=inputs["exclude"], workplaces=inputs["workplaces"])
     if "visits" in table.columns:
         table = table[table["visits"] > 0]
     shown = [c for c in WORKLIST_COLUMNS if c in table.columns]
     return table[shown].reset_index(drop=True)
 
 
+def assumptions(query: dict, inputs: dict) -> list[str]:
+    """Units and assumptions of a worklist, one sentence each (page, CSV and XLSX)."""
+    lam = inputs["lam"]
+    lines = [str(_l("Unidades: una visita = un establecimiento inspeccionado; las cifras "
+                    "esperadas son niñas y niños en trabajo infantil que se espera encontrar."))]
+    if lam["source"] == "estimated":
+        lines.append(str(_l("λ = %(v)s niñas y niños encontrados por establecimiento visitado "
+                            "a la tasa nacional, estimado de %(n)s visitas registradas "
+                            "(IC 95 %%: %(lo)s–%(hi)s).", v=f"{lam['value']:.3g}",
+                            n=f"{lam['n_visits']:,}", lo=f"{lam['ci_low']:.3g}",
+                            hi=f"{lam['ci_high']:.3g}")))
+    else:
+        lines.append(str(_l("λ = %(v)s niñas y niños encontrados por establecimiento visitado a "
+                            "la tasa nacional: supuesto por defecto, no una medición; se "
+                            "reemplaza por la estimación en cuanto hay resultados registrados.",
+                            v=f"{lam['value']:.3g}")))
+    if inputs["workplaces"] is None:
+        lines.append(str(_l("K (establecimientos inspeccionables) = 0.2 × niñas y niños 5–17 "
+                            "del municipio: supuesto de orden de magnitud, sin tabla de "
+                            "establecimientos.")))
+    else:
+        lines.append(str(_l("K (establecimientos inspeccionables) de la tabla de "
+                            "establecimientos configurada.")))
+    lines.append(str(_l("Un municipio nunca rinde más que su número esperado de niñas y "
+                        "niños en trabajo infantil.")))
+    if inputs["cooldown_applied"]:
+        lines.append(str(_l("Se excluyen %(n)s municipios visitados en los últimos %(d)s días.",
+                            n=inputs["excluded"], d=query["enfriamiento"])))
+    else:
+        lines.append(str(_l("Sin periodo de enfriamiento: las visitas registradas solo se "
+                            "consultan con sesión iniciada.")))
+    return lines
+
+
 @bp.get("/focalizacion")
 def focalizacion():
     """Inspection targeting: greedy allocation of visits, worklist table and map."""
+    from .outcomes import targeting_inputs
+
     atlas = get_atlas()
     query = _targeting_query(atlas)
     edition = query["edicion"]
-    worklist = _worklist(atlas, query)
+    inputs = targeting_inputs(atlas, query)
+    worklist = _worklist(atlas, query, inputs)
     vintage = atlas.edition(edition).vintage
     states = atlas.states(vintage)
     parts = maps.build_map("focalizacion", bounds=_union_bbox(states, query["estados"]),
@@ -444,10 +472,11 @@ def focalizacion():
     spec = {"var": parts.name, "geometry": _geometry_url(vintage), "values": values,
             "mode": "keyed", "keyColours": {i["key"]: i["colour"] for i in legend},
             "link": _municipio_link(edition), "fit": not query["estados"]}
-    export_query = dict(query, lang=current_lang(), enviado=1)
+    export_query = dict(query, lang=current_lang(), enviado=1,
+                        recientes=int(query["recientes"]))
     totals = {"visits": int(worklist["visits"].sum()) if "visits" in worklist else 0,
-              "detections": float(worklist["expected_detections"].sum())
-              if "expected_detections" in worklist else None,
+              "detections": float(worklist["expected_found"].sum())
+              if "expected_found" in worklist else None,
               "municipalities": len(worklist)}
     cfg = _map_config([spec], states=states)
     cfg["labels"].update({i["key"]: i["label"] for i in legend})
@@ -460,7 +489,8 @@ def focalizacion():
         "focalizacion.html", **context, fallback=fallback, query=query, states=states,
         worklist=worklist.to_dict("records"), columns=[(c, WORKLIST_COLUMNS[c]) for c in worklist.columns],
         map=parts, config=cfg, legend=legend, totals=totals, export_query=export_query,
-        levels=LEVELS)
+        levels=LEVELS, lam=inputs["lam"], assumptions=assumptions(query, inputs),
+        limits={"max_visits": params.MAX_VISITS, "max_cooldown": params.MAX_COOLDOWN})
 
 
 def _union_bbox(states: list[dict], codes: list[str]):
@@ -504,10 +534,14 @@ def _worklist_frame(worklist: pd.DataFrame) -> pd.DataFrame:
 @bp.get("/focalizacion.csv")
 def focalizacion_csv():
     """The worklist shown on the targeting page, as CSV (UTF-8 with BOM for Excel)."""
+    from .outcomes import targeting_inputs
+
     atlas = get_atlas()
     query = _targeting_query(atlas)
-    frame = _worklist_frame(_worklist(atlas, query))
-    text = "\ufeff" + frame.to_csv(index=False, lineterminator="\r\n")
+    inputs = targeting_inputs(atlas, query)
+    frame = _worklist_frame(_worklist(atlas, query, inputs))
+    notes = "".join(f"# {line}\r\n" for line in assumptions(query, inputs))
+    text = "\ufeff" + notes + frame.to_csv(index=False, lineterminator="\r\n")
     name = f"riskmap_focalizacion_{query['edicion']}.csv"
     return Response(text, mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
@@ -516,16 +550,22 @@ def focalizacion_csv():
 @bp.get("/focalizacion.xlsx")
 def focalizacion_xlsx():
     """The worklist shown on the targeting page, as an Excel workbook (with its source)."""
+    from .outcomes import targeting_inputs
+
     atlas = get_atlas()
     query = _targeting_query(atlas)
-    frame = _worklist_frame(_worklist(atlas, query))
+    inputs = targeting_inputs(atlas, query)
+    frame = _worklist_frame(_worklist(atlas, query, inputs))
     info = atlas.provenance(query["edicion"])
     buffer = io.BytesIO()
     with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        frame.to_excel(writer, sheet_name="focalizacion", index=False)
-        about = pd.DataFrame({"": [str(_l("Parámetros")), *[f"{k}={v}" for k, v in query.items()],
+        # The first sheet states the units and assumptions before any number is read.
+        about = pd.DataFrame({"": [str(_l("Unidades y supuestos")),
+                                   *assumptions(query, inputs), "", str(_l("Parámetros")),
+                                   *[f"{k}={v}" for k, v in query.items()],
                                    "", info["attribution"][current_lang()]]})
-        about.to_excel(writer, sheet_name="fuente", index=False, header=False)
+        about.to_excel(writer, sheet_name="leeme", index=False, header=False)
+        frame.to_excel(writer, sheet_name="focalizacion", index=False)
     name = f"riskmap_focalizacion_{query['edicion']}.xlsx"
     return Response(buffer.getvalue(),
                     mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",

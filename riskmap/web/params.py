@@ -24,8 +24,6 @@ LIST_FORMATS = ("json", "geojson", "csv")
 #: Columns of the API's municipality listings (the edition output row + uncertainty detail);
 #: the API writes them and the OpenAPI document describes them.
 LIST_COLUMNS = list(ROW_COLUMNS) + ["se", "n_records", "vintage"]
-#: Largest number of inspection visits the targeting endpoints allocate.
-MAX_VISITS = 1_000_000
 
 
 def _blank(value) -> bool:
@@ -170,9 +168,56 @@ def comparison_pair(a, b, names: Sequence[str]) -> tuple[str, str]:
                                "oldest edition; give the edition to compare it with")
         return names[names.index(b) - 1], b
     return a, b
+
+
 def rule(value) -> str:
     """A level rule (query parameter ``regla``): ``mirti`` when absent, ``significance`` or
     ``cortes:A,B``; returned as its normalised spec."""
     from ..model.rules import get_rule
 
     return get_rule(None if _blank(value) else str(value), "regla").spec
+
+
+# -- targeting: one parser for the page, its downloads and the API ---------------------------
+#: Limits and defaults of the targeting parameters (page, CSV/XLSX and API alike).
+MAX_VISITS = 100_000
+DEFAULT_VISITS = 2000
+DEFAULT_COOLDOWN = 180
+MAX_COOLDOWN = 3650
+#: Levels a national plan targets when the request names none and is not a submitted form.
+DEFAULT_LEVELS = ("alto", "medio")
+
+
+def targeting(args, editions: Sequence[str], default_edition: str | None, states_of) -> dict:
+    """Validated targeting parameters from a request's query ``args`` (a werkzeug MultiDict).
+
+    Parameters
+    ----------
+    args : MultiDict
+        ``edicion``, ``visitas`` (1–100,000, default 2,000), ``criterio`` (conteo|tasa),
+        ``estados`` and ``niveles`` (repeated or comma-separated), ``enfriamiento`` (cool-down
+        in days, 0–3,650, default 180), ``recientes`` (1 = keep recently visited
+        municipalities) and ``enviado`` (1 = a submitted form: no level ticked means all).
+    editions : sequence of str
+    default_edition : str or None
+    states_of : callable
+        ``states_of(edition)`` returns the state codes of that edition.
+
+    Returns
+    -------
+    dict
+        ``edicion, visitas, criterio, estados, niveles, enfriamiento, recientes``.
+    """
+    edicion = edition(args.get("edicion"), editions, default_edition)
+    visitas = integer("visitas", args.get("visitas"), minimum=1, maximum=MAX_VISITS,
+                      default=DEFAULT_VISITS)
+    criterio = choice("criterio", args.get("criterio"), CRITERIA, "conteo")
+    estados = choices("estados", args.getlist("estados"), sorted(states_of(edicion)))
+    niveles = choices("niveles", args.getlist("niveles"), LEVELS)
+    if not niveles and not args.get("enviado"):
+        niveles = list(DEFAULT_LEVELS)
+    enfriamiento = integer("enfriamiento", args.get("enfriamiento"), minimum=0,
+                           maximum=MAX_COOLDOWN, default=DEFAULT_COOLDOWN)
+    recientes = choice("recientes", args.get("recientes"), ("0", "1"), "0") == "1"
+    return {"edicion": edicion, "visitas": visitas, "criterio": criterio, "estados": estados,
+            "niveles": niveles, "enfriamiento": enfriamiento, "recientes": recientes}
