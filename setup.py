@@ -25,5 +25,6 @@ setup(
         "riskmap.models.sources": ["*.toml"],
         "riskmap.docs": ["METHOD.md"],
         "riskmap.web": ["static/**/*", "translations/*/LC_MESSAGES/*.mo"],
+        "riskmap.outcomes.migrations": ["script.py.mako"],
     },
 )

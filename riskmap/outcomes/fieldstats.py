@@ -70,7 +70,7 @@ def poisson_irls(y, x, offset, max_iter: int = 100, tol: float = 1e-10) -> dict:
     beta = np.zeros(k)
     beta[0] = math.log(max(y.sum(), 0.5) / np.exp(offset).sum())
     converged = False
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 1):  # noqa: B007 - reported after the loop
         eta = offset + x @ beta
         mu = np.exp(eta)
         z = eta - offset + (y - mu) / mu

@@ -23,6 +23,7 @@ from .params import LIST_COLUMNS
 from .http import accepts_gzip
 from ..jsonable import jsonable
 from .atlas import get_atlas
+from .outcomes import outcomes_version
 
 bp = Blueprint("api", __name__)
 
@@ -251,6 +252,7 @@ def _plain_csv(table: pd.DataFrame, filename: str, editions: list[str], notes=()
 
 
 @bp.get("/focalizacion")
+@cache.depends_on(outcomes_version)
 def focalizacion():
     """Greedy allocation of inspection visits (one visit = one workplace): the worklist."""
     from .outcomes import targeting_inputs

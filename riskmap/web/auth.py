@@ -53,11 +53,16 @@ def _secret_key(settings: dict) -> str:
     if settings.get("secret_key"):
         return settings["secret_key"]
     path = Path(settings["data_dir"]) / ".riskmap_secret_key"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        # A missing data directory is not created by a read-only service starting up (the
+        # health check reports it); with no data there is nothing to sign in to.
+        return secrets.token_hex(32)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return path.read_text(encoding="ascii").strip()
+    except OSError:  # a read-only data directory: a per-process key (sessions per worker)
+        return secrets.token_hex(32)
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         fh.write(secrets.token_hex(32))
     return path.read_text(encoding="ascii").strip()

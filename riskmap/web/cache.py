@@ -71,6 +71,7 @@ WAIT_SECONDS = 30.0
 MIN_GZIP = 1024
 _NO_CACHE = "_riskmap_no_cache"
 _DEFAULTS = "_riskmap_cache_defaults"
+_DEPENDS = "_riskmap_cache_depends"
 # Headers rebuilt for every answer from the entry (or per request by the factory).
 _DROP = {"content-length", "content-encoding", "etag", "set-cookie", "date",
          "content-security-policy"}
@@ -79,6 +80,21 @@ def no_cache(view):
     """Mark a view whose answers must never be cached (the rule above is the usual guard)."""
     setattr(view, _NO_CACHE, True)
     return view
+
+
+def depends_on(*versions):
+    """Mark a view whose answers also depend on state outside the data directory's files
+    (the outcomes database, whose estimated λ the targeting answers use).
+
+    Each of ``versions`` is a callable taking no argument and returning a hashable that
+    changes with that state; it is evaluated for every request of the view and joins the
+    cache key. Such answers skip the fast path, which matches requests before any view runs.
+    """
+    def mark(view):
+        setattr(view, _DEPENDS, tuple(versions))
+        return view
+
+    return mark
 
 
 def defaults(**values):
@@ -154,7 +170,9 @@ def request_key():
         return None
     from .http import current_lang
 
-    return (request.host, request.script_root, request.path, _query(view), current_lang())
+    extra = tuple(version() for version in getattr(view, _DEPENDS, ()))
+    return (request.host, request.script_root, request.path, _query(view), current_lang(),
+            *extra)
 
 
 def identity_cookies(app) -> tuple[str, ...]:
@@ -370,7 +388,8 @@ def answer(entry: Entry, key=None) -> Response:
     ``key`` (the entry's cache key) lets the fast path remember the request.
     """
     zipped = entry.gzipped is not None and request.accept_encodings["gzip"] > 0
-    if key is not None:
+    view = current_app.view_functions.get(request.endpoint)
+    if key is not None and not getattr(view, _DEPENDS, ()):
         request.environ[_SERVED] = (key, zipped)
     tag = entry.etag + ("-gz" if zipped else "")
     headers = Headers(list(entry.headers))
@@ -410,8 +429,10 @@ def warm(app, languages=("es", "en")) -> dict:
 
     paths = []
     for rule in app.url_map.iter_rules():
-        if ("GET" in rule.methods and not rule.arguments and rule.endpoint not in
-                ("static", "salud") and not rule.rule.endswith((".csv", ".xlsx"))):
+        # pages and API behind the login are never cached
+        private = rule.endpoint.split(".")[0] in ("auth", "outcomes", "outcomes_api")
+        if ("GET" in rule.methods and not rule.arguments and not private and rule.endpoint
+                not in ("static", "salud") and not rule.rule.endswith((".csv", ".xlsx"))):
             paths.append(rule.rule)
     with app.app_context():
         atlas = get_atlas()

@@ -39,6 +39,19 @@ def _version(eng) -> tuple:
     return (str(eng.url), None if last is None else (last[0], str(last[1])))
 
 
+def outcomes_version() -> tuple:
+    """The outcomes database's state, for the response cache's key of the targeting answers
+    (their λ is estimated from recorded visits; a new import must show at once)."""
+    import sqlalchemy as sa
+
+    from ..errors import ConfigError
+
+    try:
+        return _version(engine())
+    except (ConfigError, sa.exc.SQLAlchemyError, OSError):
+        return ("unavailable",)
+
+
 def summary(atlas, edition: str) -> dict:
     """Field validation of ``edition`` (cached until the next import or a new edition)."""
     eng = engine()

@@ -23,6 +23,7 @@ from . import cache, maps, notices, params
 from .http import current_lang
 from .charts import calibration_plot, factor_bars, histogram, scatter_plot
 from .atlas import get_atlas
+from .outcomes import outcomes_version
 
 bp = Blueprint("pages", __name__)
 
@@ -455,6 +456,7 @@ def assumptions(query: dict, inputs: dict) -> list[str]:
 
 
 @bp.get("/focalizacion")
+@cache.depends_on(outcomes_version)
 def focalizacion():
     """Inspection targeting: greedy allocation of visits, worklist table and map."""
     from .outcomes import targeting_inputs
@@ -532,6 +534,7 @@ def _worklist_frame(worklist: pd.DataFrame) -> pd.DataFrame:
 
 
 @bp.get("/focalizacion.csv")
+@cache.depends_on(outcomes_version)
 def focalizacion_csv():
     """The worklist shown on the targeting page, as CSV (UTF-8 with BOM for Excel)."""
     from .outcomes import targeting_inputs
@@ -548,6 +551,7 @@ def focalizacion_csv():
 
 
 @bp.get("/focalizacion.xlsx")
+@cache.depends_on(outcomes_version)
 def focalizacion_xlsx():
     """The worklist shown on the targeting page, as an Excel workbook (with its source)."""
     from .outcomes import targeting_inputs
