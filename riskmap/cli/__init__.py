@@ -58,4 +58,4 @@ def main(argv=None):
 
 
 # Register the commands (imported for their side effect on ``cli``).
-from . import core, real, web  # noqa: E402, F401
+from . import core, ficha, real, web  # noqa: E402, F401

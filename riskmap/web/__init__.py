@@ -79,13 +79,14 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["SEND_FILE_MAX_AGE_DEFAULT"] = settings["cache_max_age"]
     Babel(app, locale_selector=select_locale)
 
-    from . import atlas, errors, pages, api, downloads
+    from . import atlas, errors, pages, api, downloads, fichas
 
     atlas.init_app(app)
     errors.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     app.register_blueprint(downloads.bp)
+    app.register_blueprint(fichas.bp)
 
     app.add_url_rule("/assets/leaflet/<path:filename>", "leaflet_asset", _leaflet_asset)
     app.jinja_env.globals.update(_=gettext, url_for=url_for, csp_nonce=_csp_nonce,

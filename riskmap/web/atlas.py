@@ -22,6 +22,7 @@ from ..model.compare import parents
 from ..publish.edition import EXTRA_COLUMNS, LEVELS, ROW_COLUMNS, Edition
 from ..errors import NotFound
 from ..publish.store import DataStore
+from ..model.factors import describe_factor
 from . import params
 
 EXTENSION_KEY = "riskmap_atlas"
@@ -292,6 +293,10 @@ class Atlas:
             lab = labels.get(rec["covariate"], {})
             rec["label_es"] = lab.get("es", rec["covariate"])
             rec["label_en"] = lab.get("en", rec["covariate"])
+            for lang in ("es", "en"):
+                rec[f"phrase_{lang}"] = describe_factor(rec[f"label_{lang}"],
+                                                        rec.get("municipal_mean"),
+                                                        rec.get("national_mean"), lang)
             out.append(rec)
         return out
 
