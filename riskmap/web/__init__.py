@@ -104,7 +104,9 @@ def current_lang() -> str:
 
 
 def _template_context() -> dict:
-    return {"lang": current_lang(), "settings": _settings()}
+    from datetime import date
+
+    return {"lang": current_lang(), "settings": _settings(), "today": date.today().isoformat()}
 
 
 def _settings() -> dict:

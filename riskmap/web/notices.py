@@ -72,4 +72,7 @@ def page_context(atlas, *names: str) -> dict:
             "semi_synthetic": not synthetic and any(i["semi_synthetic"] for i in infos),
             "attribution": " | ".join(dict.fromkeys(i["attribution"][lang] for i in infos)),
             "imported": [c for c in caps if c["imported"]],
-            "capabilities": caps[0] if caps else None}
+            "capabilities": caps[0] if caps else None,
+            "shown_editions": names,
+            "rule_texts": list(dict.fromkeys(i["rule_text"][lang] for i in infos if
+                                             i["rule_text"][lang]))}
