@@ -119,3 +119,20 @@ def test_cli_ficha_writes_pdf_and_rejects_bad_input(data_dir, tmp_path, capsys):
                         "--data-dir", data_dir], capsys)
     assert code == 2 and "1999" in err
     assert not (tmp_path / "x.pdf").exists()
+
+
+def test_missing_pdf_library_is_a_clear_503(app, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_weasyprint(name, *args, **kwargs):
+        if name == "weasyprint":
+            raise OSError("cannot load library 'libpango-1.0-0'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_weasyprint)
+    res = app.test_client().get("/estado/30/ficha.pdf?edicion=2017&lang=en",
+                                headers={"Accept": "application/json"})
+    assert res.status_code == 503
+    assert "libpango" in res.get_data(as_text=True)  # says what to install

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 import pandas as pd
 from flask import Blueprint, Response, render_template, request
 
-from ..errors import NotFound
+from ..errors import NotFound, Unavailable
 from ..model.levels import LEVELS
 from . import current_lang, notices, params
 from ..model.factors import describe_factor
@@ -119,7 +119,8 @@ def state_context(atlas, name: str, cve_ent: str, lang: str) -> dict:
     top = sorted(factors, key=lambda f: -f["contribution"])[:TOP_FACTORS]
     history = []
     for other in atlas.names():
-        other_rows = atlas.rows(other)
+        other_rows = atlas.derived(other, "level_table", lambda other=other: atlas.store.load_table(
+            other, ["cve_ent", "level", "probability", "children"]))
         part = other_rows[other_rows["cve_ent"] == cve_ent]
         if len(part):
             history.append({"edition": other, "counts": _counts(part), "total": len(part),
@@ -202,12 +203,23 @@ def ficha_pdf(kind: str, name: str, code: str, lang: str) -> bytes:
     atlas = get_atlas()
 
     def build():
-        from weasyprint import HTML  # heavy import, only when a ficha is asked for
-
         html = ficha_html(kind, name, code, lang)
-        return HTML(string=html, base_url=request.url_root).write_pdf()
+        return _weasyprint().HTML(string=html, base_url=request.url_root).write_pdf()
 
     return atlas.derived(name, ("ficha", kind, str(code), lang), build)
+
+
+def _weasyprint():
+    """WeasyPrint, imported on first use (it is heavy); Unavailable when its system
+    libraries are missing, so the HTML ficha (printable from the browser) still serves."""
+    try:
+        import weasyprint
+    except (ImportError, OSError) as exc:
+        raise Unavailable(
+            "PDF fichas need WeasyPrint and the Pango library (Debian: libpango-1.0-0 "
+            f"libpangoft2-1.0-0); the HTML ficha (ficha.html) prints from the browser: {exc}"
+        ) from None
+    return weasyprint
 
 
 def _pdf_response(kind: str, code: str) -> Response:
