@@ -77,3 +77,11 @@ class ConfigError(RiskmapError):
     """An unknown or ill-typed setting; raised at start-up."""
 
     exit_code = 2
+
+
+class Unavailable(RiskmapError):
+    """A feature needs a system component that is missing here (e.g. the Pango library
+    WeasyPrint draws PDFs with): HTTP 503, exit code 1, with what to install."""
+
+    status = 503
+    exit_code = 1

@@ -106,3 +106,13 @@ def test_download_errors(client, url, status, text):
     response = client.get(url)
     assert response.status_code == status and response.mimetype == "text/html"
     assert text in unescape(response.get_data(as_text=True))
+
+
+def test_xlsx_download_follows_the_page_language(client):
+    import openpyxl
+
+    es = openpyxl.load_workbook(io.BytesIO(client.get("/descargas/2023.xlsx").data))
+    en = openpyxl.load_workbook(io.BytesIO(client.get("/descargas/2023.xlsx?lang=en").data))
+    assert es.sheetnames[0] == "municipios" and en.sheetnames[0] == "municipalities"
+    assert "Probabilidad" in [c.value for c in es.active[1]]
+    assert "Probability" in [c.value for c in en.active[1]]

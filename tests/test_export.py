@@ -82,14 +82,26 @@ def test_csv_bom_columns_provenance_and_defused_text(edition, tmp_path):
                                edition.rows["probability"].to_numpy())
 
 
-def test_xlsx_two_sheets_and_no_formulas(edition, tmp_path):
+def test_xlsx_spanish_sheets_formats_and_no_formulas(edition, tmp_path):
+    from riskmap.publish.export import HEADERS
+
     path = export_edition(edition, "xlsx", tmp_path / "out.xlsx")
     wb = openpyxl.load_workbook(path)
-    assert wb.sheetnames == ["municipios", "metadatos"]
+    assert wb.sheetnames == ["municipios", "metadatos", "diccionario"]
     ws = wb["municipios"]
     header = [c.value for c in ws[1]]
-    assert header == list(ROW_COLUMNS) + ["synthetic", "rule", "source"]
+    columns = list(ROW_COLUMNS) + ["synthetic", "rule", "source"]
+    assert header == [HEADERS[c][0] for c in columns]
+    assert header[6] == "Probabilidad" and "probability" not in header
     assert ws.max_row == 7
+    # frozen header row, a filter over the whole table, percentages and thousands
+    assert ws.freeze_panes == "A2"
+    assert ws.auto_filter.ref == ws.dimensions
+    col = {c: i + 1 for i, c in enumerate(columns)}
+    assert ws.cell(2, col["probability"]).number_format == "0.0%"
+    assert ws.cell(2, col["ci_high"]).number_format == "0.0%"
+    assert ws.cell(2, col["children"]).number_format == "#,##0"
+    assert isinstance(ws.cell(2, col["probability"]).value, float)  # still a number
     cells = [c for row in ws.iter_rows() for c in row]
     assert not any(c.data_type == "f" for c in cells)
     values = [c.value for c in cells]
@@ -98,7 +110,21 @@ def test_xlsx_two_sheets_and_no_formulas(edition, tmp_path):
     meta = {r[0]: r[1] for r in wb["metadatos"].iter_rows(min_row=2, values_only=True)}
     assert meta["datos sintéticos"] == "sí"
     assert meta["atribución"] == SYNTHETIC_ES
-    assert "columna: probability" in meta
+    assert meta["edición"] == "2023"
+    assert meta["geografía (vintage)"] == edition.card["vintage"]
+    assert meta["regla de clasificación"].startswith("alto si ci_low > tasa")
+    terms = {r[0]: r[1] for r in wb["diccionario"].iter_rows(min_row=2, values_only=True)}
+    assert terms["probability"] == "Probabilidad"  # machine name -> header shown
+
+
+def test_xlsx_in_english(edition, tmp_path):
+    path = export_edition(edition, "xlsx", tmp_path / "out.xlsx", lang="en")
+    wb = openpyxl.load_workbook(path)
+    assert wb.sheetnames == ["municipalities", "metadata", "dictionary"]
+    header = [c.value for c in wb["municipalities"][1]]
+    assert "Probability" in header and "Probabilidad" not in header
+    meta = {r[0]: r[1] for r in wb["metadata"].iter_rows(min_row=2, values_only=True)}
+    assert meta["synthetic data"] == "yes" and meta["geography vintage"]
 
 
 def test_geojson_metadata_and_features(edition, tmp_path):
@@ -191,7 +217,7 @@ def test_export_table_csv_and_xlsx():
     buf = io.BytesIO()
     export_table(df, "xlsx", buf, {"visits": 10}, sheet="focalizacion")
     wb = openpyxl.load_workbook(buf)
-    assert wb.sheetnames == ["focalizacion", "metadatos"]
+    assert wb.sheetnames == ["focalizacion", "metadatos", "diccionario"]
     assert wb["focalizacion"]["B2"].value == "'@SUM(A1)"
     with pytest.raises(BadParameter, match="allowed: csv, xlsx"):
         export_table(df, "gpkg", io.BytesIO())

@@ -62,3 +62,15 @@ def test_missing_coefficient_or_mean_raises():
         factor_contributions(COEF, means(), NATIONAL.drop("age"), DOMAINS)
     with pytest.raises(InputError, match="positive integer"):
         top_factors(factor_contributions(COEF, means(), NATIONAL, DOMAINS), n=0)
+
+
+@pytest.mark.parametrize("lang, m, n, expected", [
+    ("es", 0.318, 0.452, "Jefatura: menos que el promedio nacional (31.8 % frente a 45.2 %)"),
+    ("es", 0.6, 0.4, "Jefatura: más que el promedio nacional (60.0 % frente a 40.0 %)"),
+    ("en", 7.3, 8.9, "Jefatura: less than the national average (7.3 vs 8.9)"),
+    ("en", None, 0.4, "Jefatura"),
+])
+def test_describe_factor_states_the_direction_in_words(lang, m, n, expected):
+    from riskmap.model.factors import describe_factor
+
+    assert describe_factor("Jefatura", m, n, lang) == expected

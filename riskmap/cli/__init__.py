@@ -4,6 +4,7 @@
 - :mod:`riskmap.cli.web`   serve
 - :mod:`riskmap.cli.real`  crosswalk, simulate, import-edition, fetch, harmonise
 - :mod:`riskmap.cli.trend` trend
+- :mod:`riskmap.cli.ficha` ficha
 - :mod:`riskmap.cli.outcomes`  users add|list|disable|token, outcomes import|export
 
 Commands that read or write the data directory take ``--data-dir``; ``crosswalk`` and
@@ -73,4 +74,4 @@ def main(argv=None):
 
 
 # Register the commands (imported for their side effect on ``cli``).
-from . import core, outcomes, real, trend, web  # noqa: E402, F401
+from . import core, ficha, outcomes, real, trend, web  # noqa: E402, F401

@@ -239,15 +239,17 @@ def relevel(name, level_rule, data_dir):
               help="Only this level (any case): " + ", ".join(LEVELS) + ".")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Output file.")
+@click.option("--lang", type=click.Choice(["es", "en"]), default="es", show_default=True,
+              help="Language of spreadsheet headers and metadata (xlsx).")
 @data_dir_option
-def export(name, fmt, state, level, output, data_dir):
+def export(name, fmt, state, level, output, lang, data_dir):
     """Export an edition's municipal results (same filters as the API)."""
     from ..publish.export import export_edition, normalise_format
 
     normalise_format(fmt)  # an unknown format fails before the edition is read
     edition = _published_store(data_dir).load_edition(name)
     with _os_errors_as_input():
-        path = export_edition(edition, fmt, output, state=state, level=level)
+        path = export_edition(edition, fmt, output, state=state, level=level, lang=lang)
     click.echo(f"wrote {path}", err=True)
 
 

@@ -99,3 +99,46 @@ def top_factors(long: pd.DataFrame, n=3, labels=None) -> pd.Series:
     out = joined.reindex(codes).fillna("")
     out.index.name = "cvegeo"
     return out.rename("top_factors").astype(object)
+
+
+def _value(x: float, share: bool, lang: str) -> str:
+    if share:
+        text = f"{100 * x:.1f}"
+        return f"{text} %" if lang == "es" else f"{text}%"
+    return f"{x:.1f}"
+
+
+def describe_factor(label: str, municipal_mean, national_mean, lang: str = "es") -> str:
+    """A factor in words, with its direction against the national mean.
+
+    A contribution's sign alone reads backwards for protective covariates: "Jefatura con
+    seguridad social +0.17" raises risk because the municipality has *fewer* such heads than
+    the country. The phrase says which way the municipality differs, e.g. "Jefatura con
+    seguridad social: menos que el promedio nacional (31.8 % frente a 45.2 %)".
+
+    Parameters
+    ----------
+    label : str
+        The covariate's label in ``lang``.
+    municipal_mean, national_mean : float or None
+        Census means of the covariate (shares for 0/1 covariates).
+    lang : {"es", "en"}
+
+    Returns
+    -------
+    str
+        The phrase; the bare label when a mean is missing.
+    """
+    try:
+        m, n = float(municipal_mean), float(national_mean)
+    except (TypeError, ValueError):
+        return label
+    if not (np.isfinite(m) and np.isfinite(n)):
+        return label
+    share = 0.0 <= m <= 1.0 and 0.0 <= n <= 1.0
+    values = (_value(m, share, lang), _value(n, share, lang))
+    if lang == "en":
+        word = "more than" if m > n else "less than" if m < n else "the same as"
+        return f"{label}: {word} the national average ({values[0]} vs {values[1]})"
+    word = "más que el" if m > n else "menos que el" if m < n else "igual al"
+    return f"{label}: {word} promedio nacional ({values[0]} frente a {values[1]})"

@@ -8,7 +8,9 @@ attribution):
 ========  =================================================================================
 csv       the output row (ROW_COLUMNS, in order) + ``synthetic``, ``rule``, ``source``
           columns; UTF-8 with BOM so Excel in Spanish shows accents
-xlsx      sheet ``municipios`` (same table) + sheet ``metadatos`` (provenance, data dictionary)
+xlsx      sheet ``municipios`` (same table, Spanish headers, or English ones with
+          ``lang="en"``; percentages, frozen header, filters) + ``metadatos`` (edition,
+          vintage, rule, sources, attribution) + ``diccionario`` (machine names)
 geojson   FeatureCollection with a top-level ``metadata`` member
 gpkg      layer ``municipios`` + non-spatial table ``metadatos``
 shp       zip of .shp/.shx/.dbf/.prj/.cpg (UTF-8) + ``LEEME.txt`` (provenance and the
@@ -63,6 +65,31 @@ DICTIONARY = {
     "rule": "Regla de clasificación / classification rule",
     "source": "Fuente y atribución / source and attribution",
 }
+
+#: Column headers of the spreadsheets (es, en); the data dictionary keeps the machine names.
+HEADERS = {
+    "edition": ("Edición", "Edition"), "cvegeo": ("Clave municipal", "Municipal code"),
+    "cve_ent": ("Clave de entidad", "State code"), "nom_ent": ("Entidad", "State"),
+    "nom_mun": ("Municipio", "Municipality"),
+    "children": ("Niñas, niños y adolescentes 5-17", "Children 5-17"),
+    "probability": ("Probabilidad", "Probability"),
+    "ci_low": ("IC 95 % inferior", "95% CI low"), "ci_high": ("IC 95 % superior", "95% CI high"),
+    "level": ("Nivel de riesgo", "Risk level"),
+    "level_rule": ("Regla del nivel", "Level rule"),
+    "level_certainty": ("Certeza del nivel", "Level certainty"),
+    "expected_child_labour": ("Esperados en trabajo infantil", "Expected in child labour"),
+    "rank_national": ("Lugar nacional", "National rank"),
+    "rank_state": ("Lugar en la entidad", "Rank in state"),
+    "top_factors": ("Principales factores", "Main factors"),
+    "synthetic": ("Datos sintéticos", "Synthetic data"),
+    "rule": ("Regla de clasificación", "Classification rule"),
+    "source": ("Fuente y atribución", "Source and attribution"),
+}
+
+#: Number formats of spreadsheet columns (the values stay proportions and plain numbers).
+_XLSX_FORMATS = {"probability": "0.0%", "ci_low": "0.0%", "ci_high": "0.0%",
+                 "level_certainty": "0%", "children": "#,##0", "expected_child_labour": "#,##0",
+                 "rank_national": "0", "rank_state": "0"}
 
 #: Shapefile (DBF) field names are limited to 10 characters.
 SHP_FIELDS = {
@@ -180,11 +207,11 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _provenance_columns(edition) -> dict:
+def _provenance_columns(edition, lang: str = "es") -> dict:
     """The constant ``synthetic``, ``rule`` and ``source`` columns of the tabular exports."""
     info = provenance(edition.card)
-    return {"synthetic": info["synthetic"], "rule": info["rule_text"]["es"],
-            "source": source_text(edition.card, "es")}
+    return {"synthetic": info["synthetic"], "rule": info["rule_text"][lang],
+            "source": source_text(edition.card, lang)}
 
 
 def _rows_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -192,9 +219,9 @@ def _rows_table(rows: pd.DataFrame) -> pd.DataFrame:
     return _typed(pd.DataFrame(rows[list(ROW_COLUMNS)]).reset_index(drop=True))
 
 
-def _table(edition, rows: pd.DataFrame) -> pd.DataFrame:
+def _table(edition, rows: pd.DataFrame, lang: str = "es") -> pd.DataFrame:
     """Output row columns in order plus the provenance columns (no geometry)."""
-    return _rows_table(rows).assign(**_provenance_columns(edition))
+    return _rows_table(rows).assign(**_provenance_columns(edition, lang))
 
 
 def _metadata(edition, state=None, level=None, n_rows=None) -> dict:
@@ -207,7 +234,8 @@ def _metadata(edition, state=None, level=None, n_rows=None) -> dict:
 
 # -- generic tables --------------------------------------------------------------------------
 def export_table(df: pd.DataFrame, fmt: str, path_or_buffer, metadata: dict | None = None, *,
-                 sheet: str = "datos", dictionary: dict | None = None) -> None:
+                 sheet: str = "datos", dictionary: dict | None = None, lang: str = "es",
+                 headers: dict | None = None, formats: dict | None = None) -> None:
     """Write a plain table (e.g. a targeting worklist) as CSV or XLSX with its metadata.
 
     Parameters
@@ -222,6 +250,14 @@ def export_table(df: pd.DataFrame, fmt: str, path_or_buffer, metadata: dict | No
         Name of the data sheet (XLSX).
     dictionary : dict, optional
         Column -> description, appended to the ``metadatos`` sheet (XLSX).
+    lang : {"es", "en"}
+        Language of the XLSX headers and metadata labels (CSV keeps the machine names).
+    headers : dict, optional
+        Column -> (es, en) header of the XLSX data sheet; default :data:`HEADERS`
+        (columns without one keep their machine name).
+    formats : dict, optional
+        Column -> Excel number format; default percentages for probabilities and
+        thousands separators for counts.
 
     Raises
     ------
@@ -245,15 +281,48 @@ def export_table(df: pd.DataFrame, fmt: str, path_or_buffer, metadata: dict | No
         else:
             Path(path_or_buffer).write_bytes(data)
         return
+    en = lang == "en"
+    headers = HEADERS if headers is None else headers
+    shown = {c: headers[c][1 if en else 0] if c in headers else c for c in df.columns}
     meta_rows = [(str(k), v if isinstance(v, (str, int, float, bool)) or v is None
                   else json.dumps(v, ensure_ascii=False, default=str))
                  for k, v in metadata.items()]
-    if dictionary:
-        meta_rows += [("", "")] + [("columna: " + c, d) for c, d in dictionary.items()]
-    meta = pd.DataFrame(meta_rows, columns=["campo", "valor"])
+    meta = pd.DataFrame(meta_rows, columns=["field", "value"] if en else ["campo", "valor"])
+    words = (("column", "header", "description") if en else
+             ("columna", "encabezado", "descripción"))
+    dictionary = {c: (dictionary or {}).get(c, "") for c in df.columns}
+    terms = pd.DataFrame([(c, shown[c], d) for c, d in dictionary.items()], columns=words)
+    data_sheet = sheet
     with pd.ExcelWriter(path_or_buffer, engine="openpyxl") as writer:
-        defuse_frame(df).to_excel(writer, sheet_name=sheet, index=False)
-        defuse_frame(meta).to_excel(writer, sheet_name="metadatos", index=False)
+        defuse_frame(df).rename(columns=shown).to_excel(writer, sheet_name=data_sheet,
+                                                        index=False)
+        defuse_frame(meta).to_excel(writer, sheet_name="metadata" if en else "metadatos",
+                                    index=False)
+        defuse_frame(terms).to_excel(writer, sheet_name="dictionary" if en else "diccionario",
+                                     index=False)
+        _style_sheets(writer, data_sheet, list(df.columns),
+                      _XLSX_FORMATS if formats is None else formats)
+
+
+def _style_sheets(writer, data_sheet: str, columns: list[str], formats: dict) -> None:
+    """Frozen header row, filters, number formats and readable widths on every sheet."""
+    from openpyxl.utils import get_column_letter
+
+    for name, ws in writer.sheets.items():
+        ws.freeze_panes = "A2"
+        if ws.max_row > 1:
+            ws.auto_filter.ref = ws.dimensions
+        for idx, cells in enumerate(ws.iter_cols(min_row=1, max_row=min(ws.max_row, 200)), 1):
+            longest = max((len(str(c.value)) for c in cells if c.value is not None), default=8)
+            ws.column_dimensions[get_column_letter(idx)].width = min(max(longest + 2, 8), 60)
+        if name != data_sheet:
+            continue
+        for idx, col in enumerate(columns, 1):
+            fmt = formats.get(col)
+            if not fmt:
+                continue
+            for (cell,) in ws.iter_rows(min_row=2, min_col=idx, max_col=idx):
+                cell.number_format = fmt
 
 
 # -- writers ---------------------------------------------------------------------------------
@@ -261,19 +330,22 @@ def _write_csv(edition, rows, path, state, level):
     export_table(_rows_table(rows), "csv", path, _provenance_columns(edition))
 
 
-def _write_xlsx(edition, rows, path, state, level):
+def _write_xlsx(edition, rows, path, state, level, lang="es"):
     info = provenance(edition.card)
-    meta = {
-        "edición": info["edition"], "fuentes": "; ".join(info["sources"]),
-        "datos sintéticos": "sí" if info["synthetic"] else "no",
-        "regla de clasificación": info["rule_text"]["es"],
-        "classification rule": info["rule_text"]["en"],
-        "atribución": info["attribution"]["es"], "attribution": info["attribution"]["en"],
-        "creado": info["created"] or "", "filtro entidad": state or "",
-        "filtro nivel": level or "", "municipios": len(rows),
-    }
-    export_table(_table(edition, rows), "xlsx", path, meta, sheet="municipios",
-                 dictionary=DICTIONARY)
+    en = lang == "en"
+    values = (info["edition"], info.get("vintage") or "", "; ".join(info["sources"]),
+              ("yes" if en else "sí") if info["synthetic"] else "no",
+              info["rule_text"][lang], info["attribution"][lang], info["created"] or "",
+              state or "", level or "", len(rows))
+    labels = (("edition", "geography vintage", "sources", "synthetic data",
+               "classification rule", "attribution", "created", "state filter",
+               "level filter", "municipalities") if en else
+              ("edición", "geografía (vintage)", "fuentes", "datos sintéticos",
+               "regla de clasificación", "atribución", "creado", "filtro entidad",
+               "filtro nivel", "municipios"))
+    export_table(_table(edition, rows, lang), "xlsx", path, dict(zip(labels, values)),
+                 sheet="municipalities" if en else "municipios", dictionary=DICTIONARY,
+                 lang=lang)
 
 
 def _write_geojson(edition, rows, path, state, level):
@@ -349,7 +421,7 @@ _ALIASES = {"excel": "xlsx", "geopackage": "gpkg", "shapefile": "shp", "zip": "s
 
 
 # -- public entry points ---------------------------------------------------------------------
-def export_edition(edition, fmt: str, path, state=None, level=None) -> Path:
+def export_edition(edition, fmt: str, path, state=None, level=None, lang: str = "es") -> Path:
     """Write ``edition`` (optionally filtered) to ``path`` in format ``fmt``, atomically.
 
     Parameters
@@ -361,6 +433,8 @@ def export_edition(edition, fmt: str, path, state=None, level=None) -> Path:
         Output file (for ``shp`` a ``.zip``).
     state, level : str, optional
         Filters, as in :func:`filter_rows`.
+    lang : {"es", "en"}
+        Language of the XLSX headers and metadata (other formats keep machine names).
 
     Returns
     -------
@@ -380,8 +454,15 @@ def export_edition(edition, fmt: str, path, state=None, level=None) -> Path:
     state, level = resolve_filters(edition, state, level)
     rows = filter_rows(edition, state, level)
     with atomic_path(path) as tmp:
-        FORMATS[key].writer(edition, rows, tmp, state, level)
+        _write(key, edition, rows, tmp, state, level, lang)
     return path
+
+
+def _write(key, edition, rows, target, state, level, lang):
+    if key == "xlsx":
+        _write_xlsx(edition, rows, target, state, level, lang)
+    else:
+        FORMATS[key].writer(edition, rows, target, state, level)
 
 
 def export_filename(edition, fmt: str, state=None, level=None) -> str:
@@ -392,7 +473,8 @@ def export_filename(edition, fmt: str, state=None, level=None) -> str:
     return "_".join(parts) + "." + FORMATS[key].extension
 
 
-def export_bytes(edition, fmt: str, state=None, level=None) -> tuple[bytes, str, str]:
+def export_bytes(edition, fmt: str, state=None, level=None,
+                 lang: str = "es") -> tuple[bytes, str, str]:
     """The export as bytes for a web download.
 
     Returns
@@ -405,9 +487,9 @@ def export_bytes(edition, fmt: str, state=None, level=None) -> tuple[bytes, str,
     name = export_filename(edition, key, state, level)
     if key in ("csv", "xlsx"):
         buf = io.BytesIO()
-        FORMATS[key].writer(edition, rows, buf, state, level)
+        _write(key, edition, rows, buf, state, level, lang)
         return buf.getvalue(), FORMATS[key].mimetype, name
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) / name
-        FORMATS[key].writer(edition, rows, target, state, level)
+        _write(key, edition, rows, target, state, level, lang)
         return target.read_bytes(), FORMATS[key].mimetype, name

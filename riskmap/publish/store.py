@@ -124,6 +124,20 @@ class DataStore:
         card = json.loads(card_df["json"].iloc[0])
         return Edition(name=name, rows=rows, factors=pd.DataFrame(factors), card=card)
 
+    def load_table(self, name: str, columns) -> pd.DataFrame:
+        """Some attribute columns of an edition's municipal rows, without geometry (fast:
+        a history across editions needs levels and probabilities, not shapes)."""
+        path = self.edition_path(name)
+        if not path.exists():
+            raise NotFound(f"edition {name!r} is not published; published: "
+                           + (", ".join(self.edition_names()) or "none"))
+        table = pyogrio.read_dataframe(path, layer="municipios", columns=list(columns),
+                                       read_geometry=False)
+        for col in _CODE_COLUMNS:
+            if col in table.columns:
+                table[col] = table[col].astype(str)
+        return pd.DataFrame(table)
+
     def load_card(self, name: str) -> dict:
         """The model card only (cheap: reads the JSON copy)."""
         path = self.edition_path(name)

@@ -82,13 +82,14 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["SEND_FILE_MAX_AGE_DEFAULT"] = settings["cache_max_age"]
     Babel(app, locale_selector=select_locale)
 
-    from . import atlas, errors, pages, api, downloads, method, trends, auth, outcomes
+    from . import atlas, errors, pages, api, downloads, fichas, method, trends, auth, outcomes
 
     atlas.init_app(app)
     errors.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp, url_prefix="/api/v1")
     app.register_blueprint(downloads.bp)
+    app.register_blueprint(fichas.bp)
     app.register_blueprint(method.bp)
     app.register_blueprint(trends.bp)
     auth.init_app(app)  # login, sessions, CSRF; the outcomes pages and API need it
@@ -108,7 +109,9 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def _template_context() -> dict:
-    return {"lang": current_lang(), "settings": _settings()}
+    from datetime import date
+
+    return {"lang": current_lang(), "settings": _settings(), "today": date.today().isoformat()}
 
 
 def _settings() -> dict:

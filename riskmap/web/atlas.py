@@ -20,6 +20,7 @@ from ..errors import InputError, NotFound
 from ..ingest.adjacency import adjacency as touching
 from ..jsonable import jsonable
 from ..publish.store import DataStore
+from ..model.factors import describe_factor
 from . import params
 
 EXTENSION_KEY = "riskmap_atlas"
@@ -314,6 +315,10 @@ class Atlas:
             lab = labels.get(rec["covariate"], {})
             rec["label_es"] = lab.get("es", rec["covariate"])
             rec["label_en"] = lab.get("en", rec["covariate"])
+            for lang in ("es", "en"):
+                rec[f"phrase_{lang}"] = describe_factor(rec[f"label_{lang}"],
+                                                        rec.get("municipal_mean"),
+                                                        rec.get("national_mean"), lang)
             out.append(rec)
         return out
 

@@ -48,6 +48,7 @@ def factor_bars(factors: list[dict], lang: str, domains: dict, width: int = 680)
         x = zero if value >= 0 else zero - w
         bars.append({"x": round(x, 1), "y": top + i * (bar_h + gap), "w": round(max(w, 0.5), 1),
                      "h": bar_h, "label": f.get(f"label_{lang}") or f.get("covariate"),
+                     "phrase": f.get(f"phrase_{lang}") or f.get(f"label_{lang}") or "",
                      "domain": domains.get(f.get("domain"), f.get("domain") or ""),
                      "value": value, "positive": value > 0})
     height = top * 2 + len(items) * (bar_h + gap)

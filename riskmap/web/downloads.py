@@ -16,6 +16,7 @@ from flask import Blueprint, Response, render_template, request, url_for
 
 from ..publish.edition import LEVELS
 from . import params
+from .http import current_lang
 from .atlas import get_atlas
 
 bp = Blueprint("downloads", __name__)
@@ -38,12 +39,13 @@ def _export(name: str, fmt: str, estado: str | None, nivel: str | None):
     atlas = get_atlas()
     edition = atlas.edition(name)
     path = atlas.store.edition_path(name)
-    key = (str(path), path.stat().st_mtime_ns, fmt, estado, nivel)
+    lang = current_lang()
+    key = (str(path), path.stat().st_mtime_ns, fmt, estado, nivel, lang)
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    data, mimetype, filename = export_bytes(edition, fmt, estado, nivel)
+    data, mimetype, filename = export_bytes(edition, fmt, estado, nivel, lang=lang)
     etag = hashlib.sha256(repr(key).encode() + hashlib.sha256(data).digest()).hexdigest()[:32]
     value = (data, mimetype, filename, etag)
     with _lock:

@@ -46,6 +46,10 @@ def respond(status: int, message: str, errors=None, headers=None):
 
 def handle_riskmap_error(exc: RiskmapError):
     """Errors the user caused (bad parameter, unknown edition...) keep their status."""
+    if exc.status == 503:
+        # a missing optional component: say what is missing and how to get it
+        current_app.logger.warning("unavailable: %s", exc.message)
+        return respond(503, exc.message, exc.errors)
     if exc.status >= 500:
         current_app.logger.error("server-side riskmap error: %s", exc.message)
         return respond(500, _internal_message())

@@ -21,8 +21,10 @@ import pandas as pd
 #: Colour of municipalities without an estimate (its own legend class on every layer).
 NO_DATA_COLOUR = "#bdbdbd"
 
-#: Level palette (ColorBrewer YlOrRd 3, safe for deuteranopia/protanopia), then no data.
-LEVEL_COLOURS = {"alto": "#e6550d", "medio": "#fdae6b", "bajo": "#fee6ce",
+#: Level palette (sequential dark red / orange / cream, safe for deuteranopia and
+#: protanopia), then no data. Neighbouring levels differ by a contrast ratio >= 3:1
+#: (WCAG 1.4.11); the stylesheet's --alto/--medio/--bajo repeat these values.
+LEVEL_COLOURS = {"alto": "#67000d", "medio": "#e6550d", "bajo": "#fff5eb",
                  "sin_informacion": NO_DATA_COLOUR}
 LEVEL_ORDER = ("alto", "medio", "bajo", "sin_informacion")
 

@@ -78,4 +78,7 @@ def page_context(atlas, *names: str) -> dict:
             "level_rules": [{"edition": n, "text": i["rule_text"][lang]}
                             for n, i in zip(names, infos) if i["rule_text"][lang]],
             "imported": [c for c in caps if c["imported"]],
-            "capabilities": caps[0] if caps else None}
+            "capabilities": caps[0] if caps else None,
+            "shown_editions": names,
+            "rule_texts": list(dict.fromkeys(i["rule_text"][lang] for i in infos if
+                                             i["rule_text"][lang]))}

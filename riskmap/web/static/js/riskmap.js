@@ -10,6 +10,36 @@
     return String(s || '').normalize('NFD').replace(/[\u0300-\u036f]/g, '').toLowerCase().trim();
   }
 
+  /* ---- phones: the map first, its options folded away until asked for ---- */
+  if (window.matchMedia && window.matchMedia('(max-width: 700px)').matches) {
+    Array.prototype.forEach.call(document.querySelectorAll('details.controls-panel'), function (d) {
+      d.open = false;
+    });
+  }
+
+  /* ---- tables scroll inside their own box, reachable from the keyboard ---- */
+  Array.prototype.forEach.call(document.querySelectorAll('main table'), function (table) {
+    var box = table.parentElement;
+    if (!box.classList.contains('tablewrap')) {
+      box = document.createElement('div');
+      box.className = 'tablewrap';
+      table.parentNode.insertBefore(box, table);
+      box.appendChild(table);
+    }
+    if (!box.hasAttribute('tabindex')) {
+      box.setAttribute('tabindex', '0');
+      box.setAttribute('role', 'region');
+      var cap = table.caption || box.previousElementSibling;
+      box.setAttribute('aria-label', (cap && cap.textContent.trim()) || document.title);
+    }
+  });
+  Array.prototype.forEach.call(document.querySelectorAll('.panel, .tablewrap'), function (el) {
+    if (!el.hasAttribute('tabindex') && (el.scrollWidth > el.clientWidth + 1 ||
+                                         el.scrollHeight > el.clientHeight + 1)) {
+      el.setAttribute('tabindex', '0');
+    }
+  });
+
   /* ---- sortable tables (independent of maps) ---- */
   function sortTable(table, col, th) {
     var body = table.tBodies[0];
