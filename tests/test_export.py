@@ -375,8 +375,15 @@ def test_every_format_carries_level_rule_and_certainty(demo_store, tmp_path, fmt
     path = export_edition(ed, fmt, tmp_path / f"o.{FORMATS[fmt].extension}", state="07")
     expected = ed.rows[ed.rows["cve_ent"] == "07"].set_index("cvegeo")
     if fmt in ("csv", "xlsx"):
-        df = (pd.read_csv(path, encoding="utf-8-sig", dtype={"cvegeo": str}) if fmt == "csv"
-              else pd.read_excel(path, sheet_name="municipios", dtype={"cvegeo": str}))
+        if fmt == "csv":
+            df = pd.read_csv(path, encoding="utf-8-sig", dtype={"cvegeo": str})
+        else:  # Spanish headers; the dictionary sheet maps them back to the machine names
+            from riskmap.publish.export import HEADERS
+
+            names = {es: key for key, (es, _) in HEADERS.items()}
+            df = pd.read_excel(path, sheet_name="municipios", dtype=str).rename(columns=names)
+            for col in ("probability", "level_certainty"):
+                df[col] = pd.to_numeric(df[col])
         assert df["rule"].str.startswith("Regla MIRTI (inferida").all()
     elif fmt == "shp":
         with zipfile.ZipFile(path) as zf:
