@@ -24,6 +24,9 @@ PAGES = {
     "descargas": "/descargas",
     "nacional_en": "/?lang=en&capa=probabilidad",
     "ficha_estado": "/estado/22/ficha.html",
+    "ficha_municipio": "/municipio/22006/ficha.html",
+    "tendencias": "/tendencias?a=2017&b=2023",
+    "login": "/login",
 }
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
