@@ -27,6 +27,7 @@ PAGES = {
     "ficha_municipio": "/municipio/22006/ficha.html",
     "tendencias": "/tendencias?a=2017&b=2023",
     "login": "/login",
+    "metodo": "/metodologia/metodo",
 }
 AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
@@ -190,3 +191,36 @@ def test_every_municipality_is_reachable_from_the_keyboard(server, browser):
             "return Array.from(document.querySelectorAll('table.sortable a'))"
             ".map(a => a.pathname.split('/').pop())"))
     assert len(found) == 42
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_outcome_pages_behind_the_login_pass_axe(tmp_path_factory, browser):
+    """/resultados (after signing in through the form) has no violation, on a phone too."""
+    from outcome_helpers import csv_bytes, visit_rows
+    from riskmap.outcomes import db, users, visits
+
+    source = axe_source()
+    data = build_fake_atlas(tmp_path_factory.mktemp("a11y-outcomes"))
+    engine = db.get_engine(db.database_url({"data_dir": str(data)}))
+    users.add_user(engine, "ana", "inspector", "a11y password 1")
+    visits.import_bytes(engine, csv_bytes(visit_rows(120, codes=("22001", "07001", "12003"))),
+                        "v.csv", "ana")
+    for url in serve(data):
+        browser.set_window_size(1280, 900)
+        browser.get(url + "/login?lang=es")
+        browser.find_element("name", "usuario").send_keys("ana")
+        browser.find_element("name", "contrasena").send_keys("a11y password 1")
+        browser.find_element("css selector", "form button[type=submit]").click()
+        for width in (1280, 390):
+            browser.set_window_size(width, 900)
+            open_page(browser, url + "/resultados?edicion=2023")
+            assert "/resultados" in browser.current_url  # signed in, not sent to /login
+            assert _axe(browser, source) == []
+            scroll, client = browser.execute_script(
+                "return [document.documentElement.scrollWidth,"
+                " document.documentElement.clientWidth]")
+            assert scroll <= client
+        shot(browser, "phone_resultados")
+        browser.delete_all_cookies()
+    db.dispose_all()

@@ -33,7 +33,7 @@
       box.setAttribute('aria-label', (cap && cap.textContent.trim()) || document.title);
     }
   });
-  Array.prototype.forEach.call(document.querySelectorAll('.panel, .tablewrap'), function (el) {
+  Array.prototype.forEach.call(document.querySelectorAll('.panel, .tablewrap, pre'), function (el) {
     if (!el.hasAttribute('tabindex') && (el.scrollWidth > el.clientWidth + 1 ||
                                          el.scrollHeight > el.clientHeight + 1)) {
       el.setAttribute('tabindex', '0');
