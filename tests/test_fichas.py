@@ -136,3 +136,14 @@ def test_missing_pdf_library_is_a_clear_503(app, monkeypatch):
                                 headers={"Accept": "application/json"})
     assert res.status_code == 503
     assert "libpango" in res.get_data(as_text=True)  # says what to install
+
+
+def test_state_ficha_on_the_demo_carries_the_trend_decomposition(demo_dir, tmp_path):
+    """With two modelled editions and their census records, the state ficha explains the
+    change: composition and behaviour with intervals, and the sentences of /tendencias."""
+    client = web_app(demo_dir).test_client()
+    text = pdf_text(client.get("/estado/07/ficha.pdf?lang=es").data, tmp_path)
+    assert "Por qué cambió entre 2017 y 2023" in text
+    assert "Composición" in text and "Comportamiento" in text and "IC 95 %" in text
+    text = pdf_text(client.get("/municipio/07001/ficha.pdf?lang=en").data, tmp_path)
+    assert "Why it changed between 2017 and 2023" in text and "Dominant driver" in text

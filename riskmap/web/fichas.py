@@ -25,6 +25,7 @@ from ..model.factors import describe_factor
 from .atlas import _covariate_labels, get_atlas
 from .maps import LEVEL_COLOURS
 from .svgmap import level_map, locator_map
+from .trends import municipal
 
 bp = Blueprint("fichas", __name__)
 
@@ -133,7 +134,33 @@ def state_context(atlas, name: str, cve_ent: str, lang: str) -> dict:
             "counts": _counts(rows), "total": len(rows), "state_mean": _weighted_rate(rows),
             "map_svg": level_map(geo, title=title, label_level=_level_word),
             "domains": _by_domain(top, _domain_labels(lang)), "by_level": by_level,
-            "history": history}
+            "history": history, "trend": state_trend(atlas, cve_ent)}
+
+
+def state_trend(atlas, cve_ent: str) -> dict | None:
+    """The state's decomposition of the change between the oldest and the latest modelled
+    editions (docs/METHOD.md §8), with intervals and the generated sentences; None when it
+    cannot be computed (fewer than two modelled editions, no census records)."""
+    from flask_babel import gettext
+
+    from ..errors import RiskmapError
+    from .trends import modelled, sentences
+
+    usable = modelled(atlas)
+    if len(usable) < 2:
+        return None
+    a, b = usable[0], usable[-1]
+    try:
+        trend = atlas.trend(a, b)
+    except RiskmapError:
+        return None
+    hit = trend.states[trend.states["unit"] == cve_ent]
+    if hit.empty:
+        return None
+    row = hit.iloc[0]
+    place = gettext("la tasa de %(state)s", state=row["name"])
+    return {"a": a, "b": b, "row": {k: jsonable(v) for k, v in row.to_dict().items()},
+            "sentences": sentences(trend, row, place, _covariate_labels(atlas.card(b)))}
 
 
 def municipality_context(atlas, name: str, cvegeo: str, lang: str) -> dict:
@@ -162,7 +189,7 @@ def municipality_context(atlas, name: str, cvegeo: str, lang: str) -> dict:
                 lambda t: t["cvegeo"].isin(near["cvegeo"]) & (t["cvegeo"] != str(cvegeo))
             ].to_dict("records")],
             "domains": _by_domain(factors[:TOP_FACTORS], _domain_labels(lang)),
-            "history": history}
+            "history": history, "trend": municipal(atlas, cvegeo)}
 
 
 def label_factors(factors: list[dict], card: dict, lang: str) -> list[dict]:
