@@ -251,12 +251,16 @@ def _weasyprint():
     return weasyprint
 
 
-def _pdf_response(kind: str, code: str) -> Response:
-    atlas = get_atlas()
-    names = atlas.names()
+def _asked_edition() -> str:
+    """The edition of the request (``edicion``, default the latest)."""
+    names = get_atlas().names()
     if not names:
         raise NotFound("no edition is published in the data directory")
-    name = params.edition(request.args.get("edicion"), names, names[-1])
+    return params.edition(request.args.get("edicion"), names, names[-1])
+
+
+def _pdf_response(kind: str, code: str) -> Response:
+    name = _asked_edition()
     lang = current_lang()
     body = ficha_pdf(kind, name, code, lang)
     filename = f"ficha_{kind}_{code}_{name}_{lang}.pdf"
@@ -289,9 +293,4 @@ def municipio_html(cvegeo):
 
 
 def _html_response(kind: str, code: str) -> str:
-    atlas = get_atlas()
-    names = atlas.names()
-    if not names:
-        raise NotFound("no edition is published in the data directory")
-    name = params.edition(request.args.get("edicion"), names, names[-1])
-    return ficha_html(kind, name, code, current_lang())
+    return ficha_html(kind, _asked_edition(), code, current_lang())
