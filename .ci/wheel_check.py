@@ -120,7 +120,15 @@ def check_pages(base: str) -> int:
     pages = ["/", f"/estado/{cvegeo[:2]}", f"/municipio/{cvegeo}",
              f"/comparar?a={names[0]}&b={latest}", "/focalizacion", "/metodologia",
              "/metodologia/metodo", "/metodologia/METHOD.md", "/descargas",
-             "/api/v1/openapi.json", f"/descargas/{latest}.csv", "/metodologia?lang=en"]
+             "/api/v1/openapi.json", f"/descargas/{latest}.csv", "/metodologia?lang=en",
+             f"/tendencias?a={names[0]}&b={latest}", "/salud", "/login", "/api/v1/",
+             f"/estado/{cvegeo[:2]}/ficha.html", f"/descargas/{latest}.xlsx"]
+    try:  # the PDF ficha needs the Pango library, a system package (.ci/run installs it)
+        import ctypes.util
+        if ctypes.util.find_library("pango-1.0"):
+            pages.append(f"/estado/{cvegeo[:2]}/ficha.pdf")
+    except ImportError:
+        pass
     for path in pages:
         started = time.perf_counter()
         status, body, ctype = get(base, path)
