@@ -70,6 +70,7 @@ def real_geography_atlas(folder: Path, source: Path = MX) -> Path:
     rows["top_factors"] = ""
     rows["se"], rows["var_model"], rows["var_census"] = half / 1.96, (half / 1.96) ** 2, 0.0
     rows["n_records"] = 100
+    rows["level_rule"], rows["level_certainty"] = "significance", np.nan
     card = {"edition": "2023", "year": 2023, "kind": "imported", "vintage": "2020",
             "synthetic": True, "created": "2023-01-01T00:00:00+00:00",
             "sources": ["INEGI Marco Geoestadístico 2020 (simplificado)"],
