@@ -118,3 +118,13 @@ def test_comparison_accepts_ebp_editions(ebp_demo):
     assert len(changes) > 0 and changes["diff"].notna().any()
     html = web_app(ebp_demo).test_client().get("/comparar?a=2019&b=2023&lang=es")
     assert html.status_code == 200
+
+
+def test_trend_of_ebp_editions_says_it_decomposes_the_synthetic_model(ebp_demo):
+    """The decomposition re-scores coefficients and census records (the synthetic model):
+    with EBP editions the page says that their area effects are not decomposed."""
+    client = web_app(ebp_demo).test_client()
+    html = client.get("/tendencias?a=2017&b=2023&lang=es").get_data(as_text=True)
+    assert 'data-note="ebp"' in html and "efectos de área" in html
+    html = client.get("/tendencias?a=2017&b=2023&lang=en").get_data(as_text=True)
+    assert "area effects" in html

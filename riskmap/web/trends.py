@@ -253,7 +253,8 @@ def tendencias():
         improved=improved.to_dict("records"), worsened=worsened.to_dict("records"),
         map=parts, config=config, legend=legend, driver_labels=DRIVER_LABELS,
         withheld=withheld, draws=trend.draws or N_DRAWS, older=older,
-        not_comparable=[labels.get(c, {}).get(lang, c) for c in trend.not_comparable])
+        not_comparable=[labels.get(c, {}).get(lang, c) for c in trend.not_comparable],
+        ebp=[n for n in (a, b) if atlas.card(n).get("estimator") == "ebp"])
 
 
 def municipal(atlas, cvegeo: str) -> dict | None:
