@@ -156,7 +156,7 @@ def test_another_users_worklist_is_neither_visible_nor_deletable(app):
     (item,) = store.list_for(engine, users.authenticate(engine, "ana", PASSWORD))
     beto = signed_in(app, "beto")
     assert "plan de ana" not in beto.get("/focalizacion/guardadas").get_data(as_text=True)
-    token = csrf_of(beto, "/focalizacion/guardadas")
+    token = csrf_of(beto, "/focalizacion")
     r = beto.post(f"/focalizacion/guardadas/{item['id']}/borrar", data={"csrf_token": token})
     assert r.status_code == 404
     assert len(store.list_for(engine, users.authenticate(engine, "ana", PASSWORD))) == 1

@@ -30,7 +30,7 @@ csrf = CSRFProtect()
 WRITE_ENDPOINTS = {"auth.login", "auth.logout", "auth.desactivar", "outcomes.resultados",
                    "outcomes.establecimientos", "outcomes_api.importar", "auth.usuarios",
                    "auth.token", "worklists.guardar", "worklists.borrar",
-                   "worklists_api.crear"}
+                   "worklists_api.focalizaciones"}
 SESSION_HOURS = 8
 
 
@@ -93,6 +93,8 @@ def _private(response):
         response.headers["Cache-Control"] = "private, no-store"
         response.vary.add("Cookie")
         response.vary.add("Authorization")
+        if response.status_code == 401 and request.path.startswith("/api/"):
+            response.headers.setdefault("WWW-Authenticate", 'Bearer realm="riskmap"')
     return response
 
 

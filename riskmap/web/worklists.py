@@ -77,26 +77,23 @@ def borrar(wid: int):
     return redirect(url_for(".guardadas"))
 
 
-@api_bp.get("/focalizaciones")
-@require("inspector", "admin", api=True)
-def listar():
-    """The token holder's saved worklists, newest first."""
-    items = [_public(i) for i in worklists.list_for(engine(), current_user(bearer_only=True))]
-    return jsonify({"ok": True, "data": items, "links": {"self": url_for(".listar")}})
-
-
-@api_bp.post("/focalizaciones")
+@api_bp.route("/focalizaciones", methods=["GET", "POST"])
 @csrf.exempt
 @require("inspector", "admin", api=True)
-def crear():
-    """Save a worklist: JSON ``{"nombre": ..., "consulta": "edicion=...&visitas=..."}``."""
+def focalizaciones():
+    """GET: the token holder's saved worklists, newest first. POST: save one from JSON
+    ``{"nombre": ..., "consulta": "edicion=...&visitas=..."}`` (201)."""
+    user = current_user(bearer_only=True)
+    if request.method == "GET":
+        items = [_public(i) for i in worklists.list_for(engine(), user)]
+        return jsonify({"ok": True, "data": items,
+                        "links": {"self": url_for(".focalizaciones")}})
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise BadParameter("body", "...", message="send a JSON object with 'nombre' and "
                            "'consulta' (the query string of a /focalizacion permalink)")
     query, edition = normalise(_from_string(body.get("consulta", "")))
-    item = worklists.save(engine(), current_user(bearer_only=True), body.get("nombre"),
-                          query, edition)
+    item = worklists.save(engine(), user, body.get("nombre"), query, edition)
     response = jsonify({"ok": True, "data": _public(item)})
     response.status_code = 201
     return response
