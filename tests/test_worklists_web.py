@@ -81,6 +81,34 @@ def test_the_save_form_shows_only_when_signed_in(app):
     assert r.headers["Cache-Control"] == "private, no-store"
 
 
+def test_anonymous_targeting_stays_in_the_response_cache(atlas_dir, db_url):
+    """Anonymous repeats of /focalizacion are answered from the response cache; a signed-in
+    user's page (with its form and CSRF token) is rendered each time and never stored."""
+    import functools
+
+    app = web_app(atlas_dir, database_url=db_url, secret_key="k", cache_check_seconds=0)
+    users.add_user(db.get_engine(db_url), "ana", "inspector", PASSWORD)
+    calls = []
+    view = app.view_functions["pages.focalizacion"]
+
+    @functools.wraps(view)
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return view(*args, **kwargs)
+
+    app.view_functions["pages.focalizacion"] = spy
+    anonymous = app.test_client()
+    first, second = (anonymous.get(f"/focalizacion?{PLAN}") for _ in range(2))
+    assert first.data == second.data and len(calls) == 1
+    client = signed_in(app)
+    pages = [client.get(f"/focalizacion?{PLAN}") for _ in range(2)]
+    assert len(calls) == 3 and all("data-save-worklist" in p.get_data(as_text=True)
+                                   for p in pages)
+    assert "data-save-worklist" not in anonymous.get(f"/focalizacion?{PLAN}").get_data(
+        as_text=True) and len(calls) == 3
+    db.dispose_all()
+
+
 def test_save_list_reopen_and_delete(app):
     engine = app.config["ENGINE"]
     client = signed_in(app)
