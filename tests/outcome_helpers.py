@@ -20,8 +20,8 @@ def reset_database(url: str) -> None:
     db.dispose_all()
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        for table in ("visits", "workplaces", "login_failures", "api_tokens", "audit",
-                      "users", "alembic_version"):
+        for table in ("worklists", "visits", "workplaces", "login_failures", "api_tokens",
+                      "audit", "users", "alembic_version"):
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table} CASCADE")
     engine.dispose()
 

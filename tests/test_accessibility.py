@@ -8,6 +8,7 @@ desktop width and at phone widths; screenshots at 390 px go to test-artifacts/.
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -196,31 +197,44 @@ def test_every_municipality_is_reachable_from_the_keyboard(server, browser):
 @pytest.mark.browser
 @pytest.mark.slow
 def test_outcome_pages_behind_the_login_pass_axe(tmp_path_factory, browser):
-    """/resultados (after signing in through the form) has no violation, on a phone too."""
+    """/resultados, the signed-in targeting page, saved worklists and /usuarios (after signing
+    in through the form) have no violation, on a phone too."""
     from outcome_helpers import csv_bytes, visit_rows
-    from riskmap.outcomes import db, users, visits
+    from riskmap.outcomes import db, users, visits, worklists
 
     source = axe_source()
     data = build_fake_atlas(tmp_path_factory.mktemp("a11y-outcomes"))
     engine = db.get_engine(db.database_url({"data_dir": str(data)}))
-    users.add_user(engine, "ana", "inspector", "a11y password 1")
+    ana = users.add_user(engine, "ana", "inspector", "a11y password 1")
+    users.add_user(engine, "root", "admin", "a11y password 2")
     visits.import_bytes(engine, csv_bytes(visit_rows(120, codes=("22001", "07001", "12003"))),
                         "v.csv", "ana")
+    worklists.save(engine, ana, "Chiapas <alto>", "edicion=2023&visitas=50&estados=07", "2023")
+    pages = {"ana": ("/resultados?edicion=2023", "/focalizacion?visitas=50",
+                     "/focalizacion/guardadas"),
+             "root": ("/usuarios",)}
     for url in serve(data):
-        browser.set_window_size(1280, 900)
-        browser.get(url + "/login?lang=es")
-        browser.find_element("name", "usuario").send_keys("ana")
-        browser.find_element("name", "contrasena").send_keys("a11y password 1")
-        browser.find_element("css selector", "form button[type=submit]").click()
-        for width in (1280, 390):
-            browser.set_window_size(width, 900)
-            open_page(browser, url + "/resultados?edicion=2023")
-            assert "/resultados" in browser.current_url  # signed in, not sent to /login
-            assert _axe(browser, source) == []
-            scroll, client = browser.execute_script(
-                "return [document.documentElement.scrollWidth,"
-                " document.documentElement.clientWidth]")
-            assert scroll <= client
-        shot(browser, "phone_resultados")
-        browser.delete_all_cookies()
+        for name, paths in pages.items():
+            browser.set_window_size(1280, 900)
+            browser.get(url + "/login?lang=es")
+            browser.find_element("name", "usuario").send_keys(name)
+            browser.find_element("name", "contrasena").send_keys(
+                "a11y password 1" if name == "ana" else "a11y password 2")
+            browser.find_element("css selector", "form button[type=submit]").click()
+            deadline = time.monotonic() + 20
+            while "/login" in browser.current_url and time.monotonic() < deadline:
+                time.sleep(0.1)  # the sign-in answers with a redirect
+            for width in (1280, 390):
+                browser.set_window_size(width, 900)
+                for path in paths:
+                    open_page(browser, url + path)
+                    assert path.split("?")[0] in browser.current_url  # not sent to /login
+                    assert _axe(browser, source) == [], path
+                    scroll, client = browser.execute_script(
+                        "return [document.documentElement.scrollWidth,"
+                        " document.documentElement.clientWidth]")
+                    assert scroll <= client, path
+            if name == "ana":
+                shot(browser, "phone_resultados")
+            browser.delete_all_cookies()
     db.dispose_all()

@@ -36,6 +36,7 @@ CASES = [
     ("/api/v1/geometria/1999.topojson", 404, "stored: 2015, 2020"),
     ("/api/v1/resultados/resumen", 401, "authentication required"),
     ("/api/v1/resultados", 405, "method GET is not allowed"),
+    ("/api/v1/focalizaciones", 401, "authentication required"),
     ("/api/v1/no-existe", 404, "/api/v1/no-existe"),
 ]
 

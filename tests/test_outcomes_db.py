@@ -22,10 +22,10 @@ def engine(db_url):
 def test_migrations_create_the_schema_once(engine):
     names = set(sa.inspect(engine).get_table_names())
     assert {"users", "api_tokens", "visits", "audit", "login_failures", "workplaces",
-            "alembic_version"} <= names
+            "worklists", "alembic_version"} <= names
     db.upgrade(engine)  # a second upgrade is a no-op
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0003"
 
 
 def test_users_roles_tokens(engine):
@@ -193,6 +193,43 @@ def test_upgrade_from_the_first_revision_keeps_the_data(db_url):
     assert "workplaces" in sa.inspect(upgraded).get_table_names()
     assert visits.count(upgraded) == 5
     db.dispose_all()
+
+
+def test_upgrade_from_0002_with_data_then_worklists_work(db_url):
+    """A database at 0002 (accounts, visits, workplaces stored) gains the worklist table on
+    first use; the data stays, worklists save per user and go away with a downgrade."""
+    from alembic import command
+    from alembic.config import Config
+
+    from riskmap.outcomes import worklists
+
+    engine = sa.create_engine(db_url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(db.MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+    assert "worklists" not in sa.inspect(engine).get_table_names()
+    visits.import_bytes(engine, csv_bytes(visit_rows(7)), "a.csv", "ana")
+    visits.replace_workplaces(engine, b"cvegeo,count\n01001,4\n", "k.csv", "root")
+    ana = users.add_user(engine, "ana", "inspector", "a long password")
+    engine.dispose()
+    upgraded = db.get_engine(db_url)
+    assert "worklists" in sa.inspect(upgraded).get_table_names()
+    assert visits.count(upgraded) == 7 and len(visits.stored_workplaces(upgraded)) == 1
+    assert users.authenticate(upgraded, "ana", "a long password") == ana
+    worklists.save(upgraded, ana, "norte", "edicion=2023&visitas=5", "2023")
+    with pytest.raises(InputError, match="already have a worklist named 'norte'"):
+        worklists.save(upgraded, ana, "norte ", "edicion=2023&visitas=9", "2023")
+    assert [w["query"] for w in worklists.list_for(upgraded, ana)] == ["edicion=2023&visitas=5"]
+    db.dispose_all()
+    engine = sa.create_engine(db_url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0002")
+    assert "worklists" not in sa.inspect(engine).get_table_names()
+    assert visits.count(engine) == 7
+    engine.dispose()
 
 
 def test_workplace_table_replace(engine):

@@ -84,6 +84,17 @@ login_failures = sa.Table(
     sa.Index("ix_login_failures_key_at", "key", "at"),
 )
 
+worklists = sa.Table(
+    "worklists", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(80), nullable=False),
+    sa.Column("query", sa.Text, nullable=False),
+    sa.Column("edition", sa.String(64), nullable=False),
+    sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("user_id", "name", name="uq_worklists_user_name"),
+)
+
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 

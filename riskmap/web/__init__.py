@@ -82,7 +82,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["SEND_FILE_MAX_AGE_DEFAULT"] = settings["cache_max_age"]
     Babel(app, locale_selector=select_locale)
 
-    from . import atlas, errors, pages, api, downloads, fichas, method, trends, auth, outcomes
+    from . import atlas, errors, pages, api, downloads, fichas, method, trends, auth, outcomes, worklists
 
     atlas.init_app(app)
     errors.init_app(app)
@@ -94,6 +94,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(trends.bp)
     auth.init_app(app)  # login, sessions, CSRF; the outcomes pages and API need it
     outcomes.init_app(app)
+    worklists.init_app(app)
 
     app.add_url_rule("/assets/leaflet/<path:filename>", "leaflet_asset", _leaflet_asset)
     app.jinja_env.globals.update(_=gettext, url_for=url_for, csp_nonce=_csp_nonce,

@@ -28,7 +28,9 @@ bp = Blueprint("auth", __name__)
 csrf = CSRFProtect()
 #: Endpoints that accept POST (the rest of the service is read-only).
 WRITE_ENDPOINTS = {"auth.login", "auth.logout", "auth.desactivar", "outcomes.resultados",
-                   "outcomes.establecimientos", "outcomes_api.importar"}
+                   "outcomes.establecimientos", "outcomes_api.importar", "auth.usuarios",
+                   "auth.token", "worklists.guardar", "worklists.borrar",
+                   "worklists_api.focalizaciones"}
 SESSION_HOURS = 8
 
 
@@ -91,6 +93,8 @@ def _private(response):
         response.headers["Cache-Control"] = "private, no-store"
         response.vary.add("Cookie")
         response.vary.add("Authorization")
+        if response.status_code == 401 and request.path.startswith("/api/"):
+            response.headers.setdefault("WWW-Authenticate", 'Bearer realm="riskmap"')
     return response
 
 
@@ -199,12 +203,37 @@ def logout():
     return redirect(url_for("pages.index"))
 
 
-@bp.get("/usuarios")
+@bp.route("/usuarios", methods=["GET", "POST"])
 @require("admin")
 def usuarios():
-    """Accounts (admins only): names, roles, state."""
+    """Accounts (admins only): names, roles, state; the form adds an account."""
+    errors, added, status = [], None, 200
+    if request.method == "POST":
+        name = (request.form.get("usuario") or "").strip()
+        password = request.form.get("contrasena") or ""
+        if password != (request.form.get("contrasena2") or ""):
+            errors, status = [_("Las dos contraseñas no coinciden.")], 400
+        else:
+            try:
+                added = users.add_user(engine(), name, request.form.get("rol") or "",
+                                       password, actor=current_user().name).name
+            except RiskmapError as exc:
+                errors, status = [exc.message], exc.status
+    return _accounts_page(errors=errors, added=added), status
+
+
+def _accounts_page(**extra):
     return render_template("usuarios.html", accounts=users.list_users(engine()),
-                           user=current_user())
+                           user=current_user(), roles=users.ROLES,
+                           min_password=users.MIN_PASSWORD, **extra)
+
+
+@bp.post("/usuarios/<name>/token")
+@require("admin")
+def token(name: str):
+    """Issue a new API token for an account (revoking its earlier one); shown this once."""
+    issued = users.issue_token(engine(), name, actor=current_user().name)
+    return _accounts_page(token={"name": name, "value": issued})
 
 
 @bp.post("/usuarios/<name>/desactivar")

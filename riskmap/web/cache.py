@@ -430,7 +430,8 @@ def warm(app, languages=("es", "en")) -> dict:
     paths = []
     for rule in app.url_map.iter_rules():
         # pages and API behind the login are never cached
-        private = rule.endpoint.split(".")[0] in ("auth", "outcomes", "outcomes_api")
+        private = rule.endpoint.split(".")[0] in ("auth", "outcomes", "outcomes_api", "worklists",
+                                                 "worklists_api")
         if ("GET" in rule.methods and not rule.arguments and not private and rule.endpoint
                 not in ("static", "salud") and not rule.rule.endswith((".csv", ".xlsx"))):
             paths.append(rule.rule)

@@ -348,4 +348,36 @@ def _outcome_paths() -> dict:
                 "schema": {"type": "object", "properties": {
                     "ok": {"const": True}, "data": {"$ref": "#/components/schemas/Resumen"}}}}}},
                 **_errors(400, 401, 403, 404)}}},
+        **_worklist_paths(secured),
     }
+
+
+def _worklist_paths(secured: list) -> dict:
+    """Named worklists of the token holder (inspector or admin)."""
+    item = {"type": "object", "required": ["id", "nombre", "consulta", "edicion", "creada"],
+            "properties": {"id": {"type": "integer"}, "nombre": _STR, "consulta": _STR,
+                           "edicion": _STR, "creada": dict(_STR, format="date-time"),
+                           "enlace": _STR}}
+
+    def answer(data: dict, description: str) -> dict:
+        return {"description": description, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["ok", "data"],
+            "properties": {"ok": {"const": True}, "data": data,
+                           "links": {"type": "object"}}}}}}
+
+    return {"/focalizaciones": {
+        "get": {"operationId": "listWorklists", "security": secured,
+                "summary": "The token holder's saved worklists, newest first.",
+                "responses": {"200": answer({"type": "array", "items": item}, "Worklists."),
+                              **_errors(401, 403)}},
+        "post": {"operationId": "saveWorklist", "security": secured,
+                 "summary": "Save a targeting plan under a name (1-80 characters, unique per "
+                            "user). `consulta` is the query string of a /focalizacion "
+                            "permalink; it is validated and stored normalised.",
+                 "requestBody": {"required": True, "content": {"application/json": {
+                     "schema": {"type": "object", "required": ["nombre", "consulta"],
+                                "properties": {"nombre": dict(_STR, minLength=1, maxLength=80),
+                                               "consulta": dict(_STR, examples=[
+                                                   "edicion=2023&visitas=500"])}}}}},
+                 "responses": {"201": answer(item, "Saved."),
+                               **_errors(400, 401, 403, 404)}}}}

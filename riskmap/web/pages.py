@@ -459,6 +459,7 @@ def assumptions(query: dict, inputs: dict) -> list[str]:
 @cache.depends_on(outcomes_version)
 def focalizacion():
     """Inspection targeting: greedy allocation of visits, worklist table and map."""
+    from .auth import current_user  # None for anonymous visitors (no session is read)
     from .outcomes import targeting_inputs
 
     atlas = get_atlas()
@@ -492,7 +493,8 @@ def focalizacion():
         worklist=worklist.to_dict("records"), columns=[(c, WORKLIST_COLUMNS[c]) for c in worklist.columns],
         map=parts, config=cfg, legend=legend, totals=totals, export_query=export_query,
         levels=LEVELS, lam=inputs["lam"], assumptions=assumptions(query, inputs),
-        limits={"max_visits": params.MAX_VISITS, "max_cooldown": params.MAX_COOLDOWN})
+        limits={"max_visits": params.MAX_VISITS, "max_cooldown": params.MAX_COOLDOWN},
+        user=current_user())
 
 
 def _union_bbox(states: list[dict], codes: list[str]):

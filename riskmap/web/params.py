@@ -221,3 +221,18 @@ def targeting(args, editions: Sequence[str], default_edition: str | None, states
     recientes = choice("recientes", args.get("recientes"), ("0", "1"), "0") == "1"
     return {"edicion": edicion, "visitas": visitas, "criterio": criterio, "estados": estados,
             "niveles": niveles, "enfriamiento": enfriamiento, "recientes": recientes}
+
+
+def targeting_query_string(query: Mapping) -> str:
+    """The normalised query string of validated targeting values (:func:`targeting`'s result):
+    fixed key order, lists repeated and sorted, ``enviado=1`` so that an empty level list stays
+    empty. Two requests for the same plan give the same string (the plan's permalink)."""
+    from urllib.parse import urlencode
+
+    pairs = [("edicion", query["edicion"]), ("visitas", int(query["visitas"])),
+             ("criterio", query["criterio"])]
+    pairs += [("estados", s) for s in sorted(query["estados"])]
+    pairs += [("niveles", n) for n in sorted(query["niveles"])]
+    pairs += [("enfriamiento", int(query["enfriamiento"])),
+              ("recientes", int(bool(query["recientes"]))), ("enviado", 1)]
+    return urlencode(pairs)
