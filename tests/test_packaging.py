@@ -183,8 +183,10 @@ def test_method_document_is_served_and_linked(client):
 
 def test_nothing_in_the_repository_points_outside_it():
     """Code, docs, specs and templates cite docs/METHOD.md or docs/DESIGN.md, nothing beside."""
-    outside = re.compile(r"shared/docs|steering|ARCHITECTURE\.md|INEGI_MICRODATA\.md"
-                         r"|(?<![/\w\"`])(?<!\]\()METHOD\.md")
+    # The names are joined from pieces so that this file does not match its own pattern.
+    names = ["shared" + "/docs", "steer" + "ing", "ARCHITECTURE" + r"\.md",
+             "INEGI_MICRODATA" + r"\.md"]
+    outside = re.compile("|".join(names) + r"|(?<![/\w\"`])(?<!\]\()METHOD\.md")
     offenders = []
     files = [ROOT / "README.md", ROOT / "setup.py", ROOT / "pyproject.toml", ROOT / "wsgi.py"]
     for folder in ("riskmap", "templates", "models", "docs", "tests", "bench", ".ci"):

@@ -143,17 +143,12 @@ def state_trend(atlas, cve_ent: str) -> dict | None:
     cannot be computed (fewer than two modelled editions, no census records)."""
     from flask_babel import gettext
 
-    from ..errors import RiskmapError
-    from .trends import modelled, sentences
+    from .trends import default_trend, sentences
 
-    usable = modelled(atlas)
-    if len(usable) < 2:
+    found = default_trend(atlas)
+    if found is None:
         return None
-    a, b = usable[0], usable[-1]
-    try:
-        trend = atlas.trend(a, b)
-    except RiskmapError:
-        return None
+    a, b, trend = found
     hit = trend.states[trend.states["unit"] == cve_ent]
     if hit.empty:
         return None

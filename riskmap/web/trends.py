@@ -257,10 +257,9 @@ def tendencias():
         ebp=[n for n in (a, b) if atlas.card(n).get("estimator") == "ebp"])
 
 
-def municipal(atlas, cvegeo: str) -> dict | None:
-    """The default pair's decomposition for one municipality (for its page), or None when
-    it cannot be computed (imported editions, no census records, a code of another
-    geography)."""
+def default_trend(atlas):
+    """``(a, b, trend)`` for the oldest and the latest modelled editions, or None when there
+    are fewer than two or they cannot be decomposed (no census records)."""
     from ..errors import RiskmapError
 
     usable = modelled(atlas)
@@ -268,9 +267,19 @@ def municipal(atlas, cvegeo: str) -> dict | None:
         return None
     a, b = usable[0], usable[-1]
     try:
-        trend = atlas.trend(a, b)
+        return a, b, atlas.trend(a, b)
     except RiskmapError:
         return None
+
+
+def municipal(atlas, cvegeo: str) -> dict | None:
+    """The default pair's decomposition for one municipality (for its page), or None when
+    it cannot be computed (imported editions, no census records, a code of another
+    geography)."""
+    found = default_trend(atlas)
+    if found is None:
+        return None
+    a, b, trend = found
     rows = trend.municipalities
     hit = rows[rows["unit"] == str(cvegeo)]
     if hit.empty or finite(hit.iloc[0]["change"]) is None:
