@@ -71,25 +71,13 @@ def calibration_plot(table: list[dict], size: int = 300) -> dict | None:
 
     pts = [(float(predicted(r)), float(r.get("observed")), r.get("n"))
            for r in table if predicted(r) is not None and r.get("observed") is not None]
-    if not pts:
+    pts = [(p, o, n) for p, o, n in pts if math.isfinite(p) and math.isfinite(o)]
+    chart = scatter_plot([(p, o) for p, o, _ in pts], size)
+    if chart is None:
         return None
-    pad = 40
-    top = max(max(p for p, _, _ in pts), max(o for _, o, _ in pts))
-    top = math.ceil(top * 10 - 1e-9) / 10 if top > 0 else 0.1
-    inner = size - 2 * pad
-
-    def sx(v):
-        return round(pad + inner * v / top, 1)
-
-    def sy(v):
-        return round(size - pad - inner * v / top, 1)
-
-    ticks = [round(top * k / 4, 4) for k in range(5)]
-    return {"size": size, "pad": pad, "max": top,
-            "ticks": [{"v": t, "x": sx(t), "y": sy(t)} for t in ticks],
-            "points": [{"x": sx(p), "y": sy(o), "predicted": p, "observed": o, "n": n}
-                       for p, o, n in pts],
-            "diag": {"x0": sx(0), "y0": sy(0), "x1": sx(top), "y1": sy(top)}}
+    chart["points"] = [{"x": q["x"], "y": q["y"], "predicted": p, "observed": o, "n": n}
+                       for q, (p, o, n) in zip(chart["points"], pts)]
+    return chart
 
 
 def waterfall(steps: list[dict], width: int = 680) -> dict | None:
