@@ -56,7 +56,7 @@ from scipy.special import expit, logit
 
 from .ebp import MixedLogit, posterior_nodes
 from .logit import design_meat
-from .score import Z95, _columns, _groups
+from .score import Z95, _groups, census_columns
 
 _CHUNK = 1 << 17
 CV_MAX = 0.20
@@ -275,7 +275,7 @@ def ebp_municipalities(survey: pd.DataFrame, census: pd.DataFrame, covariates, c
         f"survey records in {len(pd.unique(gs)):,} municipalities")
     model = MixedLogit(n_nodes=n_nodes).fit(survey[covariates], y, gs, ws)
 
-    cols, v = _columns(census, covariates)
+    cols, v = census_columns(census, covariates)
     gc, index = _groups(census, codes)
     keep = gc >= 0
     Xc = np.column_stack(cols)[keep] if cols else np.zeros((int(keep.sum()), 0))

@@ -31,8 +31,10 @@ SCORE_COLUMNS = ("children", "probability", "var_model", "var_census", "se", "ci
 _CHUNK = 1 << 20
 
 
-def _columns(census: pd.DataFrame, covariates) -> tuple[list[np.ndarray], np.ndarray]:
-    """Float64 views of the covariate columns and the weights, validated."""
+def census_columns(census: pd.DataFrame, covariates) -> tuple[list[np.ndarray], np.ndarray]:
+    """Float64 views of the covariate columns and the weights, validated (numeric, finite,
+    weights > 0; one-line errors naming column and row): shared by scoring, the EBP and the
+    trend decomposition."""
     missing = [c for c in ["cvegeo", "weight", *covariates] if c not in census.columns]
     if missing:
         raise InputError("census records lack column(s): " + ", ".join(missing))
@@ -123,7 +125,7 @@ def score_municipalities(model, census: pd.DataFrame, covariates, codes=None, z=
     covariates = list(covariates)
     coef = _coefficients(model, covariates)
     V = np.asarray(model.cov_, dtype=np.float64)
-    cols, v = _columns(census, covariates)
+    cols, v = census_columns(census, covariates)
     g, index = _groups(census, codes)
     M, k1 = len(index), len(coef)
     n = len(census)
@@ -227,7 +229,7 @@ def municipal_means(census: pd.DataFrame, covariates, codes=None) -> pd.DataFram
     DataFrame
     """
     covariates = list(covariates)
-    cols, v = _columns(census, covariates)
+    cols, v = census_columns(census, covariates)
     g, index = _groups(census, codes)
     keep = g >= 0
     gk, vk = g[keep], v[keep]
@@ -248,7 +250,7 @@ def national_means(census: pd.DataFrame, covariates) -> pd.Series:
         Indexed by covariate name.
     """
     covariates = list(covariates)
-    cols, v = _columns(census, covariates)
+    cols, v = census_columns(census, covariates)
     total = v.sum()
     return pd.Series([float(np.dot(v, col) / total) for col in cols], index=covariates,
                      dtype=np.float64)

@@ -16,6 +16,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import InputError
+from .score import census_columns
 
 #: A Yun denominator smaller than this fraction of the sum of its absolute terms is "near zero".
 NEAR_ZERO = 0.1
@@ -59,34 +60,12 @@ def home_codes(census: pd.DataFrame, home: dict) -> tuple[np.ndarray, list]:
     return index, mapped
 
 
-def _weights(census: pd.DataFrame) -> np.ndarray:
-    v = pd.to_numeric(census["weight"], errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(v) | (v <= 0)
-    if bad.any():
-        raise InputError("weights must be finite and > 0", column="weight",
-                         row=int(np.flatnonzero(bad)[0]))
-    return v
-
-
-def _column(census: pd.DataFrame, name: str) -> np.ndarray:
-    """A covariate column as float64 (a view when it already is), checked finite."""
-    try:
-        col = census[name].to_numpy(dtype=np.float64, na_value=np.nan)
-    except (TypeError, ValueError):
-        raise InputError("must be numeric", column=name) from None
-    bad = ~np.isfinite(col)
-    if bad.any():
-        raise InputError("missing or infinite value", column=name,
-                         row=int(np.flatnonzero(bad)[0]))
-    return col
-
-
 def unit_means(census: pd.DataFrame, covariates: list, g: np.ndarray, U: int) -> np.ndarray:
     """Children-weighted means of ``covariates`` per unit (national mean where none)."""
     if not covariates:
         return np.zeros((U, 0))
-    v = _weights(census)
-    X = np.column_stack([_column(census, c) for c in covariates])
+    cols, v = census_columns(census, covariates)
+    X = np.column_stack(cols)
     W = sp.csc_matrix((v, g.astype(np.int32), np.arange(len(v) + 1)), shape=(U, len(v)))
     total = np.asarray(W.sum(axis=1)).ravel()
     sums = W @ X
@@ -106,9 +85,10 @@ def accumulate(census, union, fill, g, U, Bmat, gradients) -> dict:
     a sparse matrix (one column per record, its weight in its unit's row) with the chunk's
     design matrix.
     """
-    v = _weights(census)
+    own, v = census_columns(census, [c for c in union if c not in fill])
+    own = iter(own)
     n, m, T = len(v), Bmat.shape[0], Bmat.shape[1]
-    cols = [None if c in fill else _column(census, c) for c in union]
+    cols = [None if c in fill else next(own) for c in union]
     X, S = np.zeros((U, m)), np.zeros((U, T))
     G = np.zeros((2, U, m)) if gradients else None
     Bt = np.ascontiguousarray(Bmat.T)
