@@ -82,7 +82,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.config["SEND_FILE_MAX_AGE_DEFAULT"] = settings["cache_max_age"]
     Babel(app, locale_selector=select_locale)
 
-    from . import atlas, errors, pages, api, downloads, fichas, method, trends, auth, outcomes, worklists
+    from . import (api, atlas, auth, downloads, errors, fichas, method, outcomes, pages, trends,
+                   worklists)
 
     atlas.init_app(app)
     errors.init_app(app)
